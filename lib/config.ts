@@ -1,0 +1,184 @@
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { DIALECTS, DIALECT_NAMES, RESERVED_PARAMS, type DialectName, type DialectSpec } from './dialects';
+import { ConfigurationError } from './errors';
+
+// The connections file, read by the functions at cold start and by the CDK app at synth time: one schema, one
+// loader. It fails fast, and its message names the bad field.
+
+export const CONNECTION_ID = /^[A-Za-z0-9._-]{1,128}$/;
+// An IAM role or user ARN; `*` may stand for part of one segment (see policy.ts).
+const PRINCIPAL_PATTERN = /^arn:aws[a-z-]*:iam::(\d{12}|\*):(role|user)\/[A-Za-z0-9+=,.@_\-/*]+$/;
+
+const Principal = z
+  .string()
+  .regex(PRINCIPAL_PATTERN, 'must be an IAM role or user ARN, e.g. arn:aws:iam::111111111111:role/name');
+
+const Seconds = (min: number, max: number) => z.number().int().min(min).max(max);
+
+const ConnectionInput = z
+  .object({
+    id: z.string().regex(CONNECTION_ID, 'must be 1-128 characters of A-Z a-z 0-9 . _ -'),
+    dialect: z.enum(DIALECT_NAMES).default('oauth2'),
+    tokenUrl: z.string().optional(),
+    secretId: z.string().min(1).max(2048),
+    callers: z.array(Principal).default([]),
+    maxTtl: Seconds(1, 86_400).default(900),
+    refreshBefore: Seconds(0, 86_400).default(120),
+    prewarm: z.boolean().default(false),
+    // Generic engine fields: a preset's own values can be overridden with them.
+    grantType: z.enum(['client_credentials', 'password', 'static']).optional(),
+    clientAuth: z.enum(['basic', 'body']).optional(),
+    bodyFormat: z.enum(['form', 'json']).optional(),
+    scope: z.string().min(1).max(1024).optional(),
+    audience: z.string().min(1).max(1024).optional(),
+    params: z.record(z.string(), z.string().max(4096)).optional(),
+    usernameTemplate: z.string().includes('{login}', { message: 'must contain {login}' }).optional(),
+    defaultLifetime: Seconds(1, 31_622_400).optional(),
+    staticScheme: z.enum(['basic', 'bearer']).optional(),
+  })
+  .strict();
+
+const ConfigInput = z
+  .object({
+    connections: z.array(ConnectionInput),
+    admins: z.array(Principal).default([]),
+  })
+  .strict();
+
+export type ConnectionInput = z.input<typeof ConnectionInput>;
+export type BrokerConfigInput = z.input<typeof ConfigInput>;
+
+export interface Connection {
+  id: string;
+  dialectName: DialectName;
+  /** The preset merged with the connection's own fields. */
+  dialect: DialectSpec;
+  /** Absent only for `static` grants, which never call a vendor. */
+  tokenUrl?: URL;
+  secretId: string;
+  callers: string[];
+  maxTtl: number;
+  refreshBefore: number;
+  prewarm: boolean;
+}
+
+export interface BrokerConfig {
+  connections: Connection[];
+  byId: ReadonlyMap<string, Connection>;
+  admins: string[];
+}
+
+export interface ConfigOptions {
+  /** Local mode: plain http is accepted for loopback token URLs (the sandbox vendor, test vendors). */
+  allowLoopbackHttp?: boolean;
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/** Throws a ConfigurationError naming the problem when a token URL may not be used. */
+export function checkTokenUrl(raw: string, opts: ConfigOptions, where: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigurationError(`${where}: is not a URL`);
+  }
+  if (url.username || url.password) throw new ConfigurationError(`${where}: must not carry credentials`);
+  if (url.protocol === 'https:') return url;
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) {
+    if (opts.allowLoopbackHttp) return url;
+    throw new ConfigurationError(`${where}: plain http is accepted only for loopback addresses in local mode`);
+  }
+  throw new ConfigurationError(`${where}: must be an https URL`);
+}
+
+function formatIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`))
+    .join('');
+  // zod's messages name types and limits, never the offending value.
+  return `${path || '(root)'}: ${issue.message}`;
+}
+
+function resolveConnection(c: z.output<typeof ConnectionInput>, index: number, opts: ConfigOptions): Connection {
+  const where = (field: string) => `connections[${index}].${field} (${c.id})`;
+  const preset: DialectSpec = DIALECTS[c.dialect];
+  const dialect: DialectSpec = { ...preset };
+  for (const key of [
+    'grantType',
+    'clientAuth',
+    'bodyFormat',
+    'scope',
+    'audience',
+    'usernameTemplate',
+    'defaultLifetime',
+    'staticScheme',
+  ] as const) {
+    if (c[key] !== undefined) (dialect as unknown as Record<string, unknown>)[key] = c[key];
+  }
+  if (c.params) dialect.params = { ...(preset.params ?? {}), ...c.params };
+
+  for (const required of dialect.requires ?? []) {
+    if (!dialect[required]) throw new ConfigurationError(`${where(required)}: the ${c.dialect} dialect requires it`);
+  }
+  for (const key of Object.keys(c.params ?? {})) {
+    if ((RESERVED_PARAMS as readonly string[]).includes(key)) {
+      throw new ConfigurationError(`${where(`params.${key}`)}: is written by the engine and cannot be overridden`);
+    }
+  }
+  if (dialect.grantType === 'static') {
+    dialect.staticScheme ??= 'bearer';
+    return { ...common(c, dialect) };
+  }
+  if (!c.tokenUrl) throw new ConfigurationError(`${where('tokenUrl')}: is required for the ${c.dialect} dialect`);
+  return { ...common(c, dialect), tokenUrl: checkTokenUrl(c.tokenUrl, opts, where('tokenUrl')) };
+}
+
+function common(c: z.output<typeof ConnectionInput>, dialect: DialectSpec): Connection {
+  return {
+    id: c.id,
+    dialectName: c.dialect,
+    dialect,
+    secretId: c.secretId,
+    callers: c.callers,
+    maxTtl: c.maxTtl,
+    refreshBefore: c.refreshBefore,
+    prewarm: c.prewarm,
+  };
+}
+
+/** Validates a parsed configuration object. */
+export function parseConfig(input: unknown, opts: ConfigOptions = {}): BrokerConfig {
+  const parsed = ConfigInput.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigurationError(`invalid configuration: ${parsed.error.issues.map(formatIssue).join('; ')}`);
+  }
+  const connections = parsed.data.connections.map((c, i) => resolveConnection(c, i, opts));
+  const byId = new Map<string, Connection>();
+  for (const c of connections) {
+    if (byId.has(c.id)) throw new ConfigurationError(`invalid configuration: connection id ${c.id} appears twice`);
+    byId.set(c.id, c);
+  }
+  return { connections, byId, admins: parsed.data.admins };
+}
+
+/** Reads and validates the connections file. */
+export function loadConfig(path: string, opts: ConfigOptions = {}): BrokerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigurationError(`cannot read the configuration file ${path}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigurationError(`the configuration file ${path} is not valid JSON`, { cause: err });
+  }
+  return parseConfig(json, opts);
+}

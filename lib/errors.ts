@@ -1,0 +1,158 @@
+// One error hierarchy for the whole broker. Every error a caller can see carries a stable problem `code` and an
+// HTTP `status`; messages are written here, from safe parts only, never from secrets, passwords or tokens.
+
+export type ProblemCode =
+  | 'invalid_request'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'vendor_rejected_credentials'
+  | 'vendor_protocol_error'
+  | 'rate_limited'
+  | 'vendor_unavailable'
+  | 'vendor_timeout'
+  | 'misconfigured'
+  | 'internal_error';
+
+export interface ErrorContext {
+  connection?: string;
+  [key: string]: string | number | boolean | undefined;
+}
+
+export class BrokerError extends Error {
+  readonly code: ProblemCode;
+  readonly status: number;
+  /** Seconds a caller should wait before trying again (sent as Retry-After). */
+  readonly retryAfter: number | undefined;
+  readonly context: ErrorContext;
+
+  constructor(
+    code: ProblemCode,
+    status: number,
+    message: string,
+    opts: { cause?: unknown; retryAfter?: number; context?: ErrorContext } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.retryAfter = opts.retryAfter;
+    this.context = opts.context ?? {};
+  }
+
+  /** A caller's mistake (4xx) may be explained to the caller; anything else is shown by code only. */
+  get expose(): boolean {
+    return this.status < 500 || this.code.startsWith('vendor_');
+  }
+}
+
+type Opts = ConstructorParameters<typeof BrokerError>[3];
+
+export class InvalidRequestError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('invalid_request', 400, message, opts);
+  }
+}
+
+export class UnauthenticatedError extends BrokerError {
+  constructor(message = 'The request is not signed, or its signature does not match.', opts?: Opts) {
+    super('unauthenticated', 401, message, opts);
+  }
+}
+
+export class ForbiddenError extends BrokerError {
+  // One message for "unknown connection" and "not yours": the API must not be an existence oracle.
+  constructor(opts?: Opts) {
+    super('forbidden', 403, 'This caller may not use this connection, or it does not exist.', opts);
+  }
+}
+
+export class VendorRejectedCredentialsError extends BrokerError {
+  readonly vendorStatus: number | undefined;
+  readonly vendorError: string | undefined;
+  constructor(message: string, opts?: Opts & { vendorStatus?: number; vendorError?: string }) {
+    super('vendor_rejected_credentials', 502, message, opts);
+    this.vendorStatus = opts?.vendorStatus;
+    this.vendorError = opts?.vendorError;
+  }
+}
+
+export class VendorProtocolError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('vendor_protocol_error', 502, message, opts);
+  }
+}
+
+export class RateLimitedError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('rate_limited', 429, message, opts);
+  }
+}
+
+export class VendorUnavailableError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('vendor_unavailable', 503, message, opts);
+  }
+}
+
+export class VendorTimeoutError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('vendor_timeout', 504, message, opts);
+  }
+}
+
+/** The broker's own set-up is wrong (bad config, a secret without the keys its dialect needs). Operators fix it. */
+export class ConfigurationError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('misconfigured', 500, message, opts);
+  }
+}
+
+export function isBrokerError(err: unknown): err is BrokerError {
+  return err instanceof BrokerError;
+}
+
+/** Errors after which another attempt may succeed without anyone changing anything. */
+export function isTransient(err: unknown): boolean {
+  return err instanceof VendorUnavailableError || err instanceof VendorTimeoutError;
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: ProblemCode;
+  detail?: string;
+  instance?: string;
+}
+
+const TITLES: Record<ProblemCode, string> = {
+  invalid_request: 'Invalid request',
+  unauthenticated: 'Unauthenticated',
+  forbidden: 'Forbidden',
+  vendor_rejected_credentials: 'The vendor rejected the credentials',
+  vendor_protocol_error: 'The vendor answered something that is not a usable token',
+  rate_limited: 'Too many requests',
+  vendor_unavailable: 'The vendor is unavailable',
+  vendor_timeout: 'The vendor did not answer in time',
+  misconfigured: 'The broker is misconfigured',
+  internal_error: 'Internal error',
+};
+
+/**
+ * The one place errors become RFC 9457 problem documents. Unknown errors become a bare 500 with no detail, so
+ * nothing internal (and no secret a library put in a message) reaches a caller.
+ */
+export function toProblem(err: unknown, instance?: string): { problem: Problem; retryAfter?: number } {
+  const e = isBrokerError(err) ? err : undefined;
+  const code: ProblemCode = e?.code ?? 'internal_error';
+  const status = e?.status ?? 500;
+  const problem: Problem = {
+    type: `https://token-broker.internal/problems/${code.replace(/_/g, '-')}`,
+    title: TITLES[code],
+    status,
+    code,
+  };
+  if (e?.expose) problem.detail = e.message;
+  if (instance) problem.instance = instance;
+  return e?.retryAfter !== undefined ? { problem, retryAfter: e.retryAfter } : { problem };
+}

@@ -1,0 +1,38 @@
+import { parseConfig, type Connection, type ConnectionInput } from '../../lib/config';
+import type { SandboxVendor, VendorKind } from '../../lib/local/sandbox-vendor';
+
+/** The connection (as the config file would give it) that talks to one sandbox vendor in its own dialect. */
+export const DIALECT_OF: Record<VendorKind, string> = {
+  digitaleo: 'digitaleo',
+  docoon: 'docoon',
+  digishare: 'digishare',
+  'usage-engine': 'usage-engine',
+  jwt: 'oauth2',
+};
+
+export function vendorConnectionInput(
+  vendor: SandboxVendor,
+  kind: VendorKind,
+  extra: Partial<ConnectionInput> = {},
+): ConnectionInput {
+  return {
+    id: `${kind}-test`,
+    dialect: DIALECT_OF[kind] as ConnectionInput['dialect'],
+    tokenUrl: vendor.tokenUrl(kind),
+    secretId: `broker/${kind}-test`,
+    callers: ['arn:aws:iam::111111111111:role/caller'],
+    ...(kind === 'usage-engine' ? { audience: vendor.account(kind).audiences?.[0] } : {}),
+    ...extra,
+  };
+}
+
+export function connectionFor(vendor: SandboxVendor, kind: VendorKind, extra: Partial<ConnectionInput> = {}): Connection {
+  const config = parseConfig({ connections: [vendorConnectionInput(vendor, kind, extra)] }, { allowLoopbackHttp: true });
+  return config.connections[0] as Connection;
+}
+
+/** The secret JSON a connection to that sandbox vendor needs. */
+export function secretFor(vendor: SandboxVendor, kind: VendorKind): Record<string, string> {
+  const { audiences: _a, ...secret } = vendor.account(kind);
+  return secret as Record<string, string>;
+}

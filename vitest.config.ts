@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    benchmark: { include: ['test/**/*.bench.ts'] },
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    // Real servers on loopback and dynalite: a couple of workers is all 2 cores can give.
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});
