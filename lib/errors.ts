@@ -11,6 +11,7 @@ export type ProblemCode =
   | 'vendor_unavailable'
   | 'vendor_timeout'
   | 'misconfigured'
+  | 'service_unavailable'
   | 'internal_error';
 
 export interface ErrorContext {
@@ -107,6 +108,31 @@ export class ConfigurationError extends BrokerError {
   }
 }
 
+/** An AWS service the broker depends on (DynamoDB, Secrets Manager, KMS) failed; its SDK error is the cause. */
+export class DependencyUnavailableError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('service_unavailable', 503, message, opts);
+  }
+}
+
+/** The token table could not be reached: the broker degrades to its in-process cache and direct exchanges. */
+export class StoreUnavailableError extends DependencyUnavailableError {}
+
+const BY_CODE: Partial<Record<ProblemCode, new (message: string, opts?: Opts) => BrokerError>> = {
+  vendor_rejected_credentials: VendorRejectedCredentialsError,
+  vendor_protocol_error: VendorProtocolError,
+  vendor_unavailable: VendorUnavailableError,
+  vendor_timeout: VendorTimeoutError,
+  misconfigured: ConfigurationError,
+  service_unavailable: DependencyUnavailableError,
+};
+
+/** Rebuilds an error of the given code (e.g. a failure recorded by another instance), with a Retry-After. */
+export function errorFromCode(code: string, message: string, retryAfter?: number, context?: ErrorContext): BrokerError {
+  const Ctor = BY_CODE[code as ProblemCode] ?? VendorUnavailableError;
+  return new Ctor(message, { ...(retryAfter === undefined ? {} : { retryAfter }), ...(context ? { context } : {}) });
+}
+
 export function isBrokerError(err: unknown): err is BrokerError {
   return err instanceof BrokerError;
 }
@@ -135,6 +161,7 @@ const TITLES: Record<ProblemCode, string> = {
   vendor_unavailable: 'The vendor is unavailable',
   vendor_timeout: 'The vendor did not answer in time',
   misconfigured: 'The broker is misconfigured',
+  service_unavailable: 'A service the broker depends on is unavailable',
   internal_error: 'Internal error',
 };
 

@@ -102,6 +102,7 @@ export class SandboxVendor {
   readonly requests: RecordedRequest[] = [];
   private readonly counts = new Map<VendorKind, number>();
   private readonly overrides: { kind: VendorKind | undefined; fn: Override }[] = [];
+  private readonly faults = new Map<VendorKind, Override>();
   private readonly accounts: Record<VendorKind, VendorAccount>;
   private readonly clock: Clock;
   private issued = 0;
@@ -158,6 +159,15 @@ export class SandboxVendor {
     this.overrides.push({ kind, fn });
   }
 
+  /** Every request to that vendor is handled by `fn` until `heal` (an outage, a lock-out). */
+  fail(kind: VendorKind, fn: Override): void {
+    this.faults.set(kind, fn);
+  }
+
+  heal(kind: VendorKind): void {
+    this.faults.delete(kind);
+  }
+
   async close(): Promise<void> {
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -183,6 +193,8 @@ export class SandboxVendor {
         const [o] = this.overrides.splice(i, 1);
         return o?.fn(req, res, body);
       }
+      const fault = this.faults.get(kind);
+      if (fault) return fault(req, res, body);
       const verdict = req.method !== 'POST' ? { status: 405, body: { error: 'method_not_allowed' } } : this.judge(kind, req, body);
       if (verdict.status === 200) this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
       this.send(res, verdict);

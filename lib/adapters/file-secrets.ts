@@ -1,0 +1,46 @@
+import { readFile } from 'node:fs/promises';
+import { ConfigurationError } from '../errors';
+import type { SecretReadOptions, SecretSource, SecretValue } from '../ports';
+import { contentVersion } from '../secrets';
+
+/**
+ * Local mode's Secrets Manager: a JSON file mapping secret id → the secret's JSON value, or
+ * `{ "stages": { "AWSCURRENT": value, "AWSPENDING": value } }` for a secret with version stages. Read on every
+ * call (the cache in front of it decides how often), so editing the file is a rotation.
+ */
+export class FileSecretSource implements SecretSource {
+  constructor(private readonly path: string) {}
+
+  async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
+    const stage = opts.versionStage ?? 'AWSCURRENT';
+    let all: unknown;
+    try {
+      all = JSON.parse(await readFile(this.path, 'utf8'));
+    } catch {
+      throw new ConfigurationError(`the secrets file ${this.path} cannot be read as JSON`);
+    }
+    if (typeof all !== 'object' || all === null || !Object.hasOwn(all, secretId)) {
+      throw new ConfigurationError(`the secret ${secretId} does not exist`);
+    }
+    const entry = (all as Record<string, unknown>)[secretId];
+    const staged =
+      typeof entry === 'object' && entry !== null && 'stages' in entry
+        ? ((entry as { stages: Record<string, unknown> }).stages ?? {})
+        : { AWSCURRENT: entry };
+    if (!Object.hasOwn(staged, stage)) {
+      throw new ConfigurationError(`the secret ${secretId} has no version in stage ${stage}`);
+    }
+    const value = staged[stage];
+    // The file holds JSON values; a string value is a SecretString to parse, as Secrets Manager would hold it.
+    const parsed = typeof value === 'string' ? parseStringSecret(secretId, value) : value;
+    return { value: parsed, versionId: contentVersion(parsed) };
+  }
+}
+
+function parseStringSecret(secretId: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigurationError(`the secret ${secretId} is not valid JSON`);
+  }
+}

@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import type { Clock } from './clock';
+import { ConfigurationError } from './errors';
+import type { SecretReadOptions, SecretSource, SecretValue } from './ports';
+
+// Secrets are cached per instance for a few minutes, like the AWS Parameters and Secrets extension, and read
+// again bypassing the cache when a vendor refuses the credentials (the secret may have just been rotated).
+
+export const SECRET_CACHE_MAX_AGE_MS = 5 * 60_000;
+
+export class CachedSecretSource implements SecretSource {
+  private readonly cache = new Map<string, { value: SecretValue; at: number }>();
+  private readonly pending = new Map<string, Promise<SecretValue>>();
+
+  constructor(
+    private readonly inner: SecretSource,
+    private readonly clock: Clock,
+    private readonly maxAgeMs = SECRET_CACHE_MAX_AGE_MS,
+  ) {}
+
+  async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
+    const stage = opts.versionStage ?? 'AWSCURRENT';
+    const key = `${stage}\u0000${secretId}`;
+    const hit = this.cache.get(key);
+    if (!opts.forceRefresh && hit && this.clock.now() - hit.at < this.maxAgeMs) return hit.value;
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.inner
+        .getSecret(secretId, { versionStage: stage })
+        .then((value) => {
+          this.cache.set(key, { value, at: this.clock.now() });
+          return value;
+        })
+        .finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  /** Forgets a secret (every stage), so the next read goes to the source. */
+  forget(secretId: string): void {
+    for (const key of this.cache.keys()) if (key.endsWith(`\u0000${secretId}`)) this.cache.delete(key);
+  }
+}
+
+/** Parses a secret's text as JSON. The parser's own message quotes the text, so it is never passed on. */
+export function parseSecretJson(secretId: string, text: string | undefined): unknown {
+  if (text === undefined) throw new ConfigurationError(`the secret ${secretId} has no SecretString`);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ConfigurationError(`the secret ${secretId} is not valid JSON`);
+  }
+}
+
+/** A stable version id for a secret value that has none of its own (file secrets). */
+export function contentVersion(value: unknown): string {
+  return `sha256:${createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16)}`;
+}

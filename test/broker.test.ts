@@ -1,0 +1,441 @@
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DynamoTokenStore } from '../lib/adapters/dynamodb';
+import { ManualClock, systemClock } from '../lib/clock';
+import type { ConnectionInput } from '../lib/config';
+import { BrokerError } from '../lib/errors';
+import type { SandboxVendor, VendorKind } from '../lib/local/sandbox-vendor';
+import { vendorConnectionInput, secretFor } from './support/connections';
+import { RecordingMetrics, startWorld, type World } from './support/harness';
+
+const CALLER = 'arn:aws:iam::111111111111:role/caller';
+const T0 = '2026-11-23T10:00:00.000Z';
+
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+function conn(vendor: SandboxVendor, kind: VendorKind, extra: Partial<ConnectionInput> = {}) {
+  return vendorConnectionInput(vendor, kind, { id: kind, ...extra });
+}
+
+async function worldOf(
+  clock: ManualClock | typeof systemClock,
+  extra: Partial<ConnectionInput> = {},
+  lifetime = 300,
+): Promise<World> {
+  world = await startWorld(
+    clock,
+    (v) => [
+      conn(v, 'jwt', extra),
+      conn(v, 'digitaleo', extra),
+      { id: 'pat', dialect: 'digishare-pat', secretId: 'broker/pat', callers: [CALLER] },
+    ],
+    { lifetime },
+    (v) => ({
+      'broker/jwt-test': secretFor(v, 'jwt'),
+      'broker/digitaleo-test': secretFor(v, 'digitaleo'),
+      'broker/pat': { token: 'static-personal-token' },
+    }),
+  );
+  return world;
+}
+
+async function expectCode(p: Promise<unknown>, code: string): Promise<BrokerError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${code}`).toBeInstanceOf(BrokerError);
+  expect((err as BrokerError).code).toBe(code);
+  return err as BrokerError;
+}
+
+describe('getToken: where a token comes from', () => {
+  it('exchanges on a cold connection, then serves from memory, and another instance from the table', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const a = w.broker();
+    const first = await a.getToken(CALLER, 'jwt');
+    expect(first.source).toBe('vendor');
+    expect((await a.getToken(CALLER, 'jwt')).source).toBe('memory');
+    const b = w.broker();
+    const fromTable = await b.getToken(CALLER, 'jwt');
+    expect(fromTable).toMatchObject({ source: 'table', accessToken: first.accessToken, fingerprint: first.fingerprint });
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+  });
+
+  it('looks at the table again once its in-process copy is 30 s old', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const a = w.broker();
+    await a.getToken(CALLER, 'jwt');
+    clock.advance(29_000);
+    expect((await a.getToken(CALLER, 'jwt')).source).toBe('memory');
+    clock.advance(2_000);
+    expect((await a.getToken(CALLER, 'jwt')).source).toBe('table');
+  });
+
+  it('stores the token only encrypted, with its expiry, TTL, secret version, fingerprint and mint time', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const t = await w.broker().getToken(CALLER, 'digitaleo');
+    const item = (await w.table.doc.send(new GetCommand({ TableName: w.table.name, Key: { pk: 'token#digitaleo' } }))).Item;
+    expect(item).toBeDefined();
+    expect(item).toMatchObject({
+      expiresAt: clock.now() + 300_000,
+      ttl: Math.ceil((clock.now() + 300_000) / 1000) + 3600,
+      mintedAt: clock.now(),
+      lifetime: 300,
+      fingerprint: t.fingerprint,
+      tokenType: 'Bearer',
+    });
+    expect(String(item?.secretVersion)).toMatch(/^sha256:/);
+    const raw = Buffer.from(item?.ct as Uint8Array).toString('latin1');
+    expect(raw).not.toContain(t.accessToken.slice(0, 40));
+    expect(JSON.stringify(item)).not.toContain(t.accessToken.slice(0, 40));
+  });
+
+  it('hands out what is left less the margin, capped by maxTtl', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { maxTtl: 120 }, 3600);
+    const b = w.broker();
+    const t = await b.getToken(CALLER, 'jwt');
+    expect(t.expiresIn).toBe(120);
+    expect(t.expiresAt).toBe(clock.now() + 120_000);
+    clock.advance(3600_000 - 100_000); // 100 s left
+    const late = await b.getToken(CALLER, 'jwt', 60);
+    expect(late.expiresIn).toBe(90);
+    expect(late.source).toBe('table');
+  });
+
+  it('mints again when what is left does not cover min_ttl plus the margin', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 });
+    const b = w.broker();
+    const first = await b.getToken(CALLER, 'jwt', 60);
+    clock.advance(225_000); // 75 s left: enough for 60 + 10
+    expect((await b.getToken(CALLER, 'jwt', 60)).accessToken).toBe(first.accessToken);
+    clock.advance(10_000); // 65 s left: not enough
+    const second = await b.getToken(CALLER, 'jwt', 60);
+    expect(second.source).toBe('vendor');
+    expect(second.accessToken).not.toBe(first.accessToken);
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+  });
+
+  it('never serves an expired token the table still holds (DynamoDB deletes lazily)', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt', 0);
+    clock.advance(301_000);
+    const next = await w.broker().getToken(CALLER, 'jwt', 0);
+    expect(next.accessToken).not.toBe(first.accessToken);
+    expect(next.source).toBe('vendor');
+  });
+
+  it('answers invalid_request, without minting again, when min_ttl exceeds what the vendor issues', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const b = w.broker();
+    await b.getToken(CALLER, 'jwt', 60);
+    const err = await expectCode(b.getToken(CALLER, 'jwt', 600), 'invalid_request');
+    expect(err.message).toContain('tokens live 300 s');
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+    await expectCode(b.getToken(CALLER, 'jwt', 3601), 'invalid_request');
+    await expectCode(b.getToken(CALLER, 'jwt', 1.5), 'invalid_request');
+  });
+
+  it('hands out static credentials from the secret without calling a vendor', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const t = await w.broker().getToken(CALLER, 'pat');
+    expect(t).toMatchObject({ accessToken: 'static-personal-token', tokenType: 'Bearer', source: 'secret', expiresIn: 900 });
+    expect(w.vendor.received()).toBe(0);
+  });
+
+  it('answers the same forbidden for an unknown connection and one the caller may not use', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const b = w.broker();
+    const unknown = await expectCode(b.getToken(CALLER, 'nope'), 'forbidden');
+    const notYours = await expectCode(b.getToken('arn:aws:iam::111111111111:role/other', 'jwt'), 'forbidden');
+    expect(unknown.message).toBe(notYours.message);
+    expect(w.vendor.received()).toBe(0);
+  });
+});
+
+describe('single-flight', () => {
+  it('20 instances and 500 concurrent calls on a cold connection cause exactly one exchange', async () => {
+    const w = await worldOf(systemClock, {}, 3600);
+    const brokers = Array.from({ length: 20 }, () => w.broker());
+    const results = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => brokers[i % 20]!.getToken(CALLER, 'digitaleo')),
+    );
+    expect(w.vendor.exchanges('digitaleo')).toBe(1);
+    expect(w.vendor.received('digitaleo')).toBe(1);
+    expect(new Set(results.map((r) => r.accessToken)).size).toBe(1);
+    const sources = new Set(results.map((r) => r.source));
+    expect(sources.has('vendor')).toBe(true);
+    expect([...sources].every((s) => ['vendor', 'table', 'memory'].includes(s))).toBe(true);
+  });
+
+  it('takes the lease over when its holder died mid-exchange, once the lease has expired', async () => {
+    const clock = new ManualClock(T0, true);
+    const w = await worldOf(clock);
+    const store = w.table.store as DynamoTokenStore;
+    expect(await store.acquireLease('jwt', 'dead-instance', clock.now(), clock.now() + 15_000)).toEqual({ acquired: true });
+    const metrics = new RecordingMetrics();
+    const start = clock.now();
+    const t = await w.broker({ metrics }).getToken(CALLER, 'jwt');
+    expect(t.source).toBe('vendor');
+    expect(clock.now() - start).toBeGreaterThanOrEqual(15_000);
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+    expect(metrics.get('LeaseWaits')).toBe(1);
+  });
+
+  it('serves the previous token while another instance holds the lease, if it still covers min_ttl', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 });
+    const first = await w.broker().getToken(CALLER, 'jwt', 0);
+    const store = w.table.store as DynamoTokenStore;
+    await store.acquireLease('jwt', 'busy-instance', clock.now(), clock.now() + 15_000);
+    clock.advance(200_000);
+    const t = await w.broker().getToken(CALLER, 'jwt', 60);
+    expect(t).toMatchObject({ source: 'table', accessToken: first.accessToken });
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+  });
+
+  it('gives up with vendor_timeout when the lease holder neither finishes nor lets its lease lapse in time', async () => {
+    const clock = new ManualClock(T0, true);
+    const w = await worldOf(clock);
+    const store = w.table.store as DynamoTokenStore;
+    await store.acquireLease('jwt', 'slow-instance', clock.now(), clock.now() + 3_600_000);
+    await expectCode(w.broker().getToken(CALLER, 'jwt'), 'vendor_timeout');
+    expect(w.vendor.received()).toBe(0);
+  });
+});
+
+describe('cooldown', () => {
+  it('a failing vendor sees one exchange per cooldown, whatever the load, and the callers its error with Retry-After', async () => {
+    // Waiting instances sleep on this clock, so it moves forward by itself while they wait.
+    const clock = new ManualClock(T0, true);
+    const w = await worldOf(clock);
+    w.vendor.fail('jwt', (_req, res) => {
+      res.writeHead(503, { 'retry-after': '1' });
+      res.end();
+    });
+    const brokers = Array.from({ length: 10 }, () => w.broker({ options: { exchange: { retries: 0 } } }));
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, i) => brokers[i % 10]!.getToken(CALLER, 'jwt')),
+    );
+    expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+    const errors = outcomes.map((o) => (o as PromiseRejectedResult).reason as BrokerError);
+    expect(new Set(errors.map((e) => e.code))).toEqual(new Set(['vendor_unavailable']));
+    expect(errors.every((e) => e.retryAfter !== undefined && e.retryAfter >= 1 && e.retryAfter <= 30)).toBe(true);
+    expect(w.vendor.received('jwt')).toBe(1);
+
+    const again = await expectCode(w.broker().getToken(CALLER, 'jwt'), 'vendor_unavailable');
+    expect(w.vendor.received('jwt')).toBe(1);
+
+    clock.advance((again.retryAfter ?? 30) * 1000);
+    w.vendor.heal('jwt');
+    expect((await brokers[3]!.getToken(CALLER, 'jwt')).source).toBe('vendor');
+    expect(w.vendor.received('jwt')).toBe(2);
+  });
+
+  it("cools down for the vendor's Retry-After when it is longer than 30 s", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    w.vendor.fail('jwt', (_req, res) => {
+      res.writeHead(429, { 'retry-after': '90' });
+      res.end();
+    });
+    const b = w.broker({ options: { exchange: { retries: 0 } } });
+    const err = await expectCode(b.getToken(CALLER, 'jwt'), 'vendor_unavailable');
+    expect(err.retryAfter).toBe(90);
+    clock.advance(60_000);
+    const later = await expectCode(w.broker().getToken(CALLER, 'jwt'), 'vendor_unavailable');
+    expect(later.retryAfter).toBe(30);
+    expect(w.vendor.received('jwt')).toBe(1);
+  });
+
+  it('keeps serving a still-valid token during a cooldown', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 });
+    const b = w.broker({ options: { exchange: { retries: 0 } } });
+    const good = await b.getToken(CALLER, 'jwt', 0);
+    w.vendor.fail('jwt', (_req, res) => {
+      res.writeHead(500);
+      res.end();
+    });
+    clock.advance(230_000); // 70 s left
+    await expectCode(b.getToken(CALLER, 'jwt', 120), 'vendor_unavailable');
+    const served = await b.getToken(CALLER, 'jwt', 30);
+    expect(served.accessToken).toBe(good.accessToken);
+    expect(w.vendor.received('jwt')).toBe(2);
+  });
+
+  it('shares vendor_rejected_credentials across instances for the cooldown', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    w.vendor.setAccount('digitaleo', { client_id: 'other', client_secret: 'other-secret' });
+    await expectCode(w.broker().getToken(CALLER, 'digitaleo'), 'vendor_rejected_credentials');
+    const err = await expectCode(w.broker().getToken(CALLER, 'digitaleo'), 'vendor_rejected_credentials');
+    expect(err.retryAfter).toBe(30);
+    expect(w.vendor.received('digitaleo')).toBe(1);
+  });
+});
+
+describe('secrets', () => {
+  it('re-reads a refused secret past the cache and mints with the new version', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 });
+    const b = w.broker();
+    await b.getToken(CALLER, 'digitaleo', 0);
+    const before = (await w.table.store.getToken('digitaleo'))?.secretVersion;
+    // The central rotation changes the secret and the vendor at once; this instance's cache still has the old one.
+    const rotated = { client_id: 'demo-digitaleo-client', client_secret: 'rotated-secret-value' };
+    w.vendor.setAccount('digitaleo', rotated);
+    w.writeSecrets({ 'broker/digitaleo-test': rotated, 'broker/jwt-test': secretFor(w.vendor, 'jwt') });
+    clock.advance(250_000); // 50 s left: a new token is due, while the cached secret (5 min) is still the old one
+    const t = await b.getToken(CALLER, 'digitaleo', 60);
+    expect(t.source).toBe('vendor');
+    const after = (await w.table.store.getToken('digitaleo'))?.secretVersion;
+    expect(after).not.toBe(before);
+    expect(w.vendor.received('digitaleo')).toBe(3); // ok, refused (old secret), ok (new secret)
+  });
+
+  it('does not retry a refused secret that has not changed', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    w.vendor.setAccount('jwt', { client_id: 'x', client_secret: 'y-other' });
+    await expectCode(w.broker().getToken(CALLER, 'jwt'), 'vendor_rejected_credentials');
+    expect(w.vendor.received('jwt')).toBe(1);
+  });
+
+  it('names the connection and the missing key of a malformed secret, never its value', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    w.writeSecrets({ 'broker/jwt-test': { client_id: 'id', clientSecret: 'typo-secret-value' } });
+    const err = await expectCode(w.broker().getToken(CALLER, 'jwt'), 'misconfigured');
+    expect(err.message).toContain('jwt: the secret broker/jwt-test lacks client_secret');
+    expect(err.message).not.toContain('typo-secret-value');
+    expect(w.vendor.received()).toBe(0);
+  });
+});
+
+describe('encryption at rest', () => {
+  it('refuses a ciphertext copied from another item, and mints anew instead of serving it', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const a = await w.broker().getToken(CALLER, 'jwt');
+    const d = await w.broker().getToken(CALLER, 'digitaleo');
+    const other = (await w.table.doc.send(new GetCommand({ TableName: w.table.name, Key: { pk: 'token#digitaleo' } }))).Item;
+    await w.table.doc.send(
+      new UpdateCommand({
+        TableName: w.table.name,
+        Key: { pk: 'token#jwt' },
+        UpdateExpression: 'SET ct = :ct',
+        ExpressionAttributeValues: { ':ct': other?.ct },
+      }),
+    );
+    const metrics = new RecordingMetrics();
+    const t = await w.broker({ metrics }).getToken(CALLER, 'jwt');
+    expect(t.accessToken).not.toBe(d.accessToken);
+    expect(t.accessToken).not.toBe(a.accessToken);
+    expect(t.source).toBe('vendor');
+    expect(metrics.get('DecryptionFailures')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('refuses metadata edited in the table (a longer expiry)', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const a = await w.broker().getToken(CALLER, 'jwt');
+    await w.table.doc.send(
+      new UpdateCommand({
+        TableName: w.table.name,
+        Key: { pk: 'token#jwt' },
+        UpdateExpression: 'SET expiresAt = :e',
+        ExpressionAttributeValues: { ':e': clock.now() + 86_400_000 },
+      }),
+    );
+    const t = await w.broker().getToken(CALLER, 'jwt');
+    expect(t.accessToken).not.toBe(a.accessToken);
+    expect(t.source).toBe('vendor');
+  });
+});
+
+describe('refresh ahead', () => {
+  it('a read inside refreshBefore refreshes in the background while the caller gets the valid token', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120 });
+    const metrics = new RecordingMetrics();
+    const b = w.broker({ metrics, random: () => 0.999 });
+    const first = await b.getToken(CALLER, 'jwt', 0);
+    clock.advance(100_000); // 200 s left: outside the window
+    await b.getToken(CALLER, 'jwt', 0);
+    await b.drain();
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+    clock.advance(100_000); // 100 s left: inside
+    const during = await b.getToken(CALLER, 'jwt', 0);
+    expect(during.accessToken).toBe(first.accessToken);
+    await b.drain();
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    const after = await b.getToken(CALLER, 'jwt', 0);
+    expect(after.accessToken).not.toBe(first.accessToken);
+    expect(metrics.get('RefreshAhead')).toBe(1);
+  });
+
+  it('spreads refreshes: early in the window a read rarely refreshes', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120 });
+    const b = w.broker({ random: () => 0.5 });
+    await b.getToken(CALLER, 'jwt', 0);
+    clock.advance(190_000); // 110 s left: -ln(0.5) * 30 s = 20.8 s < 110 s, no refresh
+    await b.getToken(CALLER, 'jwt', 0);
+    await b.drain();
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+    clock.advance(95_000); // 15 s left: now it refreshes
+    await b.getToken(CALLER, 'jwt', 0);
+    await b.drain();
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+  });
+
+  it('another instance adopts a refreshed token from the table instead of exchanging', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120 });
+    const a = w.broker({ random: () => 0.999 });
+    const b = w.broker({ random: () => 0.999 });
+    await a.getToken(CALLER, 'jwt', 0);
+    await b.getToken(CALLER, 'jwt', 0);
+    clock.advance(200_000);
+    await a.getToken(CALLER, 'jwt', 0);
+    await a.drain();
+    await b.getToken(CALLER, 'jwt', 0);
+    await b.drain();
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+  });
+});
+
+describe('degraded mode', () => {
+  it('serves from memory, then exchanges directly with in-process single-flight, when the table is gone', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const metrics = new RecordingMetrics();
+    const a = w.broker({ metrics });
+    const first = await a.getToken(CALLER, 'jwt');
+    await w.db.close();
+    clock.advance(31_000); // the in-process copy is due for a look at the table
+    const fromMemory = await a.getToken(CALLER, 'jwt');
+    expect(fromMemory).toMatchObject({ source: 'memory', accessToken: first.accessToken });
+    expect(metrics.get('StoreDegraded')).toBe(1);
+
+    const b = w.broker({ metrics });
+    const direct = await Promise.all(Array.from({ length: 20 }, () => b.getToken(CALLER, 'jwt')));
+    expect(new Set(direct.map((t) => t.accessToken)).size).toBe(1);
+    expect(direct[0]?.source).toBe('vendor');
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+  });
+});

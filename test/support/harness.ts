@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoTokenStore, createDynamoClient, ensureTable } from '../../lib/adapters/dynamodb';
+import { FileSecretSource } from '../../lib/adapters/file-secrets';
+import { Broker, type BrokerOptions } from '../../lib/broker';
+import type { Clock } from '../../lib/clock';
+import { parseConfig, type BrokerConfig, type ConnectionInput } from '../../lib/config';
+import { LocalKeyRing, TokenCipher } from '../../lib/crypto';
+import { nodeHttpClient } from '../../lib/http';
+import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
+import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
+import type { Metrics, TokenStore } from '../../lib/ports';
+import { CachedSecretSource } from '../../lib/secrets';
+
+/** Metrics that remember what was counted, for assertions. */
+export class RecordingMetrics implements Metrics {
+  readonly counts = new Map<string, number>();
+  readonly timings: { name: string; ms: number }[] = [];
+  count(name: string, value = 1, dimensions?: Record<string, string>) {
+    const key = dimensions ? `${name}{${Object.entries(dimensions).map(([k, v]) => `${k}=${v}`).join(',')}}` : name;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + value);
+  }
+  timing(name: string, ms: number) {
+    this.timings.push({ name, ms });
+  }
+  get(key: string) {
+    return this.counts.get(key) ?? 0;
+  }
+}
+
+const LOCAL_CREDS = { accessKeyId: 'local', secretAccessKey: 'local' };
+
+/** One dynalite server per test file; each test gets its own table on it. */
+export async function startTable(db: RunningDynalite, name = `t${Math.random().toString(36).slice(2, 10)}`) {
+  const raw = new DynamoDBClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
+  await ensureTable(raw, name);
+  raw.destroy();
+  const doc = createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
+  return { name, doc, store: new DynamoTokenStore(doc, name) };
+}
+
+export interface World {
+  db: RunningDynalite;
+  vendor: SandboxVendor;
+  table: { name: string; doc: DynamoDBDocumentClient; store: TokenStore };
+  config: BrokerConfig;
+  secretsPath: string;
+  keyRing: LocalKeyRing;
+  writeSecrets(secrets: Record<string, unknown>): void;
+  broker(opts?: { clock?: Clock; options?: Partial<BrokerOptions>; metrics?: Metrics; random?: () => number; store?: TokenStore }): Broker;
+  close(): Promise<void>;
+}
+
+/**
+ * A table on a real dynalite, a sandbox vendor on loopback, a secrets file, and as many brokers as a test wants:
+ * separate objects with separate in-process caches, sharing the one table, as Lambda instances would.
+ */
+export async function startWorld(
+  clock: Clock,
+  connections: (vendor: SandboxVendor) => ConnectionInput[],
+  vendorOptions: SandboxOptions = {},
+  secrets?: (vendor: SandboxVendor) => Record<string, unknown>,
+): Promise<World> {
+  const db = await startDynalite();
+  const vendor = await SandboxVendor.start({ clock, ...vendorOptions });
+  const table = await startTable(db);
+  const dir = mkdtempSync(join(tmpdir(), 'broker-test-'));
+  const secretsPath = join(dir, 'secrets.json');
+  const writeSecrets = (s: Record<string, unknown>) => writeFileSync(secretsPath, JSON.stringify(s));
+  const config = parseConfig({ connections: connections(vendor) }, { allowLoopbackHttp: true });
+  writeSecrets(secrets ? secrets(vendor) : {});
+  const keyRing = new LocalKeyRing();
+  return {
+    db,
+    vendor,
+    table,
+    config,
+    secretsPath,
+    keyRing,
+    writeSecrets,
+    broker: (o = {}) =>
+      new Broker({
+        config,
+        store: o.store ?? table.store,
+        secrets: new CachedSecretSource(new FileSecretSource(secretsPath), o.clock ?? clock),
+        cipher: new TokenCipher(keyRing, o.clock ?? clock),
+        clock: o.clock ?? clock,
+        http: nodeHttpClient,
+        ...(o.metrics ? { metrics: o.metrics } : {}),
+        ...(o.random ? { random: o.random } : {}),
+        options: { exchange: { backoffBaseMs: 1, backoffCapMs: 5 }, ...(o.options ?? {}) },
+      }),
+    close: async () => {
+      await vendor.close();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
