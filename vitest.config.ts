@@ -3,6 +3,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    setupFiles: ['test/support/setup.ts'],
+    // Powertools logs through console (captured by setup.ts) and keeps EMF off stdout.
+    env: { POWERTOOLS_DEV: 'true', POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'DEBUG' },
     benchmark: { include: ['test/**/*.bench.ts'] },
     testTimeout: 20_000,
     hookTimeout: 20_000,

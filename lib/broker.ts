@@ -4,8 +4,10 @@ import type { BrokerConfig, Connection } from './config';
 import { TokenCipher, DecryptionError } from './crypto';
 import {
   BrokerError,
+  ConfigurationError,
   ForbiddenError,
   InvalidRequestError,
+  RateLimitedError,
   StoreUnavailableError,
   VendorRejectedCredentialsError,
   VendorTimeoutError,
@@ -14,7 +16,7 @@ import {
 import { mintToken, readCredentials, type ExchangeOptions, type TokenSet } from './exchange';
 import { fingerprint } from './fingerprint';
 import type { HttpClient } from './http';
-import { canUse } from './policy';
+import { canUse, isAdmin } from './policy';
 import {
   noLogger,
   noMetrics,
@@ -45,6 +47,8 @@ export interface BrokerOptions {
   waitBackoffCapMs: number;
   /** After a failed exchange, how long every instance answers with that failure instead of calling again. */
   cooldownMs: number;
+  /** A token younger than this cannot be invalidated (at most one eviction per connection in this time). */
+  invalidateMinAgeMs: number;
   exchange: Partial<Omit<ExchangeOptions, 'http' | 'clock'>>;
 }
 
@@ -56,6 +60,7 @@ export const BROKER_DEFAULTS: BrokerOptions = {
   waitBackoffBaseMs: 25,
   waitBackoffCapMs: 400,
   cooldownMs: 30_000,
+  invalidateMinAgeMs: 10_000,
   exchange: {},
 };
 
@@ -100,7 +105,8 @@ export interface IssuedToken {
 }
 
 type Served = { held: HeldToken; source: TokenSource };
-type Want = (t: { expiresAt: number; mintedAt: number; secretVersion: string }) => boolean;
+type MintMode = { overrideCooldown?: boolean; freshSecret?: boolean };
+type Want = (t: { expiresAt: number; mintedAt: number; secretVersion: string; fingerprint: string }) => boolean;
 
 const MAX_WAIT_ROUNDS = 1_000;
 
@@ -153,6 +159,96 @@ export class Broker {
     return this.issue(connection, held, source);
   }
 
+  /** The connections a caller may use: ids and dialects, nothing else. */
+  listConnections(callerArn: string): { id: string; dialect: string }[] {
+    return this.config.connections.filter((c) => canUse(callerArn, c)).map((c) => ({ id: c.id, dialect: c.dialectName }));
+  }
+
+  /**
+   * A caller reports that the vendor rejected this token early. It is evicted only if it is still the current one,
+   * so a hundred callers reporting the same dead token cause one re-mint and an old token evicts nothing; a token
+   * younger than `invalidateMinAgeMs` is not evicted (rate_limited), which bounds the re-mints callers can cause.
+   */
+  async invalidate(callerArn: string, connectionId: string, accessToken: string): Promise<boolean> {
+    const connection = this.authorize(callerArn, connectionId);
+    const id = connection.id;
+    const fp = fingerprint(accessToken);
+    const mem = this.memory.get(id);
+    if (mem?.held.fingerprint === fp) this.memory.delete(id);
+    if (connection.dialect.grantType === 'static') return false;
+    const { store, clock } = this.deps;
+    let current: StoredToken | undefined;
+    try {
+      current = await store.getToken(id);
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return mem?.held.fingerprint === fp;
+      throw err;
+    }
+    if (!current || current.fingerprint !== fp) return false;
+    const cutoff = clock.now() - this.opts.invalidateMinAgeMs;
+    if (current.mintedAt >= cutoff) throw this.tooSoon(connection, current);
+    const deleted = await store.deleteToken(id, { fingerprint: fp, mintedBefore: cutoff });
+    if (deleted) {
+      this.metrics.count('Invalidations', 1);
+      this.log.info('token invalidated', { connection: id, fingerprint: fp });
+    }
+    return deleted;
+  }
+
+  private tooSoon(connection: Connection, current: StoredToken): BrokerError {
+    const wait = current.mintedAt + this.opts.invalidateMinAgeMs - this.deps.clock.now();
+    return new RateLimitedError(`${connection.id}: its token was minted moments ago; it can be invalidated shortly`, {
+      retryAfter: Math.max(1, Math.ceil(wait / 1000)),
+      context: { connection: connection.id },
+    });
+  }
+
+  /** An admin's "mint a new token now": through the lease, past the cooldown, with the secret read afresh. */
+  async refresh(callerArn: string, connectionId: string): Promise<IssuedToken> {
+    const connection = this.authorizeAdmin(callerArn, connectionId);
+    if (connection.dialect.grantType === 'static') {
+      const { held, source } = await this.staticToken(connection, true);
+      return this.issue(connection, held, source);
+    }
+    const started = this.deps.clock.now();
+    // A token another instance mints meanwhile will do; the one in place when the admin asked will not.
+    const previous = await this.deps.store.getToken(connection.id).catch(() => undefined);
+    const fresh: Want = (t) => t.mintedAt >= started && t.fingerprint !== previous?.fingerprint;
+    const served = await this.mintUnderLease(connection, fresh, true, {
+      overrideCooldown: true,
+      freshSecret: true,
+    });
+    if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`);
+    return this.issue(connection, served.held, served.source);
+  }
+
+  /**
+   * Exchanges with the secret in the given version stage (the rotation pipeline's test step): nothing is cached,
+   * stored or returned but the outcome.
+   */
+  async verify(callerArn: string, connectionId: string, versionStage: string): Promise<{ expiresIn: number }> {
+    const connection = this.authorizeAdmin(callerArn, connectionId);
+    let token: TokenSet;
+    try {
+      const secret = await this.deps.secrets.getSecret(connection.secretId, { versionStage, forceRefresh: true });
+      const creds = readCredentials(connection, secret.value, `${connection.secretId} (${versionStage})`);
+      token = await mintToken(connection, creds, this.exchangeOptions());
+    } catch (err) {
+      this.metrics.count('Verifications', 1, { outcome: err instanceof BrokerError ? err.code : 'internal_error' });
+      // A pending secret that is missing or lacks keys is the pipeline's to fix: say so as a request error.
+      if (err instanceof ConfigurationError) throw new InvalidRequestError(err.message, { context: { connection: connection.id } });
+      throw err;
+    }
+    this.metrics.count('Verifications', 1, { outcome: 'ok' });
+    return { expiresIn: token.lifetime };
+  }
+
+  private authorizeAdmin(callerArn: string, connectionId: string): Connection {
+    const connection = this.config.byId.get(connectionId);
+    if (!connection || !isAdmin(callerArn, this.config)) throw new ForbiddenError({ context: { connection: connectionId } });
+    return connection;
+  }
+
   /** Resolves when background refreshes started so far have settled (tests, graceful shutdown). */
   async drain(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
@@ -197,8 +293,8 @@ export class Broker {
     return own;
   }
 
-  private async staticToken(connection: Connection): Promise<Served> {
-    const secret = await this.deps.secrets.getSecret(connection.secretId);
+  private async staticToken(connection: Connection, fresh = false): Promise<Served> {
+    const secret = await this.deps.secrets.getSecret(connection.secretId, fresh ? { forceRefresh: true } : {});
     const token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
     const held = this.toHeld(connection, token, secret.versionId, this.deps.clock.now());
     return { held, source: 'secret' };
@@ -257,7 +353,12 @@ export class Broker {
    * Takes the connection's lease and mints, or waits for the instance that holds it. Returns undefined only when
    * `wait` is false and another instance holds the lease.
    */
-  private async mintUnderLease(connection: Connection, want: Want, wait: boolean): Promise<Served | undefined> {
+  private async mintUnderLease(
+    connection: Connection,
+    want: Want,
+    wait: boolean,
+    mode: MintMode = {},
+  ): Promise<Served | undefined> {
     const id = connection.id;
     const { clock, store } = this.deps;
     const deadline = clock.now() + this.opts.maxWaitMs;
@@ -265,12 +366,14 @@ export class Broker {
       const now = clock.now();
       let lease;
       try {
-        lease = await store.acquireLease(id, this.instanceId, now, now + this.opts.leaseMs);
+        lease = await store.acquireLease(id, this.instanceId, now, now + this.opts.leaseMs, {
+          overrideCooldown: mode.overrideCooldown ?? false,
+        });
       } catch (err) {
         if (err instanceof StoreUnavailableError) return this.degraded(connection, undefined, err, want);
         throw err;
       }
-      if (lease.acquired) return this.mintAsHolder(connection, want);
+      if (lease.acquired) return this.mintAsHolder(connection, want, mode);
       if (lease.cooldown) {
         this.cooldowns.set(id, lease.cooldown);
         throw this.cooldownError(connection, lease.cooldown);
@@ -295,7 +398,7 @@ export class Broker {
     });
   }
 
-  private async mintAsHolder(connection: Connection, want: Want): Promise<Served> {
+  private async mintAsHolder(connection: Connection, want: Want, mode: MintMode): Promise<Served> {
     const id = connection.id;
     const { store, clock } = this.deps;
     try {
@@ -309,7 +412,7 @@ export class Broker {
           return { held, source: 'table' };
         }
       }
-      const held = await this.exchange(connection);
+      const held = await this.exchange(connection, { forceRefresh: mode.freshSecret ?? false });
       await store.putToken(await this.seal(held));
       await store.releaseLease(id, this.instanceId);
       this.cooldowns.delete(id);
@@ -335,17 +438,16 @@ export class Broker {
   }
 
   /** Reads the secret and exchanges it; when the vendor refuses it, reads it again past the cache, once. */
-  private async exchange(connection: Connection, versionStage?: string): Promise<HeldToken> {
+  private async exchange(connection: Connection, read: { forceRefresh?: boolean } = {}): Promise<HeldToken> {
     const { secrets, clock } = this.deps;
     const started = performance.now();
-    const stage = versionStage ? { versionStage } : {};
-    let secret = await secrets.getSecret(connection.secretId, stage);
+    let secret = await secrets.getSecret(connection.secretId, read);
     let token: TokenSet;
     try {
       token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
     } catch (err) {
       if (!(err instanceof VendorRejectedCredentialsError)) throw this.countFailure(err);
-      const fresh = await secrets.getSecret(connection.secretId, { ...stage, forceRefresh: true });
+      const fresh = await secrets.getSecret(connection.secretId, { forceRefresh: true });
       // The same secret again would only be refused again (and brings a vendor lock-out closer).
       if (fresh.versionId === secret.versionId) throw this.countFailure(err);
       secret = fresh;

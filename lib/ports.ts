@@ -20,6 +20,8 @@ export interface StoredToken {
   fingerprint: string;
 }
 
+export type TokenMatch = { fingerprint: string; mintedBefore?: number } | { notSecretVersion: string };
+
 export interface Cooldown {
   /** Epoch ms. */
   until: number;
@@ -33,16 +35,26 @@ export interface TokenStore {
   getToken(connection: string): Promise<StoredToken | undefined>;
   /** Writes the token unless the table already holds one minted later. */
   putToken(token: StoredToken): Promise<void>;
-  /** Deletes the token if it still matches (same fingerprint, or any other secret version). True if deleted. */
-  deleteToken(connection: string, match: { fingerprint: string } | { notSecretVersion: string }): Promise<boolean>;
-  /** Takes the connection's mint lease if nobody holds a live one and it is not cooling down. */
-  acquireLease(connection: string, owner: string, now: number, until: number): Promise<LeaseResult>;
+  /**
+   * Deletes the token if it still matches: the same fingerprint (and minted before `mintedBefore`, when given), or
+   * minted with any other secret version. True if deleted.
+   */
+  deleteToken(connection: string, match: TokenMatch): Promise<boolean>;
+  /**
+   * Takes the connection's mint lease if nobody holds a live one and it is not cooling down (an admin's refresh
+   * may override the cooldown).
+   */
+  acquireLease(
+    connection: string,
+    owner: string,
+    now: number,
+    until: number,
+    opts?: { overrideCooldown?: boolean },
+  ): Promise<LeaseResult>;
   /** Gives the lease back (only the owner's lease is removed). */
   releaseLease(connection: string, owner: string): Promise<void>;
   /** Gives the lease back and records a cooldown every instance will honour. */
   startCooldown(connection: string, owner: string, cooldown: Cooldown): Promise<void>;
-  /** Counts one event in a fixed window and answers the count so far (rate limits). */
-  countInWindow(key: string, windowStart: number, expiresAt: number): Promise<number>;
 }
 
 export interface SecretValue {

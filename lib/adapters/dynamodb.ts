@@ -7,21 +7,14 @@ import {
   UpdateTimeToLiveCommand,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
-import {
-  DeleteCommand,
-  DynamoDBDocumentClient,
-  GetCommand,
-  PutCommand,
-  UpdateCommand,
-} from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StoreUnavailableError } from '../errors';
-import type { Cooldown, LeaseResult, StoredToken, TokenStore } from '../ports';
+import type { Cooldown, LeaseResult, StoredToken, TokenMatch, TokenStore } from '../ports';
 
 // The token table. One table, one string hash key `pk`:
 //   token#<connection>   the current token: ciphertext + metadata, `ttl` from its expiry
 //   lease#<connection>   who is minting (owner, leaseUntil) and any cooldown after a failure
-//   count#<key>#<window> fixed-window counters (rate limits)
 // Every item has a numeric `ttl` (epoch seconds) so DynamoDB deletes it; reads check expiry themselves since
 // that deletion may come up to two days late.
 
@@ -114,22 +107,24 @@ export class DynamoTokenStore implements TokenStore {
     }
   }
 
-  async deleteToken(
-    connection: string,
-    match: { fingerprint: string } | { notSecretVersion: string },
-  ): Promise<boolean> {
-    const byFingerprint = 'fingerprint' in match;
+  async deleteToken(connection: string, match: TokenMatch): Promise<boolean> {
+    const condition =
+      'fingerprint' in match
+        ? {
+            ConditionExpression: `fingerprint = :v${match.mintedBefore === undefined ? '' : ' AND mintedAt < :before'}`,
+            ExpressionAttributeValues: {
+              ':v': match.fingerprint,
+              ...(match.mintedBefore === undefined ? {} : { ':before': match.mintedBefore }),
+            },
+          }
+        : {
+            ConditionExpression: 'attribute_exists(#pk) AND secretVersion <> :v',
+            ExpressionAttributeNames: { '#pk': TABLE_KEY },
+            ExpressionAttributeValues: { ':v': match.notSecretVersion },
+          };
     try {
       await this.call('delete a token', () =>
-        this.doc.send(
-          new DeleteCommand({
-            TableName: this.table,
-            Key: tokenKey(connection),
-            ConditionExpression: byFingerprint ? 'fingerprint = :v' : 'attribute_exists(#pk) AND secretVersion <> :v',
-            ...(byFingerprint ? {} : { ExpressionAttributeNames: { '#pk': TABLE_KEY } }),
-            ExpressionAttributeValues: { ':v': byFingerprint ? match.fingerprint : match.notSecretVersion },
-          }),
-        ),
+        this.doc.send(new DeleteCommand({ TableName: this.table, Key: tokenKey(connection), ...condition })),
       );
       return true;
     } catch (err) {
@@ -138,7 +133,14 @@ export class DynamoTokenStore implements TokenStore {
     }
   }
 
-  async acquireLease(connection: string, owner: string, now: number, until: number): Promise<LeaseResult> {
+  async acquireLease(
+    connection: string,
+    owner: string,
+    now: number,
+    until: number,
+    opts: { overrideCooldown?: boolean } = {},
+  ): Promise<LeaseResult> {
+    const cooldownClause = opts.overrideCooldown ? '' : ' AND (attribute_not_exists(cooldownUntil) OR cooldownUntil <= :now)';
     try {
       await this.call('take a lease', () =>
         this.doc.send(
@@ -146,9 +148,7 @@ export class DynamoTokenStore implements TokenStore {
             TableName: this.table,
             Key: leaseKey(connection),
             UpdateExpression: 'SET #owner = :owner, leaseUntil = :until, #ttl = :ttl REMOVE cooldownUntil, failureCode, failureMessage',
-            ConditionExpression:
-              '(attribute_not_exists(leaseUntil) OR leaseUntil < :now OR #owner = :owner) AND ' +
-              '(attribute_not_exists(cooldownUntil) OR cooldownUntil <= :now)',
+            ConditionExpression: `(attribute_not_exists(leaseUntil) OR leaseUntil < :now OR #owner = :owner)${cooldownClause}`,
             ExpressionAttributeNames: { '#owner': 'owner', '#ttl': TTL_ATTRIBUTE },
             ExpressionAttributeValues: {
               ':owner': owner,
@@ -221,22 +221,6 @@ export class DynamoTokenStore implements TokenStore {
     ).catch((err: unknown) => {
       if (!isConditionFailure(err)) throw err;
     });
-  }
-
-  async countInWindow(key: string, windowStart: number, expiresAt: number): Promise<number> {
-    const out = await this.call('count', () =>
-      this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: { [TABLE_KEY]: `count#${key}#${windowStart}` },
-          UpdateExpression: 'ADD hits :one SET #ttl = :ttl',
-          ExpressionAttributeNames: { '#ttl': TTL_ATTRIBUTE },
-          ExpressionAttributeValues: { ':one': 1, ':ttl': Math.ceil(expiresAt / 1000) },
-          ReturnValues: 'UPDATED_NEW',
-        }),
-      ),
-    );
-    return Number(out.Attributes?.hits ?? 1);
   }
 }
 

@@ -99,6 +99,8 @@ function sameKeys(params: Map<string, string>, keys: string[]): boolean {
 }
 
 export class SandboxVendor {
+  /** Told every token any sandbox issues (the tests check that none ever reaches a log line). */
+  static onIssue: ((token: string) => void) | undefined;
   readonly requests: RecordedRequest[] = [];
   private readonly counts = new Map<VendorKind, number>();
   private readonly overrides: { kind: VendorKind | undefined; fn: Override }[] = [];
@@ -196,7 +198,11 @@ export class SandboxVendor {
       const fault = this.faults.get(kind);
       if (fault) return fault(req, res, body);
       const verdict = req.method !== 'POST' ? { status: 405, body: { error: 'method_not_allowed' } } : this.judge(kind, req, body);
-      if (verdict.status === 200) this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
+      if (verdict.status === 200) {
+        this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
+        const token = (verdict.body as { access_token?: string }).access_token;
+        if (token) SandboxVendor.onIssue?.(token);
+      }
       this.send(res, verdict);
     });
   }

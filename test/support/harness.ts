@@ -14,6 +14,7 @@ import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
 import type { Metrics, TokenStore } from '../../lib/ports';
 import { CachedSecretSource } from '../../lib/secrets';
+import { registerSecretValue } from './secrets-registry';
 
 /** Metrics that remember what was counted, for assertions. */
 export class RecordingMetrics implements Metrics {
@@ -50,7 +51,14 @@ export interface World {
   secretsPath: string;
   keyRing: LocalKeyRing;
   writeSecrets(secrets: Record<string, unknown>): void;
-  broker(opts?: { clock?: Clock; options?: Partial<BrokerOptions>; metrics?: Metrics; random?: () => number; store?: TokenStore }): Broker;
+  broker(opts?: {
+    clock?: Clock;
+    options?: Partial<BrokerOptions>;
+    metrics?: Metrics;
+    random?: () => number;
+    store?: TokenStore;
+    config?: BrokerConfig;
+  }): Broker;
   close(): Promise<void>;
 }
 
@@ -69,7 +77,10 @@ export async function startWorld(
   const table = await startTable(db);
   const dir = mkdtempSync(join(tmpdir(), 'broker-test-'));
   const secretsPath = join(dir, 'secrets.json');
-  const writeSecrets = (s: Record<string, unknown>) => writeFileSync(secretsPath, JSON.stringify(s));
+  const writeSecrets = (s: Record<string, unknown>) => {
+    for (const v of Object.values(s)) registerSecretValue(v);
+    writeFileSync(secretsPath, JSON.stringify(s));
+  };
   const config = parseConfig({ connections: connections(vendor) }, { allowLoopbackHttp: true });
   writeSecrets(secrets ? secrets(vendor) : {});
   const keyRing = new LocalKeyRing();
@@ -83,7 +94,7 @@ export async function startWorld(
     writeSecrets,
     broker: (o = {}) =>
       new Broker({
-        config,
+        config: o.config ?? config,
         store: o.store ?? table.store,
         secrets: new CachedSecretSource(new FileSecretSource(secretsPath), o.clock ?? clock),
         cipher: new TokenCipher(keyRing, o.clock ?? clock),

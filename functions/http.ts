@@ -1,0 +1,215 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { z } from 'zod';
+import type { Broker, IssuedToken } from '../lib/broker';
+import { InvalidRequestError, UnauthenticatedError, isBrokerError, toProblem } from '../lib/errors';
+import { fingerprint } from '../lib/fingerprint';
+import { principalArn } from '../lib/policy';
+import { lambdaRuntime } from './runtime';
+import { ConnectionId, InvalidateBody, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
+
+// The HTTP API (DESIGN.md "HTTP API (v1)") as one API Gateway REST proxy handler: identity from the IAM
+// authorizer's request context, validation with zod at the edge, one call into the broker, the answer shaped here.
+
+export interface HttpDeps {
+  broker: Broker;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify';
+
+const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
+  { method: 'GET', pattern: /^\/v1\/connections\/?$/, route: 'list' },
+  { method: 'GET', pattern: /^\/v1\/connections\/([^/]*)\/token\/?$/, route: 'token' },
+  { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/token\/invalidate\/?$/, route: 'invalidate' },
+  { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/refresh\/?$/, route: 'refresh' },
+  { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/verify\/?$/, route: 'verify' },
+];
+
+const JSON_HEADERS = {
+  'content-type': 'application/json',
+  'cache-control': 'no-store',
+  pragma: 'no-cache',
+};
+
+function json(statusCode: number, body: unknown): APIGatewayProxyResult {
+  return { statusCode, headers: { ...JSON_HEADERS }, body: JSON.stringify(body) };
+}
+
+function problem(err: unknown, instance: string | undefined): APIGatewayProxyResult {
+  const { problem: p, retryAfter } = toProblem(err, instance);
+  return {
+    statusCode: p.status,
+    headers: {
+      'content-type': 'application/problem+json',
+      'cache-control': 'no-store',
+      pragma: 'no-cache',
+      ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}),
+    },
+    body: JSON.stringify(p),
+  };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** The IAM principal API Gateway authenticated (AWS_IAM); assumed-role sessions are matched as their role. */
+function callerOf(event: APIGatewayProxyEvent): { arn: string; caller: string | undefined; account: string | undefined } {
+  const identity = event.requestContext?.identity;
+  const arn = identity?.userArn;
+  if (!arn || typeof arn !== 'string') throw new UnauthenticatedError();
+  return { arn, caller: identity.caller ?? undefined, account: identity.accountId ?? undefined };
+}
+
+function route(event: APIGatewayProxyEvent): { route: Route; connectionId?: string } {
+  const method = (event.httpMethod ?? '').toUpperCase();
+  const path = event.path ?? '';
+  for (const r of ROUTES) {
+    const m = r.pattern.exec(path);
+    if (!m) continue;
+    if (r.method !== method) continue;
+    if (m[1] === undefined) return { route: r.route };
+    let raw: string;
+    try {
+      raw = decodeURIComponent(m[1]);
+    } catch {
+      throw new InvalidRequestError('the connection id is not a valid URL path segment');
+    }
+    const id = ConnectionId.safeParse(raw);
+    if (!id.success) throw new InvalidRequestError('the connection id must be 1-128 characters of A-Z a-z 0-9 . _ -');
+    return { route: r.route, connectionId: id.data };
+  }
+  throw new InvalidRequestError(`there is no route ${method} ${path.slice(0, 200)}`);
+}
+
+function minTtlOf(event: APIGatewayProxyEvent): number {
+  const multi = event.multiValueQueryStringParameters?.min_ttl;
+  if (multi && multi.length > 1) throw new InvalidRequestError('min_ttl is given more than once');
+  const raw = event.queryStringParameters?.min_ttl;
+  if (raw === undefined || raw === null) return 60;
+  const parsed = MinTtl.safeParse(raw);
+  if (!parsed.success) throw new InvalidRequestError('min_ttl must be an integer from 0 to 3600');
+  return parsed.data;
+}
+
+function bodyOf<T extends z.ZodType>(event: APIGatewayProxyEvent, schema: T, optional = false): z.output<T> {
+  let text = event.body ?? '';
+  if (event.isBase64Encoded && text) text = Buffer.from(text, 'base64').toString('utf8');
+  if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new InvalidRequestError('the body is larger than 64 KB');
+  let value: unknown;
+  if (text.trim() === '') {
+    if (!optional) throw new InvalidRequestError('a JSON body is required');
+    value = {};
+  } else {
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new InvalidRequestError('the body is not valid JSON');
+    }
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(body)'))].join(', ');
+    throw new InvalidRequestError(`the body is not valid: ${fields}`);
+  }
+  return parsed.data;
+}
+
+function tokenAnswer(t: IssuedToken) {
+  return {
+    connection: t.connection,
+    access_token: t.accessToken,
+    token_type: t.tokenType,
+    expires_in: t.expiresIn,
+    expires_at: iso(t.expiresAt),
+    authorization: `${t.tokenType} ${t.accessToken}`,
+  };
+}
+
+/** The request handler without middleware: what the local server and the tests call through middy too. */
+export function makeRequestHandler(deps: HttpDeps) {
+  const { broker, logger } = deps;
+  return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+    const requestId = event.requestContext?.requestId;
+    try {
+      const who = callerOf(event);
+      const principal = principalArn(who.arn);
+      logger.appendKeys({ caller: principal, ...(requestId ? { requestId } : {}) });
+      const r = route(event);
+      const id = r.connectionId as string;
+      switch (r.route) {
+        case 'list':
+          return json(200, { connections: broker.listConnections(who.arn) });
+        case 'token': {
+          const minTtl = minTtlOf(event);
+          const token = await broker.getToken(who.arn, id, minTtl);
+          logger.info('token handed out', {
+            audit: true,
+            caller: principal,
+            connection: id,
+            fingerprint: token.fingerprint,
+            expiresAt: iso(token.expiresAt),
+            source: token.source,
+            minTtl,
+          });
+          return json(200, tokenAnswer(token));
+        }
+        case 'invalidate': {
+          const body = bodyOf(event, InvalidateBody);
+          const invalidated = await broker.invalidate(who.arn, id, body.access_token);
+          logger.info('invalidation reported', {
+            audit: true,
+            caller: principal,
+            connection: id,
+            fingerprint: fingerprint(body.access_token),
+            invalidated,
+          });
+          return json(200, { invalidated });
+        }
+        case 'refresh': {
+          const token = await broker.refresh(who.arn, id);
+          logger.info('refreshed by an admin', { audit: true, caller: principal, connection: id, fingerprint: token.fingerprint });
+          return json(200, { connection: id, expires_at: iso(token.expiresAt) });
+        }
+        case 'verify': {
+          const body = bodyOf(event, VerifyBody, true);
+          const outcome = await broker.verify(who.arn, id, body.versionStage);
+          logger.info('secret verified', { audit: true, caller: principal, connection: id, versionStage: body.versionStage });
+          return json(200, { connection: id, versionStage: body.versionStage, expires_in: outcome.expiresIn });
+        }
+      }
+    } catch (err) {
+      const known = isBrokerError(err);
+      const fields = {
+        code: known ? err.code : 'internal_error',
+        status: known ? err.status : 500,
+        ...(known ? { reason: err.message } : { errorName: err instanceof Error ? err.name : typeof err }),
+      };
+      if (!known || err.status >= 500) logger.error('request failed', fields);
+      else logger.info('request refused', fields);
+      return problem(err, requestId);
+    } finally {
+      logger.removeKeys(['caller']);
+    }
+  };
+}
+
+export function makeHandler(deps: HttpDeps) {
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, Context>(makeRequestHandler(deps))
+    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
+    .use(logMetrics(deps.metrics));
+}
+
+let built: ReturnType<typeof makeHandler> | undefined;
+
+/** Lambda's entry point: the broker is built once per instance, on the first invocation. */
+export const handler = async (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
+  built ??= makeHandler(lambdaRuntime());
+  return built(event, context);
+};

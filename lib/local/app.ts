@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { createLogger, createMetrics, loggerPort, metricsPort } from '../../functions/observability';
+import { makeHandler } from '../../functions/http';
+import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/dynamodb';
+import { FileSecretSource } from '../adapters/file-secrets';
+import { Broker } from '../broker';
+import { systemClock, type Clock } from '../clock';
+import { loadConfig, parseConfig, type BrokerConfig } from '../config';
+import { LocalKeyRing, TokenCipher } from '../crypto';
+import { ConfigurationError } from '../errors';
+import { nodeHttpClient } from '../http';
+import { CachedSecretSource } from '../secrets';
+import { startDynalite, type RunningDynalite } from './dynalite';
+import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
+import { startLocalServer, type RunningServer } from './server';
+import type { CallerKey } from '../sigv4';
+
+// Local mode: the same handler and broker as in AWS, with embedded parts (dynalite, a secrets file, a local key
+// ring, a SigV4-checking server). With nothing configured it is a demo with a sandbox vendor.
+
+export interface LocalEnv {
+  PORT?: string;
+  BROKER_CONFIG?: string;
+  BROKER_SECRETS_FILE?: string;
+  BROKER_CALLERS_FILE?: string;
+  BROKER_DATA_DIR?: string;
+  BROKER_TABLE?: string;
+  AWS_ENDPOINT_URL_DYNAMODB?: string;
+  AWS_REGION?: string;
+}
+
+export interface DemoInfo {
+  caller: { accessKeyId: string; secretAccessKey: string; arn: string };
+  admin: { accessKeyId: string; secretAccessKey: string; arn: string };
+  connections: string[];
+}
+
+export interface LocalBroker {
+  url: string;
+  region: string;
+  broker: Broker;
+  demo?: DemoInfo;
+  close(): Promise<void>;
+}
+
+const DEMO_CALLER_ARN = 'arn:aws:iam::000000000000:role/demo-caller';
+const DEMO_ADMIN_ARN = 'arn:aws:iam::000000000000:role/demo-admin';
+
+function readCallers(path: string): Map<string, CallerKey> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    throw new ConfigurationError(`the callers file ${path} cannot be read as JSON`);
+  }
+  if (typeof raw !== 'object' || raw === null) throw new ConfigurationError(`the callers file ${path} is not an object`);
+  const callers = new Map<string, CallerKey>();
+  for (const [akid, v] of Object.entries(raw as Record<string, unknown>)) {
+    const entry = v as Partial<CallerKey>;
+    if (typeof entry?.secretAccessKey !== 'string' || typeof entry.arn !== 'string') {
+      throw new ConfigurationError(`the callers file ${path}: ${akid} needs secretAccessKey and arn`);
+    }
+    callers.set(akid, { secretAccessKey: entry.secretAccessKey, arn: entry.arn });
+  }
+  return callers;
+}
+
+/** The local key ring's master key, kept beside the embedded table so a restart can read what it stored. */
+function localMasterKey(dataDir: string): Buffer {
+  mkdirSync(dataDir, { recursive: true });
+  const path = join(dataDir, 'local-master.key');
+  if (!existsSync(path)) writeFileSync(path, randomBytes(32), { mode: 0o600 });
+  return readFileSync(path);
+}
+
+function demoKey(prefix: string) {
+  return {
+    accessKeyId: `${prefix}${randomBytes(8).toString('hex').toUpperCase()}`,
+    secretAccessKey: randomBytes(30).toString('base64url'),
+  };
+}
+
+async function demoSetup(dir: string) {
+  const vendor = await SandboxVendor.start();
+  const connections = [
+    { id: 'demo-digitaleo', dialect: 'digitaleo', tokenUrl: vendor.tokenUrl('digitaleo'), secretId: 'demo/digitaleo' },
+    { id: 'demo-docoon', dialect: 'docoon', tokenUrl: vendor.tokenUrl('docoon'), secretId: 'demo/docoon' },
+    { id: 'demo-docoon-basic', dialect: 'docoon-basic', secretId: 'demo/docoon-basic' },
+    { id: 'demo-digishare', dialect: 'digishare', tokenUrl: vendor.tokenUrl('digishare'), secretId: 'demo/digishare' },
+    { id: 'demo-digishare-pat', dialect: 'digishare-pat', secretId: 'demo/digishare-pat' },
+    {
+      id: 'demo-usage-engine',
+      dialect: 'usage-engine',
+      tokenUrl: vendor.tokenUrl('usage-engine'),
+      audience: DEMO_ACCOUNTS['usage-engine'].audiences?.[0],
+      secretId: 'demo/usage-engine',
+    },
+    { id: 'demo-oauth2-jwt', dialect: 'oauth2', tokenUrl: vendor.tokenUrl('jwt'), secretId: 'demo/oauth2-jwt', prewarm: true },
+  ].map((c) => ({ ...c, callers: [DEMO_CALLER_ARN] }));
+  const { audiences: _a, ...usage } = DEMO_ACCOUNTS['usage-engine'];
+  const secrets = {
+    'demo/digitaleo': DEMO_ACCOUNTS.digitaleo,
+    'demo/docoon': DEMO_ACCOUNTS.docoon,
+    'demo/docoon-basic': { login: DEMO_ACCOUNTS.docoon.login, password: DEMO_ACCOUNTS.docoon.password },
+    'demo/digishare': DEMO_ACCOUNTS.digishare,
+    'demo/digishare-pat': { token: `demo-pat-${randomBytes(12).toString('hex')}` },
+    'demo/usage-engine': usage,
+    'demo/oauth2-jwt': { stages: { AWSCURRENT: DEMO_ACCOUNTS.jwt, AWSPENDING: { ...DEMO_ACCOUNTS.jwt, client_secret: 'not-yet-at-the-vendor' } } },
+  };
+  const secretsPath = join(dir, 'secrets.json');
+  writeFileSync(secretsPath, JSON.stringify(secrets), { mode: 0o600 });
+  const caller = { ...demoKey('AKIADEMOCALLER'), arn: DEMO_CALLER_ARN };
+  const admin = { ...demoKey('AKIADEMOADMIN'), arn: DEMO_ADMIN_ARN };
+  const callers = new Map<string, CallerKey>([
+    [caller.accessKeyId, { secretAccessKey: caller.secretAccessKey, arn: caller.arn }],
+    [admin.accessKeyId, { secretAccessKey: admin.secretAccessKey, arn: admin.arn }],
+  ]);
+  const config = parseConfig({ connections, admins: [DEMO_ADMIN_ARN] }, { allowLoopbackHttp: true });
+  return { vendor, config, secretsPath, callers, demo: { caller, admin, connections: connections.map((c) => c.id) } };
+}
+
+export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd?: string } = {}): Promise<LocalBroker> {
+  const clock = opts.clock ?? systemClock;
+  const cwd = opts.cwd ?? process.cwd();
+  const region = env.AWS_REGION || 'us-east-1';
+  const tableName = env.BROKER_TABLE || 'token-broker';
+  const dataDir = resolve(cwd, env.BROKER_DATA_DIR || '.data');
+  const configPath = env.BROKER_CONFIG ? resolve(cwd, env.BROKER_CONFIG) : resolve(cwd, 'broker.config.json');
+  const configured = Boolean(env.BROKER_CONFIG) || existsSync(configPath);
+
+  const closers: (() => Promise<void>)[] = [];
+  const closeAll = async () => {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  };
+  try {
+    let config: BrokerConfig;
+    let secretsPath: string;
+    let callers: Map<string, CallerKey>;
+    let demo: DemoInfo | undefined;
+    if (configured) {
+      if (!env.BROKER_SECRETS_FILE) throw new ConfigurationError('BROKER_SECRETS_FILE must name the secrets file');
+      if (!env.BROKER_CALLERS_FILE) throw new ConfigurationError('BROKER_CALLERS_FILE must name the callers file');
+      config = loadConfig(configPath, { allowLoopbackHttp: true });
+      secretsPath = resolve(cwd, env.BROKER_SECRETS_FILE);
+      callers = readCallers(resolve(cwd, env.BROKER_CALLERS_FILE));
+    } else {
+      const dir = mkdtempSync(join(tmpdir(), 'token-broker-demo-'));
+      closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+      const d = await demoSetup(dir);
+      closers.push(() => d.vendor.close());
+      ({ config, secretsPath, callers, demo } = d);
+    }
+
+    let endpoint = env.AWS_ENDPOINT_URL_DYNAMODB;
+    if (!endpoint) {
+      mkdirSync(dataDir, { recursive: true });
+      const db: RunningDynalite = await startDynalite({ path: join(dataDir, 'table') });
+      closers.push(() => db.close());
+      endpoint = db.endpoint;
+    }
+    const dynamoConfig = {
+      endpoint,
+      region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    };
+    const raw = new DynamoDBClient(dynamoConfig);
+    await ensureTable(raw, tableName);
+    raw.destroy();
+
+    const logger = createLogger();
+    const metrics = createMetrics();
+    const broker = new Broker({
+      config,
+      store: new DynamoTokenStore(createDynamoClient(dynamoConfig), tableName),
+      secrets: new CachedSecretSource(new FileSecretSource(secretsPath), clock),
+      cipher: new TokenCipher(new LocalKeyRing(localMasterKey(dataDir)), clock),
+      clock,
+      http: nodeHttpClient,
+      logger: loggerPort(logger),
+      metrics: metricsPort(metrics),
+    });
+    const handler = makeHandler({ broker, logger, metrics });
+    const server: RunningServer = await startLocalServer({
+      handler: (event, context) => handler(event, context),
+      callers,
+      region,
+      clock,
+      port: env.PORT === undefined ? 8080 : Number(env.PORT),
+      onRefused: (reason) => logger.info('signature refused', { reason }),
+    });
+    closers.push(() => server.close());
+    closers.push(() => broker.drain());
+    return { url: server.url, region, broker, ...(demo ? { demo } : {}), close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
