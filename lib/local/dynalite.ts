@@ -1,6 +1,8 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
+import { Level } from 'level';
+import { ConfigurationError } from '../errors';
 
 // The embedded table of local mode and of the tests: a dynalite server on loopback, in memory or kept on disk.
 
@@ -10,7 +12,23 @@ export interface RunningDynalite {
   close(): Promise<void>;
 }
 
+/**
+ * dynalite crashes its process on the first request when its LevelDB cannot be opened (another local broker holds
+ * the lock): open it once here first, to fail with a message instead.
+ */
+async function assertUsable(path: string): Promise<void> {
+  const db = new Level(path);
+  try {
+    await db.open();
+  } catch {
+    throw new ConfigurationError(`the data directory ${path} is in use by another local broker, or unreadable`);
+  } finally {
+    await db.close().catch(() => undefined);
+  }
+}
+
 export async function startDynalite(opts: { path?: string; port?: number } = {}): Promise<RunningDynalite> {
+  if (opts.path) await assertUsable(opts.path);
   const server: Server = dynalite({
     createTableMs: 0,
     deleteTableMs: 0,

@@ -1,0 +1,251 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../../lib/cli';
+import { TokenBrokerClient, TokenBrokerError } from '../../lib/client';
+import { startLocalBroker, type LocalBroker } from '../../lib/local/app';
+import { SandboxVendor } from '../../lib/local/sandbox-vendor';
+import { signRequest } from '../../lib/sigv4';
+import { secretFor } from '../support/connections';
+import { registerSecret } from '../support/secrets-registry';
+
+const run = promisify(execFile);
+const CALLER = { accessKeyId: 'AKIALOCALTESTCALLER1', secretAccessKey: 'local-test-secret-key-0123456789', arn: 'arn:aws:iam::111111111111:role/app' };
+const OTHER = { accessKeyId: 'AKIALOCALTESTOTHER01', secretAccessKey: 'other-test-secret-key-0123456789', arn: 'arn:aws:iam::111111111111:role/other' };
+registerSecret(CALLER.secretAccessKey, OTHER.secretAccessKey);
+
+let dir: string;
+let vendor: SandboxVendor;
+let local: LocalBroker;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'local-server-'));
+  vendor = await SandboxVendor.start();
+  writeFileSync(
+    join(dir, 'broker.config.json'),
+    JSON.stringify({
+      connections: [
+        { id: 'digitaleo', dialect: 'digitaleo', tokenUrl: vendor.tokenUrl('digitaleo'), secretId: 'digitaleo', callers: [CALLER.arn] },
+        { id: 'jwt', dialect: 'oauth2', tokenUrl: vendor.tokenUrl('jwt'), secretId: 'jwt', callers: [CALLER.arn] },
+      ],
+    }),
+  );
+  writeFileSync(join(dir, 'secrets.json'), JSON.stringify({ digitaleo: secretFor(vendor, 'digitaleo'), jwt: secretFor(vendor, 'jwt') }));
+  writeFileSync(
+    join(dir, 'callers.json'),
+    JSON.stringify({
+      [CALLER.accessKeyId]: { secretAccessKey: CALLER.secretAccessKey, arn: CALLER.arn },
+      [OTHER.accessKeyId]: { secretAccessKey: OTHER.secretAccessKey, arn: OTHER.arn },
+    }),
+  );
+  env = {
+    PORT: '0',
+    BROKER_CONFIG: join(dir, 'broker.config.json'),
+    BROKER_SECRETS_FILE: join(dir, 'secrets.json'),
+    BROKER_CALLERS_FILE: join(dir, 'callers.json'),
+    BROKER_DATA_DIR: join(dir, 'data'),
+  };
+  local = await startLocalBroker(env);
+});
+
+afterAll(async () => {
+  await local?.close();
+  await vendor?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function signedFetch(
+  path: string,
+  opts: { method?: string; body?: string; creds?: { accessKeyId: string; secretAccessKey: string }; region?: string; signingDate?: Date; sendBody?: string } = {},
+) {
+  const url = new URL(local.url + path);
+  const headers = await signRequest({
+    url,
+    method: opts.method ?? 'GET',
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+    credentials: opts.creds ?? CALLER,
+    region: opts.region ?? 'us-east-1',
+    ...(opts.signingDate ? { signingDate: opts.signingDate } : {}),
+  });
+  delete headers.host;
+  const body = opts.sendBody ?? opts.body;
+  const res = await fetch(url, { method: opts.method ?? 'GET', headers, ...(body !== undefined ? { body } : {}) });
+  return { status: res.status, headers: res.headers, json: (await res.json()) as Record<string, unknown> };
+}
+
+describe('local server: SigV4 as API Gateway checks it', () => {
+  it('serves a correctly signed request', async () => {
+    const res = await signedFetch('/v1/connections/digitaleo/token?min_ttl=120');
+    expect(res.status).toBe(200);
+    expect(res.json.token_type).toBe('Bearer');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it.each([
+    ['a wrong secret', { creds: { accessKeyId: CALLER.accessKeyId, secretAccessKey: 'wrong-secret-key' } }],
+    ['an unknown key', { creds: { accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: 'x' } }],
+    ['a stale date', { signingDate: new Date(Date.now() - 10 * 60_000) }],
+    ['a date from the future', { signingDate: new Date(Date.now() + 10 * 60_000) }],
+    ['another region', { region: 'eu-west-1' }],
+  ])('answers 401 unauthenticated for %s', async (_name, opts) => {
+    const res = await signedFetch('/v1/connections/digitaleo/token', opts);
+    expect(res.status).toBe(401);
+    expect(res.json.code).toBe('unauthenticated');
+  });
+
+  it('answers 401 for an unsigned request and for a body other than the one signed', async () => {
+    const unsigned = await fetch(`${local.url}/v1/connections`);
+    expect(unsigned.status).toBe(401);
+    const tampered = await signedFetch('/v1/connections/digitaleo/token/invalidate', {
+      method: 'POST',
+      body: '{"access_token":"a"}',
+      sendBody: '{"access_token":"b"}',
+    });
+    expect(tampered.status).toBe(401);
+  });
+
+  it('answers 403 to a signed caller that may not use the connection', async () => {
+    const res = await signedFetch('/v1/connections/digitaleo/token', { creds: OTHER });
+    expect(res.status).toBe(403);
+  });
+
+  it('refuses a body over 64 KB with invalid_request', async () => {
+    const big = JSON.stringify({ access_token: 'a'.repeat(70_000) });
+    const res = await signedFetch('/v1/connections/digitaleo/token/invalidate', { method: 'POST', body: big });
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe('invalid_request');
+  });
+
+  it("accepts the system curl's --aws-sigv4, and refuses it with a wrong secret", async () => {
+    const url = `${local.url}/v1/connections/jwt/token?min_ttl=60`;
+    const ok = await run('curl', ['-s', '--aws-sigv4', 'aws:amz:us-east-1:execute-api', '--user', `${CALLER.accessKeyId}:${CALLER.secretAccessKey}`, '-w', '\n%{http_code}', url]);
+    const [body, status] = ok.stdout.trim().split('\n');
+    expect(status).toBe('200');
+    expect(JSON.parse(body ?? '{}').token_type).toBe('Bearer');
+    const bad = await run('curl', ['-s', '-o', '/dev/null', '--aws-sigv4', 'aws:amz:us-east-1:execute-api', '--user', `${CALLER.accessKeyId}:nope-wrong`, '-w', '%{http_code}', url]);
+    expect(bad.stdout).toBe('401');
+    const post = await run('curl', [
+      '-s', '--aws-sigv4', 'aws:amz:us-east-1:execute-api', '--user', `${CALLER.accessKeyId}:${CALLER.secretAccessKey}`,
+      '-X', 'POST', '-H', 'content-type: application/json', '-d', '{"access_token":"not-current"}', '-w', '\n%{http_code}',
+      `${local.url}/v1/connections/jwt/token/invalidate`,
+    ]);
+    expect(post.stdout.trim().split('\n')).toEqual(['{"invalidated":false}', '200']);
+  });
+});
+
+describe('local server: embedded table', () => {
+  it('keeps the cache across a restart (BROKER_DATA_DIR)', async () => {
+    const first = await signedFetch('/v1/connections/digitaleo/token');
+    const minted = vendor.exchanges('digitaleo');
+    await local.close();
+    local = await startLocalBroker(env);
+    const again = await signedFetch('/v1/connections/digitaleo/token');
+    expect(again.json.access_token).toBe(first.json.access_token);
+    expect(vendor.exchanges('digitaleo')).toBe(minted);
+  });
+});
+
+describe('client SDK', () => {
+  it('reuses a token in-process while it covers minTtl and shares one request between concurrent callers', async () => {
+    let calls = 0;
+    const client = new TokenBrokerClient({
+      baseUrl: local.url,
+      credentials: CALLER,
+      fetch: (input, init) => {
+        calls += 1;
+        return fetch(input, init);
+      },
+    });
+    const tokens = await Promise.all(Array.from({ length: 10 }, () => client.getToken('jwt', { minTtl: 60 })));
+    expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
+    expect(calls).toBe(1);
+    await client.getToken('jwt', { minTtl: 600 });
+    expect(calls).toBe(1);
+    expect(tokens[0]?.authorization).toBe(`Bearer ${tokens[0]?.accessToken}`);
+  });
+
+  it('surfaces the problem code, status and message', async () => {
+    const client = new TokenBrokerClient({ baseUrl: local.url, credentials: OTHER });
+    const err = await client.getToken('digitaleo').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenBrokerError);
+    expect(err).toMatchObject({ status: 403, code: 'forbidden' });
+  });
+
+  it('fetch() reports a token the vendor rejects with 401 and retries once with a new one', async () => {
+    const client = new TokenBrokerClient({ baseUrl: local.url, credentials: CALLER });
+    const first = await client.getToken('jwt');
+    const seen: string[] = [];
+    const api = await import('node:http').then(
+      ({ createServer }) =>
+        new Promise<{ url: string; close: () => void }>((resolve) => {
+          const server = createServer((req, res) => {
+            seen.push(String(req.headers.authorization));
+            res.writeHead(seen.length === 1 ? 401 : 200, { 'content-type': 'text/plain' });
+            res.end(seen.length === 1 ? 'Authorization has been denied for this request' : 'ok');
+          });
+          server.listen(0, '127.0.0.1', () => {
+            const port = (server.address() as { port: number }).port;
+            resolve({ url: `http://127.0.0.1:${port}/api/v1/JobTypes`, close: () => server.close() });
+          });
+        }),
+    );
+    try {
+      const res = await client.fetch('jwt', api.url);
+      expect(res.status).toBe(200);
+      expect(seen).toHaveLength(2);
+      expect(seen[0]).toBe(first.authorization);
+    } finally {
+      api.close();
+    }
+  });
+});
+
+describe('CLI', () => {
+  it('prints a token as JSON, or the Authorization header value with --header', async () => {
+    const lines: string[] = [];
+    process.env.AWS_ACCESS_KEY_ID = CALLER.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = CALLER.secretAccessKey;
+    try {
+      expect(await runCli(['token', 'jwt', '--url', local.url, '--min-ttl', '30'], (l) => lines.push(l))).toBe(0);
+      const json = JSON.parse(lines[0] ?? '{}') as { authorization: string; token_type: string };
+      expect(json.token_type).toBe('Bearer');
+      expect(await runCli(['token', 'jwt', '--url', local.url, '--header'], (l) => lines.push(l))).toBe(0);
+      expect(lines[1]).toBe(json.authorization);
+      expect(await runCli(['token', 'digitaleo', '--url', local.url, '--min-ttl', 'x'], (l) => lines.push(l))).toBe(2);
+      expect(await runCli(['connections', '--url', local.url], (l) => lines.push(l))).toBe(0);
+      expect(JSON.parse(lines.at(-1) ?? '[]')).toEqual([
+        { id: 'digitaleo', dialect: 'digitaleo' },
+        { id: 'jwt', dialect: 'oauth2' },
+      ]);
+    } finally {
+      delete process.env.AWS_ACCESS_KEY_ID;
+      delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
+  });
+});
+
+describe('demo mode', () => {
+  it('with nothing configured, serves every demo connection to the demo caller', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'demo-'));
+    const demo = await startLocalBroker({ PORT: '0', BROKER_DATA_DIR: join(cwd, 'data') }, { cwd });
+    try {
+      expect(demo.demo).toBeDefined();
+      const { caller, connections } = demo.demo!;
+      registerSecret(caller.secretAccessKey, demo.demo!.admin.secretAccessKey);
+      const client = new TokenBrokerClient({ baseUrl: demo.url, credentials: caller });
+      expect((await client.listConnections()).map((c) => c.id)).toEqual(connections);
+      for (const id of connections) {
+        const t = await client.getToken(id, { minTtl: 300 });
+        expect(t.expiresIn).toBeGreaterThanOrEqual(300);
+        expect(t.authorization).toMatch(/^(Bearer|Basic) \S+$/);
+      }
+    } finally {
+      await demo.close();
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});
