@@ -105,6 +105,7 @@ export interface IssuedToken {
 }
 
 type Served = { held: HeldToken; source: TokenSource };
+export type PrewarmOutcome = 'minted' | 'fresh' | 'busy' | 'cooling-down' | 'static';
 type MintMode = { overrideCooldown?: boolean; freshSecret?: boolean };
 type Want = (t: { expiresAt: number; mintedAt: number; secretVersion: string; fingerprint: string }) => boolean;
 
@@ -227,7 +228,11 @@ export class Broker {
    * stored or returned but the outcome.
    */
   async verify(callerArn: string, connectionId: string, versionStage: string): Promise<{ expiresIn: number }> {
-    const connection = this.authorizeAdmin(callerArn, connectionId);
+    return this.verifyConnection(this.authorizeAdmin(callerArn, connectionId), versionStage);
+  }
+
+  /** verify without the authorization: the rotation function's testSecret step. */
+  async verifyConnection(connection: Connection, versionStage: string): Promise<{ expiresIn: number }> {
     let token: TokenSet;
     try {
       const secret = await this.deps.secrets.getSecret(connection.secretId, { versionStage, forceRefresh: true });
@@ -247,6 +252,52 @@ export class Broker {
     const connection = this.config.byId.get(connectionId);
     if (!connection || !isAdmin(callerArn, this.config)) throw new ForbiddenError({ context: { connection: connectionId } });
     return connection;
+  }
+
+  /**
+   * Pre-warming: mints when the stored token is missing or inside its refreshBefore window, through the same lease
+   * as every other path (never waiting on it), so it never adds an exchange a caller would not have caused.
+   */
+  async prewarm(connection: Connection): Promise<PrewarmOutcome> {
+    if (connection.dialect.grantType === 'static') return 'static';
+    const { store, clock } = this.deps;
+    const window = connection.refreshBefore * 1000;
+    const stored = await store.getToken(connection.id);
+    const left = stored ? stored.expiresAt - clock.now() : 0;
+    if (stored && left > window) return 'fresh';
+    // A token the vendor issues for no longer than the window is replaced only when it expires.
+    if (stored && left > 0 && stored.lifetime * 1000 <= window) return 'fresh';
+    try {
+      this.checkCooldown(connection);
+    } catch {
+      return 'cooling-down';
+    }
+    const served = await this.mintUnderLease(connection, (t) => t.expiresAt - clock.now() > window, false);
+    if (!served) return 'busy';
+    return served.source === 'vendor' ? 'minted' : 'fresh';
+  }
+
+  /**
+   * A connection's secret changed: evict tokens minted with another version of it (everywhere: the table, and this
+   * instance's memory; other instances' memory lapses within 30 s) and mint one with the new version. Idempotent.
+   */
+  async rotate(connection: Connection): Promise<{ evicted: boolean; minted: boolean; secretVersion: string }> {
+    const { store, secrets } = this.deps;
+    const secret = await secrets.getSecret(connection.secretId, { forceRefresh: true });
+    const id = connection.id;
+    const mem = this.memory.get(id);
+    if (mem && mem.held.secretVersion !== secret.versionId) this.memory.delete(id);
+    if (connection.dialect.grantType === 'static') return { evicted: false, minted: false, secretVersion: secret.versionId };
+    const evicted = await store.deleteToken(id, { notSecretVersion: secret.versionId });
+    const current = await store.getToken(id);
+    if (current?.secretVersion === secret.versionId && current.expiresAt > this.deps.clock.now()) {
+      return { evicted, minted: false, secretVersion: secret.versionId };
+    }
+    this.cooldowns.delete(id);
+    const served = await this.mintUnderLease(connection, (t) => t.secretVersion === secret.versionId, true, {
+      overrideCooldown: true,
+    });
+    return { evicted, minted: served?.source === 'vendor', secretVersion: secret.versionId };
   }
 
   /** Resolves when background refreshes started so far have settled (tests, graceful shutdown). */

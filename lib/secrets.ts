@@ -57,3 +57,24 @@ export function parseSecretJson(secretId: string, text: string | undefined): unk
 export function contentVersion(value: unknown): string {
   return `sha256:${createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16)}`;
 }
+
+/** The names a secret reference can stand for: itself, and for an ARN its name with and without the random suffix. */
+function secretNames(ref: string): string[] {
+  const m = /^arn:aws[a-z-]*:secretsmanager:[^:]*:\d{12}:secret:(.+)$/.exec(ref);
+  if (!m?.[1]) return [ref];
+  const name = m[1];
+  const unsuffixed = /^(.+)-[A-Za-z0-9]{6}$/.exec(name)?.[1];
+  return unsuffixed ? [ref, name, unsuffixed] : [ref, name];
+}
+
+/** Whether a secret reported by an event (name or ARN) is the one a connection names (name or ARN). */
+export function sameSecret(configured: string, reported: string): boolean {
+  if (configured === reported) return true;
+  const a = secretNames(configured);
+  const b = secretNames(reported);
+  // Full ARNs must match exactly (done above); a name matches a name, or the name inside an ARN.
+  const aArn = configured.startsWith('arn:');
+  const bArn = reported.startsWith('arn:');
+  if (aArn && bArn) return a[1] === b[1] || a.slice(1).some((n) => b.slice(1).includes(n));
+  return a.some((n) => b.includes(n));
+}

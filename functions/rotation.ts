@@ -1,0 +1,142 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { Broker } from '../lib/broker';
+import type { Connection } from '../lib/config';
+import { StoreUnavailableError, isBrokerError } from '../lib/errors';
+import { sameSecret } from '../lib/secrets';
+import { lambdaRuntime } from './runtime';
+
+// Two ways in:
+// - EventBridge delivers Secrets Manager's CloudTrail events (PutSecretValue, UpdateSecret, RotateSecret,
+//   UpdateSecretVersionStage, RotationSucceeded): the connections using that secret have their tokens of other
+//   secret versions evicted and a new one minted. Idempotent; a secret no connection uses is logged and ignored.
+// - A Secrets Manager rotation function's `testSecret` step ({Step, SecretId, ClientRequestToken}): every
+//   connection using the secret exchanges with its AWSPENDING version, nothing cached; a failure fails the step,
+//   so a bad secret never becomes current.
+
+export const ROTATION_EVENTS = ['PutSecretValue', 'UpdateSecret', 'RotateSecret', 'UpdateSecretVersionStage', 'RotationSucceeded'];
+
+export interface RotationDeps {
+  broker: Broker;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+interface CloudTrailEvent {
+  source?: string;
+  'detail-type'?: string;
+  resources?: string[];
+  detail?: {
+    eventSource?: string;
+    eventName?: string;
+    requestParameters?: { secretId?: string; SecretId?: string } | null;
+    responseElements?: { arn?: string; aRN?: string; name?: string } | null;
+    additionalEventData?: { SecretId?: string } | null;
+  };
+}
+
+interface RotationStepEvent {
+  Step: string;
+  SecretId: string;
+  ClientRequestToken: string;
+}
+
+export type RotationReport =
+  | { ignored: true; reason: string }
+  | { secret: string; connections: Record<string, { evicted: boolean; minted: boolean } | { error: string }> }
+  | { step: 'testSecret'; verified: string[] };
+
+function isRotationStep(e: unknown): e is RotationStepEvent {
+  const r = e as Partial<RotationStepEvent>;
+  return typeof r?.Step === 'string' && typeof r.SecretId === 'string';
+}
+
+/** Every secret id or ARN a CloudTrail event names. */
+function secretsNamed(e: CloudTrailEvent): string[] {
+  const d = e.detail ?? {};
+  const ids = [
+    d.requestParameters?.secretId,
+    d.requestParameters?.SecretId,
+    d.responseElements?.arn,
+    d.responseElements?.aRN,
+    d.additionalEventData?.SecretId,
+    ...(e.resources ?? []),
+  ];
+  return [...new Set(ids.filter((x): x is string => typeof x === 'string' && x.length > 0))];
+}
+
+export function makeRotationHandler(deps: RotationDeps) {
+  const { broker, logger, metrics } = deps;
+  const using = (secret: string): Connection[] =>
+    broker.config.connections.filter((c) => sameSecret(c.secretId, secret));
+
+  return async (event: unknown): Promise<RotationReport> => {
+    if (isRotationStep(event)) {
+      if (event.Step !== 'testSecret') {
+        throw new Error(`the broker implements only the testSecret step of a rotation, not ${event.Step}`);
+      }
+      const connections = using(event.SecretId);
+      for (const c of connections) {
+        try {
+          await broker.verifyConnection(c, 'AWSPENDING');
+        } catch (err) {
+          const code = isBrokerError(err) ? err.code : 'internal_error';
+          logger.error('testSecret failed', { connection: c.id, code, reason: isBrokerError(err) ? err.message : undefined });
+          throw new Error(`testSecret failed for ${c.id}: ${code}`);
+        }
+      }
+      logger.info('testSecret passed', { secret: event.SecretId, connections: connections.map((c) => c.id) });
+      return { step: 'testSecret', verified: connections.map((c) => c.id) };
+    }
+
+    const e = event as CloudTrailEvent;
+    const name = e.detail?.eventName;
+    if (e.detail?.eventSource !== 'secretsmanager.amazonaws.com' || !name || !ROTATION_EVENTS.includes(name)) {
+      logger.warn('not a Secrets Manager change event; ignored', { eventName: name, source: e.source });
+      return { ignored: true, reason: 'not a Secrets Manager change event' };
+    }
+    const named = secretsNamed(e);
+    const connections = broker.config.connections.filter((c) => named.some((s) => sameSecret(c.secretId, s)));
+    if (connections.length === 0) {
+      logger.info('a secret no connection uses changed; ignored', { eventName: name, secrets: named });
+      return { ignored: true, reason: 'no connection uses this secret' };
+    }
+    const results: Record<string, { evicted: boolean; minted: boolean } | { error: string }> = {};
+    let storeDown: unknown;
+    for (const c of connections) {
+      try {
+        const r = await broker.rotate(c);
+        results[c.id] = { evicted: r.evicted, minted: r.minted };
+        if (r.evicted) metrics.addMetric('RotationEvictions', MetricUnit.Count, 1);
+      } catch (err) {
+        results[c.id] = { error: isBrokerError(err) ? err.code : 'internal_error' };
+        if (err instanceof StoreUnavailableError) storeDown = err;
+        logger.warn('rotation could not mint with the new secret', {
+          connection: c.id,
+          code: isBrokerError(err) ? err.code : 'internal_error',
+        });
+      }
+    }
+    logger.info('secret change handled', { eventName: name, secrets: named, results });
+    // Without the table nothing was evicted: fail, so EventBridge retries (and the DLQ keeps it if it never can).
+    if (storeDown) throw storeDown;
+    return { secret: named[0]!, connections: results };
+  };
+}
+
+export function makeHandler(deps: RotationDeps) {
+  return middy(makeRotationHandler(deps))
+    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
+    .use(logMetrics(deps.metrics));
+}
+
+let built: ReturnType<typeof makeHandler> | undefined;
+
+export const handler = async (event: unknown, context: Context) => {
+  built ??= makeHandler(lambdaRuntime());
+  return built(event, context);
+};

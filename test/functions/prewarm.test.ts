@@ -1,0 +1,120 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, createMetrics } from '../../functions/observability';
+import { makePrewarmHandler } from '../../functions/prewarm';
+import { ManualClock } from '../../lib/clock';
+import type { TokenSource } from '../../lib/ports';
+import { secretFor, vendorConnectionInput } from '../support/connections';
+import { lambdaContext } from '../support/events';
+import { RecordingMetrics, startWorld, type World } from '../support/harness';
+
+const CALLER = 'arn:aws:iam::111111111111:role/caller';
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+/** A seeded generator, so the refresh-ahead draws are the same on every run. */
+function seeded(seed: number) {
+  let x = seed;
+  return () => {
+    x = (x * 1_103_515_245 + 12_345) % 2 ** 31;
+    return x / 2 ** 31;
+  };
+}
+
+function context(remainingMs = 60_000) {
+  return { ...lambdaContext(), getRemainingTimeInMillis: () => remainingMs };
+}
+
+describe('pre-warming', () => {
+  it('over a simulated day of 5-minute tokens and steady callers, no caller waits on a vendor and each token is minted once', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
+      { lifetime: 300 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+    );
+    const metrics = new RecordingMetrics();
+    const callers = [1, 2, 3].map((seed) => world!.broker({ metrics, random: seeded(seed) }));
+    const prewarm = makePrewarmHandler({ broker: world.broker({ metrics }), logger: createLogger(), metrics: createMetrics() });
+    const sources = new Map<TokenSource, number>();
+    const day = 86_400;
+    const step = 10;
+    for (let t = 0; t < day; t += step) {
+      if (t % 60 === 0) await prewarm({}, context());
+      const broker = callers[(t / step) % callers.length]!;
+      const token = await broker.getToken(CALLER, 'jwt', 60);
+      sources.set(token.source, (sources.get(token.source) ?? 0) + 1);
+      await broker.drain();
+      clock.advance(step * 1000);
+    }
+    // A token lives 300 s and is replaced when it enters its 120 s window: one mint per 180 s of the day.
+    expect(world.vendor.exchanges('jwt')).toBe(day / 180);
+    expect(world.vendor.received('jwt')).toBe(day / 180);
+    expect(sources.get('vendor')).toBeUndefined();
+    expect((sources.get('memory') ?? 0) + (sources.get('table') ?? 0)).toBe(day / step);
+    expect(metrics.get('LeaseWaits')).toBe(0);
+  });
+
+  it('warms connections concurrently; a failing vendor does not stop the others', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [
+        vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true }),
+        vendorConnectionInput(v, 'digitaleo', { id: 'digitaleo', prewarm: true }),
+        vendorConnectionInput(v, 'docoon', { id: 'docoon', prewarm: true }),
+        vendorConnectionInput(v, 'digishare', { id: 'cold', prewarm: false }),
+        { id: 'pat', dialect: 'digishare-pat', secretId: 'broker/pat', prewarm: true },
+      ],
+      { lifetime: 3600 },
+      (v) => ({
+        'broker/jwt-test': secretFor(v, 'jwt'),
+        'broker/digitaleo-test': secretFor(v, 'digitaleo'),
+        'broker/docoon-test': secretFor(v, 'docoon'),
+        'broker/digishare-test': secretFor(v, 'digishare'),
+        'broker/pat': { token: 'prewarm-pat-token' },
+      }),
+    );
+    world.vendor.fail('digitaleo', (_q, r) => {
+      r.writeHead(503);
+      r.end();
+    });
+    const prewarm = makePrewarmHandler({
+      broker: world.broker({ options: { exchange: { retries: 0 } } }),
+      logger: createLogger(),
+      metrics: createMetrics(),
+      concurrency: 2,
+    });
+    expect((await prewarm({}, context())).outcomes).toEqual({
+      jwt: 'minted',
+      digitaleo: 'vendor_unavailable',
+      docoon: 'minted',
+      pat: 'static',
+    });
+    expect(world.vendor.received('digishare')).toBe(0);
+    // Within the cooldown the failing vendor is not asked again.
+    clock.advance(10_000);
+    expect((await prewarm({}, context())).outcomes).toMatchObject({ jwt: 'fresh', digitaleo: 'cooling-down', docoon: 'fresh' });
+    expect(world.vendor.received('digitaleo')).toBe(1);
+    world.vendor.heal('digitaleo');
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'fresh', digitaleo: 'minted', docoon: 'fresh', pat: 'static' });
+    expect(world.vendor.exchanges()).toBe(3);
+  });
+
+  it('starts no connection without time left for its exchange', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true })],
+      {},
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+    );
+    const prewarm = makePrewarmHandler({ broker: world.broker(), logger: createLogger(), metrics: createMetrics() });
+    expect((await prewarm({}, context(5_000))).outcomes).toEqual({ jwt: 'skipped-no-time' });
+    expect(world.vendor.received()).toBe(0);
+  });
+});

@@ -1,0 +1,229 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger, createMetrics } from '../../functions/observability';
+import { makeRotationHandler } from '../../functions/rotation';
+import { ManualClock } from '../../lib/clock';
+import { sameSecret } from '../../lib/secrets';
+import { secretFor, vendorConnectionInput } from '../support/connections';
+import { startWorld, type World } from '../support/harness';
+
+const CALLER = 'arn:aws:iam::111111111111:role/caller';
+const ARN = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:broker/jwt-test-Ab12Cd';
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+// The shapes EventBridge delivers for Secrets Manager through CloudTrail (as in the AWS documentation).
+function apiCall(eventName: string, requestParameters: Record<string, unknown>, responseElements: Record<string, unknown> | null = null) {
+  return {
+    version: '0',
+    id: '6a7e8feb-b491-4cf7-a9f1-bf3703467718',
+    'detail-type': 'AWS API Call via CloudTrail',
+    source: 'aws.secretsmanager',
+    account: '111111111111',
+    time: '2026-11-23T10:00:00Z',
+    region: 'eu-west-1',
+    resources: [],
+    detail: {
+      eventVersion: '1.08',
+      userIdentity: {
+        type: 'AssumedRole',
+        arn: 'arn:aws:sts::111111111111:assumed-role/secrets-rotation/rotation',
+        accountId: '111111111111',
+      },
+      eventTime: '2026-11-23T10:00:00Z',
+      eventSource: 'secretsmanager.amazonaws.com',
+      eventName,
+      awsRegion: 'eu-west-1',
+      sourceIPAddress: '10.0.0.1',
+      userAgent: 'aws-sdk-js/3',
+      requestParameters,
+      responseElements,
+      requestID: 'e5f1e8c5-5d1b-4a9c-9f34-9f2d0a6b0c11',
+      eventID: 'f1d2c3b4-a5b6-4c7d-8e9f-0a1b2c3d4e5f',
+      readOnly: false,
+      eventType: 'AwsApiCall',
+      managementEvent: true,
+      recipientAccountId: '111111111111',
+    },
+  };
+}
+
+const rotationSucceeded = {
+  version: '0',
+  id: '2b8f1d6e-7c2a-4e8b-9f3d-1a2b3c4d5e6f',
+  'detail-type': 'AWS Service Event via CloudTrail',
+  source: 'aws.secretsmanager',
+  account: '111111111111',
+  time: '2026-11-23T10:00:00Z',
+  region: 'eu-west-1',
+  resources: [],
+  detail: {
+    eventVersion: '1.08',
+    userIdentity: { accountId: '111111111111', invokedBy: 'secretsmanager.amazonaws.com' },
+    eventTime: '2026-11-23T10:00:00Z',
+    eventSource: 'secretsmanager.amazonaws.com',
+    eventName: 'RotationSucceeded',
+    awsRegion: 'eu-west-1',
+    sourceIPAddress: 'secretsmanager.amazonaws.com',
+    userAgent: 'secretsmanager.amazonaws.com',
+    requestParameters: null,
+    responseElements: null,
+    additionalEventData: { SecretId: ARN },
+    eventType: 'AwsServiceEvent',
+    managementEvent: true,
+    recipientAccountId: '111111111111',
+  },
+};
+
+async function rotatingWorld() {
+  const clock = new ManualClock('2026-11-23T10:00:00.000Z');
+  world = await startWorld(
+    clock,
+    (v) => [
+      vendorConnectionInput(v, 'jwt', { id: 'jwt', secretId: 'broker/jwt-test' }),
+      vendorConnectionInput(v, 'digitaleo', { id: 'digitaleo' }),
+    ],
+    { lifetime: 3600 },
+    (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt'), 'broker/digitaleo-test': secretFor(v, 'digitaleo') }),
+  );
+  const w = world;
+  const handler = makeRotationHandler({ broker: w.broker(), logger: createLogger(), metrics: createMetrics() });
+  const rotate = (clientSecret: string) => {
+    const account = { client_id: 'demo-jwt-client', client_secret: clientSecret };
+    w.vendor.setAccount('jwt', account);
+    w.writeSecrets({ 'broker/jwt-test': account, 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo') });
+  };
+  return { clock, w, handler, rotate };
+}
+
+describe('secret rotation events', () => {
+  it.each([
+    ['PutSecretValue', apiCall('PutSecretValue', { secretId: 'broker/jwt-test', clientRequestToken: 'tok' }, { arn: ARN, versionId: 'v2', versionStages: ['AWSCURRENT'] })],
+    ['UpdateSecret', apiCall('UpdateSecret', { secretId: ARN }, { arn: ARN, name: 'broker/jwt-test', versionId: 'v2' })],
+    ['RotateSecret', apiCall('RotateSecret', { secretId: 'broker/jwt-test' }, { arn: ARN, name: 'broker/jwt-test', versionId: 'v2' })],
+    ['UpdateSecretVersionStage', apiCall('UpdateSecretVersionStage', { secretId: ARN, versionStage: 'AWSCURRENT', moveToVersionId: 'v2', removeFromVersionId: 'v1' }, { aRN: ARN, name: 'broker/jwt-test' })],
+    ['RotationSucceeded', rotationSucceeded],
+  ])('%s: evicts the token of the old secret version and mints one with the new; a replay does nothing', async (_name, event) => {
+    const { w, handler, rotate } = await rotatingWorld();
+    const caller = w.broker();
+    const old = await caller.getToken(CALLER, 'jwt');
+    const oldVersion = (await w.table.store.getToken('jwt'))?.secretVersion;
+    const digitaleo = await caller.getToken(CALLER, 'digitaleo');
+    rotate('rotated-jwt-secret-1');
+
+    const report = await handler(event);
+    expect(report).toEqual({ secret: expect.any(String), connections: { jwt: { evicted: true, minted: true } } });
+    const stored = await w.table.store.getToken('jwt');
+    expect(stored?.secretVersion).not.toBe(oldVersion);
+    expect(stored?.fingerprint).not.toBe(old.fingerprint);
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+
+    expect(await handler(event)).toEqual({ secret: expect.any(String), connections: { jwt: { evicted: false, minted: false } } });
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    // Another connection's token is left alone.
+    expect((await w.broker().getToken(CALLER, 'digitaleo')).fingerprint).toBe(digitaleo.fingerprint);
+  });
+
+  it('ignores a secret no connection uses, and events that are not secret changes', async () => {
+    const { w, handler } = await rotatingWorld();
+    expect(await handler(apiCall('PutSecretValue', { secretId: 'someone/else' }))).toEqual({
+      ignored: true,
+      reason: 'no connection uses this secret',
+    });
+    expect(await handler(apiCall('GetSecretValue', { secretId: 'broker/jwt-test' }))).toMatchObject({ ignored: true });
+    expect(await handler({ hello: 'world' })).toMatchObject({ ignored: true });
+    expect(w.vendor.received()).toBe(0);
+  });
+
+  it('leaves no stale token behind when the new secret is refused by the vendor', async () => {
+    const { w, handler } = await rotatingWorld();
+    await w.broker().getToken(CALLER, 'jwt');
+    // The secret changed, but the vendor does not know the new one yet.
+    w.writeSecrets({ 'broker/jwt-test': { client_id: 'demo-jwt-client', client_secret: 'not-at-vendor-yet' }, 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo') });
+    const report = await handler(rotationSucceeded);
+    expect(report).toMatchObject({ connections: { jwt: { error: 'vendor_rejected_credentials' } } });
+    expect(await w.table.store.getToken('jwt')).toBeUndefined();
+  });
+});
+
+describe('testSecret step (a Secrets Manager rotation function)', () => {
+  it('passes when every connection using the secret can exchange its AWSPENDING version; caches nothing', async () => {
+    const { w, handler } = await rotatingWorld();
+    w.writeSecrets({
+      'broker/jwt-test': { stages: { AWSCURRENT: secretFor(w.vendor, 'jwt'), AWSPENDING: secretFor(w.vendor, 'jwt') } },
+      'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo'),
+    });
+    expect(await handler({ Step: 'testSecret', SecretId: ARN, ClientRequestToken: 'v2' })).toEqual({
+      step: 'testSecret',
+      verified: ['jwt'],
+    });
+    expect(await w.table.store.getToken('jwt')).toBeUndefined();
+  });
+
+  it('fails the step with vendor_rejected_credentials for a bad pending secret', async () => {
+    const { w, handler } = await rotatingWorld();
+    w.writeSecrets({
+      'broker/jwt-test': { stages: { AWSCURRENT: secretFor(w.vendor, 'jwt'), AWSPENDING: { client_id: 'demo-jwt-client', client_secret: 'bad-pending' } } },
+      'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo'),
+    });
+    await expect(handler({ Step: 'testSecret', SecretId: ARN, ClientRequestToken: 'v2' })).rejects.toThrow(
+      'testSecret failed for jwt: vendor_rejected_credentials',
+    );
+    await expect(handler({ Step: 'createSecret', SecretId: ARN, ClientRequestToken: 'v2' })).rejects.toThrow(/only the testSecret/);
+    expect(await w.table.store.getToken('jwt')).toBeUndefined();
+  });
+});
+
+describe('secret references', () => {
+  it('matches names and ARNs, with or without the random suffix', () => {
+    expect(sameSecret('broker/jwt-test', ARN)).toBe(true);
+    expect(sameSecret(ARN, 'broker/jwt-test')).toBe(true);
+    expect(sameSecret('arn:aws:secretsmanager:eu-west-1:111111111111:secret:broker/jwt-test', ARN)).toBe(true);
+    expect(sameSecret('broker/jwt', ARN)).toBe(false);
+    expect(sameSecret('broker/jwt-test', 'broker/jwt-test-2')).toBe(false);
+  });
+});
+
+describe('early invalidation', () => {
+  it('100 concurrent reports of the same dead token from 10 instances cause one eviction and one new exchange', async () => {
+    // Instances waiting for the one that mints sleep on this clock, so it moves by itself.
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z', true);
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'docoon', { id: 'docoon' })],
+      { lifetime: 3600 },
+      (v) => ({ 'broker/docoon-test': secretFor(v, 'docoon') }),
+    );
+    const brokers = Array.from({ length: 10 }, () => world!.broker());
+    const dead = await brokers[0]!.getToken(CALLER, 'docoon');
+    clock.advance(60_000);
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => brokers[i % 10]!.invalidate(CALLER, 'docoon', dead.accessToken)),
+    );
+    expect(answers.filter(Boolean)).toHaveLength(1);
+    const fresh = await Promise.all(Array.from({ length: 100 }, (_, i) => brokers[i % 10]!.getToken(CALLER, 'docoon')));
+    expect(new Set(fresh.map((t) => t.accessToken)).size).toBe(1);
+    expect(fresh[0]?.accessToken).not.toBe(dead.accessToken);
+    expect(world.vendor.exchanges('docoon')).toBe(2);
+  });
+
+  it('a report of an old token evicts nothing and mints nothing', async () => {
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'docoon', { id: 'docoon', refreshBefore: 0 })],
+      { lifetime: 300 },
+      (v) => ({ 'broker/docoon-test': secretFor(v, 'docoon') }),
+    );
+    const b = world.broker();
+    const old = await b.getToken(CALLER, 'docoon', 0);
+    clock.advance(301_000);
+    const current = await b.getToken(CALLER, 'docoon', 0);
+    expect(await b.invalidate(CALLER, 'docoon', old.accessToken)).toBe(false);
+    expect((await world.broker().getToken(CALLER, 'docoon', 0)).accessToken).toBe(current.accessToken);
+    expect(world.vendor.exchanges('docoon')).toBe(2);
+    await expect(b.invalidate('arn:aws:iam::111111111111:role/other', 'docoon', current.accessToken)).rejects.toMatchObject({ code: 'forbidden' });
+  });
+});
