@@ -522,6 +522,8 @@ export class Broker {
 
   private countFailure(err: unknown): unknown {
     const code = err instanceof BrokerError ? err.code : 'internal_error';
+    // The total feeds the alarm; the per-code series feeds the dashboard.
+    this.metrics.count('ExchangeFailures', 1);
     this.metrics.count('ExchangeFailures', 1, { code });
     return err;
   }
