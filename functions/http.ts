@@ -1,15 +1,12 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { z } from 'zod';
 import type { Broker, IssuedToken } from '../lib/broker';
-import { InvalidRequestError, UnauthenticatedError, isBrokerError, toProblem } from '../lib/errors';
+import { InvalidRequestError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { principalArn } from '../lib/policy';
-import { lambdaRuntime } from './runtime';
+import { lambdaEntry, withPowertools } from './entry';
 import { ConnectionId, InvalidateBody, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
 
 // The HTTP API (DESIGN.md "HTTP API (v1)") as one API Gateway REST proxy handler: identity from the IAM
@@ -39,20 +36,6 @@ const JSON_HEADERS = {
 
 function json(statusCode: number, body: unknown): APIGatewayProxyResult {
   return { statusCode, headers: { ...JSON_HEADERS }, body: JSON.stringify(body) };
-}
-
-function problem(err: unknown, instance: string | undefined): APIGatewayProxyResult {
-  const { problem: p, retryAfter } = toProblem(err, instance);
-  return {
-    statusCode: p.status,
-    headers: {
-      'content-type': 'application/problem+json',
-      'cache-control': 'no-store',
-      pragma: 'no-cache',
-      ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}),
-    },
-    body: JSON.stringify(p),
-  };
 }
 
 function iso(ms: number): string {
@@ -193,23 +176,15 @@ export function makeRequestHandler(deps: HttpDeps) {
       };
       if (!known || err.status >= 500) logger.error('request failed', fields);
       else logger.info('request refused', fields);
-      return problem(err, requestId);
+      return problemResponse(err, requestId);
     } finally {
       logger.removeKeys(['caller']);
     }
   };
 }
 
-export function makeHandler(deps: HttpDeps) {
-  return middy<APIGatewayProxyEvent, APIGatewayProxyResult, Error, Context>(makeRequestHandler(deps))
-    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
-    .use(logMetrics(deps.metrics));
-}
-
-let built: ReturnType<typeof makeHandler> | undefined;
+export const makeHandler = (deps: HttpDeps) =>
+  withPowertools<APIGatewayProxyEvent, APIGatewayProxyResult>(makeRequestHandler(deps), deps);
 
 /** Lambda's entry point: the broker is built once per instance, on the first invocation. */
-export const handler = async (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
-  built ??= makeHandler(lambdaRuntime());
-  return built(event, context);
-};
+export const handler = lambdaEntry(makeHandler);

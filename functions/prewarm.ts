@@ -1,12 +1,9 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { Broker } from '../lib/broker';
 import { isBrokerError } from '../lib/errors';
-import { lambdaRuntime } from './runtime';
+import { lambdaEntry, withPowertools } from './entry';
 
 // EventBridge Scheduler, every minute: every connection with `prewarm: true` gets a new token when its cached one
 // is missing or inside refreshBefore. Connections are warmed concurrently with a bound; one failing vendor does
@@ -59,15 +56,6 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
   };
 }
 
-export function makeHandler(deps: PrewarmDeps) {
-  return middy(makePrewarmHandler(deps))
-    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
-    .use(logMetrics(deps.metrics));
-}
+export const makeHandler = (deps: PrewarmDeps) => withPowertools(makePrewarmHandler(deps), deps);
 
-let built: ReturnType<typeof makeHandler> | undefined;
-
-export const handler = async (event: unknown, context: Context) => {
-  built ??= makeHandler(lambdaRuntime());
-  return built(event, context);
-};
+export const handler = lambdaEntry(makeHandler);

@@ -1,14 +1,10 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import type { Broker } from '../lib/broker';
 import type { Connection } from '../lib/config';
 import { StoreUnavailableError, isBrokerError } from '../lib/errors';
 import { sameSecret } from '../lib/secrets';
-import { lambdaRuntime } from './runtime';
+import { lambdaEntry, withPowertools } from './entry';
 
 // Two ways in:
 // - EventBridge delivers Secrets Manager's CloudTrail events (PutSecretValue, UpdateSecret, RotateSecret,
@@ -128,15 +124,6 @@ export function makeRotationHandler(deps: RotationDeps) {
   };
 }
 
-export function makeHandler(deps: RotationDeps) {
-  return middy(makeRotationHandler(deps))
-    .use(injectLambdaContext(deps.logger, { resetKeys: true }))
-    .use(logMetrics(deps.metrics));
-}
+export const makeHandler = (deps: RotationDeps) => withPowertools(makeRotationHandler(deps), deps);
 
-let built: ReturnType<typeof makeHandler> | undefined;
-
-export const handler = async (event: unknown, context: Context) => {
-  built ??= makeHandler(lambdaRuntime());
-  return built(event, context);
-};
+export const handler = lambdaEntry(makeHandler);

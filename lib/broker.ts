@@ -79,17 +79,8 @@ export interface BrokerDeps {
   options?: Partial<BrokerOptions>;
 }
 
-/** A token in the broker's hands (decrypted), with what is known about it. */
-export interface HeldToken {
-  connection: string;
-  accessToken: string;
-  tokenType: string;
-  expiresAt: number;
-  mintedAt: number;
-  lifetime: number;
-  secretVersion: string;
-  fingerprint: string;
-}
+/** A token in the broker's hands: the stored metadata with the token itself, decrypted. */
+export type HeldToken = Omit<StoredToken, 'ciphertext'> & { accessToken: string };
 
 /** What a caller receives. */
 export interface IssuedToken {

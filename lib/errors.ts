@@ -183,3 +183,18 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
   if (instance) problem.instance = instance;
   return e?.retryAfter !== undefined ? { problem, retryAfter: e.retryAfter } : { problem };
 }
+
+/** An HTTP answer for an error: problem+json, no-store, Retry-After when there is one. */
+export function problemResponse(err: unknown, instance?: string): { statusCode: number; headers: Record<string, string>; body: string } {
+  const { problem, retryAfter } = toProblem(err, instance);
+  return {
+    statusCode: problem.status,
+    headers: {
+      'content-type': 'application/problem+json',
+      'cache-control': 'no-store',
+      pragma: 'no-cache',
+      ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}),
+    },
+    body: JSON.stringify(problem),
+  };
+}

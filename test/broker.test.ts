@@ -4,6 +4,7 @@ import { DynamoTokenStore } from '../lib/adapters/dynamodb';
 import { ManualClock, systemClock } from '../lib/clock';
 import type { ConnectionInput } from '../lib/config';
 import { BrokerError } from '../lib/errors';
+import { expectCode } from './support/expect';
 import type { SandboxVendor, VendorKind } from '../lib/local/sandbox-vendor';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
@@ -43,15 +44,6 @@ async function worldOf(
   return world;
 }
 
-async function expectCode(p: Promise<unknown>, code: string): Promise<BrokerError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code}`).toBeInstanceOf(BrokerError);
-  expect((err as BrokerError).code).toBe(code);
-  return err as BrokerError;
-}
 
 describe('getToken: where a token comes from', () => {
   it('exchanges on a cold connection, then serves from memory, and another instance from the table', async () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../lib/clock';
 import { parseConfig } from '../lib/config';
 import { BrokerError } from '../lib/errors';
+import { expectCode } from './support/expect';
 import {
   exchangeToken,
   jwtExpiry,
@@ -46,15 +47,6 @@ function b64(s: string) {
   return Buffer.from(s).toString('base64');
 }
 
-async function expectCode(p: Promise<unknown>, code: string): Promise<BrokerError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code}`).toBeInstanceOf(BrokerError);
-  expect((err as BrokerError).code).toBe(code);
-  return err as BrokerError;
-}
 
 describe('digitaleo dialect', () => {
   it('sends client_id and client_secret in the form body and no Authorization header', async () => {

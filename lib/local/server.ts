@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { Clock } from '../clock';
-import { InvalidRequestError, isBrokerError, toProblem } from '../errors';
+import { InvalidRequestError, isBrokerError, problemResponse } from '../errors';
 import { verifySigV4, type CallerKey } from '../sigv4';
 
 // The local stand-in for API Gateway: it checks each request's SigV4 signature as AWS_IAM does, turns the request
@@ -35,19 +35,6 @@ function send(res: http.ServerResponse, result: APIGatewayProxyResult): void {
   for (const [k, v] of Object.entries(result.headers ?? {})) headers[k] = String(v);
   res.writeHead(result.statusCode, headers);
   res.end(result.body);
-}
-
-function problemResult(err: unknown, requestId: string): APIGatewayProxyResult {
-  const { problem, retryAfter } = toProblem(err, requestId);
-  return {
-    statusCode: problem.status,
-    headers: {
-      'content-type': 'application/problem+json',
-      'cache-control': 'no-store',
-      ...(retryAfter !== undefined ? { 'retry-after': String(retryAfter) } : {}),
-    },
-    body: JSON.stringify(problem),
-  };
 }
 
 function lambdaContext(requestId: string): Context {
@@ -171,7 +158,7 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<Runnin
           const event = toEvent(req, target, body, identity, requestId, now);
           send(res, await opts.handler(event, lambdaContext(requestId)));
         } catch (err) {
-          send(res, problemResult(err, requestId));
+          send(res, problemResponse(err, requestId));
         }
       })();
     });
