@@ -23,7 +23,9 @@ import {
   type Cooldown,
   type Logger,
   type Metrics,
+  type SecretReadOptions,
   type SecretSource,
+  type SecretValue,
   type StoredToken,
   type TokenSource,
   type TokenStore,
@@ -226,7 +228,7 @@ export class Broker {
   async verifyConnection(connection: Connection, versionStage: string): Promise<{ expiresIn: number }> {
     let token: TokenSet;
     try {
-      const secret = await this.deps.secrets.getSecret(connection.secretId, { versionStage, forceRefresh: true });
+      const secret = await this.secretOf(connection, { versionStage, forceRefresh: true });
       const creds = readCredentials(connection, secret.value, `${connection.secretId} (${versionStage})`);
       token = await mintToken(connection, creds, this.exchangeOptions());
     } catch (err) {
@@ -274,7 +276,7 @@ export class Broker {
    */
   async rotate(connection: Connection): Promise<{ evicted: boolean; minted: boolean; secretVersion: string }> {
     const { store, secrets } = this.deps;
-    const secret = await secrets.getSecret(connection.secretId, { forceRefresh: true });
+    const secret = await this.secretOf(connection, { forceRefresh: true });
     const id = connection.id;
     const mem = this.memory.get(id);
     if (mem && mem.held.secretVersion !== secret.versionId) this.memory.delete(id);
@@ -336,7 +338,7 @@ export class Broker {
   }
 
   private async staticToken(connection: Connection, fresh = false): Promise<Served> {
-    const secret = await this.deps.secrets.getSecret(connection.secretId, fresh ? { forceRefresh: true } : {});
+    const secret = await this.secretOf(connection, fresh ? { forceRefresh: true } : {});
     const token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
     const held = this.toHeld(connection, token, secret.versionId, this.deps.clock.now());
     return { held, source: 'secret' };
@@ -483,13 +485,13 @@ export class Broker {
   private async exchange(connection: Connection, read: { forceRefresh?: boolean } = {}): Promise<HeldToken> {
     const { secrets, clock } = this.deps;
     const started = performance.now();
-    let secret = await secrets.getSecret(connection.secretId, read);
+    let secret = await this.secretOf(connection, read);
     let token: TokenSet;
     try {
       token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
     } catch (err) {
       if (!(err instanceof VendorRejectedCredentialsError)) throw this.countFailure(err);
-      const fresh = await secrets.getSecret(connection.secretId, { forceRefresh: true });
+      const fresh = await this.secretOf(connection, { forceRefresh: true });
       // The same secret again would only be refused again (and brings a vendor lock-out closer).
       if (fresh.versionId === secret.versionId) throw this.countFailure(err);
       secret = fresh;
@@ -509,6 +511,18 @@ export class Broker {
       secretVersion: held.secretVersion,
     });
     return held;
+  }
+
+  /** The connection's secret; a missing or malformed one is reported with the connection's name. */
+  private async secretOf(connection: Connection, opts: SecretReadOptions): Promise<SecretValue> {
+    try {
+      return await this.deps.secrets.getSecret(connection.secretId, opts);
+    } catch (err) {
+      if (err instanceof ConfigurationError && !err.message.startsWith(`${connection.id}: `)) {
+        throw new ConfigurationError(`${connection.id}: ${err.message}`, { context: { connection: connection.id } });
+      }
+      throw err;
+    }
   }
 
   private countFailure(err: unknown): unknown {

@@ -20,6 +20,8 @@ export interface ErrorContext {
 }
 
 export class BrokerError extends Error {
+  /** Told of every BrokerError made (the tests check that no message ever holds a secret). */
+  static observer: ((err: BrokerError) => void) | undefined;
   readonly code: ProblemCode;
   readonly status: number;
   /** Seconds a caller should wait before trying again (sent as Retry-After). */
@@ -38,6 +40,7 @@ export class BrokerError extends Error {
     this.status = status;
     this.retryAfter = opts.retryAfter;
     this.context = opts.context ?? {};
+    BrokerError.observer?.(this);
   }
 
   /** A caller's mistake (4xx) may be explained to the caller; anything else is shown by code only. */

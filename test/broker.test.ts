@@ -8,6 +8,9 @@ import { expectCode } from './support/expect';
 import type { SandboxVendor, VendorKind } from '../lib/local/sandbox-vendor';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
+import { registerSecret } from './support/secrets-registry';
+
+registerSecret('other-secret', 'rotated-secret-value', 'typo-secret-value', 'y-other');
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
 const T0 = '2026-11-23T10:00:00.000Z';

@@ -18,6 +18,19 @@ import {
 import { nodeHttpClient } from '../lib/http';
 import { SandboxVendor, type VendorKind } from '../lib/local/sandbox-vendor';
 import { connectionFor, secretFor } from './support/connections';
+import { registerSecret } from './support/secrets-registry';
+
+// Every secret literal below must stay out of logs and error messages (checked by support/setup.ts).
+registerSecret(
+  'wrong-secret-value',
+  'not-the-password',
+  'bad-digishare-secret',
+  'nope-nope',
+  'failure-test-secret',
+  'hunter2-secret',
+  's3cr3t-value',
+  'p@ss:w+rd/é',
+);
 
 let vendor: SandboxVendor;
 const clock = new ManualClock('2026-11-23T10:00:00.000Z', true);

@@ -5,6 +5,9 @@ import { ManualClock } from '../../lib/clock';
 import { sameSecret } from '../../lib/secrets';
 import { secretFor, vendorConnectionInput } from '../support/connections';
 import { startWorld, type World } from '../support/harness';
+import { registerSecret } from '../support/secrets-registry';
+
+registerSecret('rotated-jwt-secret-1', 'not-at-vendor-yet', 'bad-pending');
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
 const ARN = 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:broker/jwt-test-Ab12Cd';

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import { afterAll, vi } from 'vitest';
+import { BrokerError } from '../../lib/errors';
 import { knownSecrets } from './secrets-registry';
 
 // Runs in every test file: whatever the code logs (Powertools writes through console when POWERTOOLS_DEV is set)
-// is captured instead of printed, and at the end searched for every secret and token literal the file used.
+// and every error it makes are captured instead of printed, and at the end searched for every secret, password
+// and token literal the file used or saw issued.
 
 const captured: string[] = [];
 for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
@@ -12,6 +14,9 @@ for (const method of ['log', 'info', 'warn', 'error', 'debug'] as const) {
     captured.push(args.map((a) => (typeof a === 'string' ? a : inspect(a, { depth: 8 }))).join(' '));
   });
 }
+
+// Every error the code makes, as a caller or an operator could see it: its message and its context.
+BrokerError.observer = (err) => captured.push(`${err.name}: ${err.message} ${JSON.stringify(err.context)}`);
 
 export function capturedLogs(): readonly string[] {
   return captured;
@@ -25,6 +30,6 @@ afterAll(() => {
     }
   }
   if (leaks.length > 0) {
-    throw new Error(`secrets reached a log line (fingerprints ${leaks.join(', ')})`);
+    throw new Error(`secrets reached a log line or an error message (fingerprints ${leaks.join(', ')})`);
   }
 });
