@@ -1,0 +1,31 @@
+// A broker instance in its own process, to be killed with SIGKILL while it holds the mint lease (faults.test.ts).
+import { DynamoTokenStore, createDynamoClient } from '../../lib/adapters/dynamodb';
+import { Broker } from '../../lib/broker';
+import { systemClock } from '../../lib/clock';
+import { parseConfig } from '../../lib/config';
+import { LocalKeyRing, TokenCipher } from '../../lib/crypto';
+import { nodeHttpClient } from '../../lib/http';
+
+const env = (name: string) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is required`);
+  return v;
+};
+
+const config = parseConfig(
+  { connections: [{ id: 'jwt', dialect: 'oauth2', tokenUrl: env('TOKEN_URL'), secretId: 's', callers: ['arn:aws:iam::111111111111:role/caller'] }] },
+  { allowLoopbackHttp: true },
+);
+const broker = new Broker({
+  config,
+  store: new DynamoTokenStore(
+    createDynamoClient({ endpoint: env('DYNAMO_ENDPOINT'), region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+    env('TABLE'),
+  ),
+  secrets: { getSecret: async () => ({ value: { client_id: env('CLIENT_ID'), client_secret: env('CLIENT_SECRET') }, versionId: 'v1' }) },
+  cipher: new TokenCipher(new LocalKeyRing(), systemClock),
+  clock: systemClock,
+  http: nodeHttpClient,
+  options: { leaseMs: Number(env('LEASE_MS')), exchange: { deadlineMs: 60_000, retries: 0 } },
+});
+await broker.getToken('arn:aws:iam::111111111111:role/caller', 'jwt').catch(() => undefined);
