@@ -1,5 +1,3 @@
-import { KMSClient } from '@aws-sdk/client-kms';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
@@ -28,11 +26,9 @@ export function lambdaRuntime() {
   const broker = new Broker({
     config,
     store: new DynamoTokenStore(createDynamoClient(), required('BROKER_TABLE')),
-    secrets: new CachedSecretSource(
-      new SecretsManagerSource(new SecretsManagerClient({ maxAttempts: 3 })),
-      systemClock,
-    ),
-    cipher: new TokenCipher(new KmsKeyRing(new KMSClient({ maxAttempts: 3 }), required('BROKER_KEY_ID')), systemClock),
+    // Secrets Manager and KMS load their SDK modules on first use: only the slow path needs them.
+    secrets: new CachedSecretSource(new SecretsManagerSource(), systemClock),
+    cipher: new TokenCipher(new KmsKeyRing(required('BROKER_KEY_ID')), systemClock),
     clock: systemClock,
     http: nodeHttpClient,
     logger: loggerPort(logger),

@@ -72,7 +72,7 @@ describe('KMS key ring', () => {
         throw new Error('unexpected');
       },
     };
-    const ring = new KmsKeyRing(client as never, 'arn:aws:kms:eu-west-1:111111111111:key/k');
+    const ring = new KmsKeyRing('arn:aws:kms:eu-west-1:111111111111:key/k', client as never);
     const cipher = new TokenCipher(ring, new ManualClock());
     const ct = await cipher.encrypt('tok', 'aad');
     expect(await new TokenCipher(ring, new ManualClock()).decrypt(ct, 'aad')).toBe('tok');
@@ -83,7 +83,7 @@ describe('KMS key ring', () => {
 
   it('turns a KMS failure into service_unavailable', async () => {
     const err = Object.assign(new Error('denied'), { name: 'AccessDeniedException' });
-    const ring = new KmsKeyRing({ send: async () => Promise.reject(err) } as never, 'k');
+    const ring = new KmsKeyRing('k', { send: async () => Promise.reject(err) } as never);
     await expect(ring.generateDataKey({})).rejects.toMatchObject({ code: 'service_unavailable' });
   });
 });

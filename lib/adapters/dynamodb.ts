@@ -1,13 +1,17 @@
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
+  DeleteItemCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
   ResourceNotFoundException,
+  UpdateItemCommand,
   UpdateTimeToLiveCommand,
+  type AttributeValue,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { StoreUnavailableError } from '../errors';
 import type { Cooldown, LeaseResult, StoredToken, TokenMatch, TokenStore } from '../ports';
@@ -23,17 +27,22 @@ export const TTL_ATTRIBUTE = 'ttl';
 /** Expired tokens stay a little (for forensics, and so a late reader sees "expired", not "never minted"). */
 const TOKEN_TTL_GRACE_SECONDS = 3600;
 
-const tokenKey = (c: string) => ({ [TABLE_KEY]: `token#${c}` });
-const leaseKey = (c: string) => ({ [TABLE_KEY]: `lease#${c}` });
+// The low-level client with hand-written attribute values: the items are small and fixed, and skipping the
+// document client's marshalling (and its module) keeps both the hot path and the cold start short.
+const S = (v: string): AttributeValue => ({ S: v });
+const N = (v: number): AttributeValue => ({ N: String(v) });
+const tokenKey = (c: string) => ({ [TABLE_KEY]: S(`token#${c}`) });
+const leaseKey = (c: string) => ({ [TABLE_KEY]: S(`lease#${c}`) });
+const num = (a: AttributeValue | undefined) => (a?.N === undefined ? undefined : Number(a.N));
+const str = (a: AttributeValue | undefined) => a?.S ?? '';
 
 /** A DynamoDB client with the timeouts and bounded retries every call of the broker needs. */
-export function createDynamoClient(config: DynamoDBClientConfig = {}): DynamoDBDocumentClient {
-  const client = new DynamoDBClient({
+export function createDynamoClient(config: DynamoDBClientConfig = {}): DynamoDBClient {
+  return new DynamoDBClient({
     maxAttempts: 3,
     requestHandler: new NodeHttpHandler({ connectionTimeout: 1_000, requestTimeout: 2_000 }),
     ...config,
   });
-  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 
 function isConditionFailure(err: unknown): boolean {
@@ -45,7 +54,7 @@ function isConditionFailure(err: unknown): boolean {
 
 export class DynamoTokenStore implements TokenStore {
   constructor(
-    private readonly doc: Pick<DynamoDBDocumentClient, 'send'>,
+    private readonly client: Pick<DynamoDBClient, 'send'>,
     private readonly table: string,
   ) {}
 
@@ -61,44 +70,45 @@ export class DynamoTokenStore implements TokenStore {
 
   async getToken(connection: string): Promise<StoredToken | undefined> {
     const out = await this.call('read a token', () =>
-      this.doc.send(new GetCommand({ TableName: this.table, Key: tokenKey(connection), ConsistentRead: true })),
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: tokenKey(connection), ConsistentRead: true })),
     );
     const item = out.Item;
-    if (!item || typeof item.expiresAt !== 'number') return undefined;
+    const expiresAt = num(item?.expiresAt);
+    if (!item || expiresAt === undefined || !item.ct?.B) return undefined;
     return {
       connection,
-      ciphertext: item.ct as Uint8Array,
-      tokenType: String(item.tokenType),
-      expiresAt: item.expiresAt,
-      mintedAt: Number(item.mintedAt),
-      lifetime: Number(item.lifetime),
-      secretVersion: String(item.secretVersion),
-      fingerprint: String(item.fingerprint),
+      ciphertext: item.ct.B,
+      tokenType: str(item.tokenType),
+      expiresAt,
+      mintedAt: num(item.mintedAt) ?? 0,
+      lifetime: num(item.lifetime) ?? 0,
+      secretVersion: str(item.secretVersion),
+      fingerprint: str(item.fingerprint),
     };
   }
 
   async putToken(t: StoredToken): Promise<void> {
     try {
       await this.call('write a token', () =>
-        this.doc.send(
-          new PutCommand({
+        this.client.send(
+          new PutItemCommand({
             TableName: this.table,
             Item: {
               ...tokenKey(t.connection),
-              connection: t.connection,
-              ct: t.ciphertext,
-              tokenType: t.tokenType,
-              expiresAt: t.expiresAt,
-              mintedAt: t.mintedAt,
-              lifetime: t.lifetime,
-              secretVersion: t.secretVersion,
-              fingerprint: t.fingerprint,
-              [TTL_ATTRIBUTE]: Math.ceil(t.expiresAt / 1000) + TOKEN_TTL_GRACE_SECONDS,
+              connection: S(t.connection),
+              ct: { B: t.ciphertext },
+              tokenType: S(t.tokenType),
+              expiresAt: N(t.expiresAt),
+              mintedAt: N(t.mintedAt),
+              lifetime: N(t.lifetime),
+              secretVersion: S(t.secretVersion),
+              fingerprint: S(t.fingerprint),
+              [TTL_ATTRIBUTE]: N(Math.ceil(t.expiresAt / 1000) + TOKEN_TTL_GRACE_SECONDS),
             },
             // A holder whose lease lapsed must not overwrite a token minted after its own.
             ConditionExpression: 'attribute_not_exists(#pk) OR mintedAt <= :mintedAt',
             ExpressionAttributeNames: { '#pk': TABLE_KEY },
-            ExpressionAttributeValues: { ':mintedAt': t.mintedAt },
+            ExpressionAttributeValues: { ':mintedAt': N(t.mintedAt) },
           }),
         ),
       );
@@ -113,18 +123,18 @@ export class DynamoTokenStore implements TokenStore {
         ? {
             ConditionExpression: `fingerprint = :v${match.mintedBefore === undefined ? '' : ' AND mintedAt < :before'}`,
             ExpressionAttributeValues: {
-              ':v': match.fingerprint,
-              ...(match.mintedBefore === undefined ? {} : { ':before': match.mintedBefore }),
+              ':v': S(match.fingerprint),
+              ...(match.mintedBefore === undefined ? {} : { ':before': N(match.mintedBefore) }),
             },
           }
         : {
             ConditionExpression: 'attribute_exists(#pk) AND secretVersion <> :v',
             ExpressionAttributeNames: { '#pk': TABLE_KEY },
-            ExpressionAttributeValues: { ':v': match.notSecretVersion },
+            ExpressionAttributeValues: { ':v': S(match.notSecretVersion) },
           };
     try {
       await this.call('delete a token', () =>
-        this.doc.send(new DeleteCommand({ TableName: this.table, Key: tokenKey(connection), ...condition })),
+        this.client.send(new DeleteItemCommand({ TableName: this.table, Key: tokenKey(connection), ...condition })),
       );
       return true;
     } catch (err) {
@@ -143,18 +153,18 @@ export class DynamoTokenStore implements TokenStore {
     const cooldownClause = opts.overrideCooldown ? '' : ' AND (attribute_not_exists(cooldownUntil) OR cooldownUntil <= :now)';
     try {
       await this.call('take a lease', () =>
-        this.doc.send(
-          new UpdateCommand({
+        this.client.send(
+          new UpdateItemCommand({
             TableName: this.table,
             Key: leaseKey(connection),
             UpdateExpression: 'SET #owner = :owner, leaseUntil = :until, #ttl = :ttl REMOVE cooldownUntil, failureCode, failureMessage',
             ConditionExpression: `(attribute_not_exists(leaseUntil) OR leaseUntil < :now OR #owner = :owner)${cooldownClause}`,
             ExpressionAttributeNames: { '#owner': 'owner', '#ttl': TTL_ATTRIBUTE },
             ExpressionAttributeValues: {
-              ':owner': owner,
-              ':until': until,
-              ':now': now,
-              ':ttl': Math.ceil(until / 1000) + 3600,
+              ':owner': S(owner),
+              ':until': N(until),
+              ':now': N(now),
+              ':ttl': N(Math.ceil(until / 1000) + 3600),
             },
           }),
         ),
@@ -164,16 +174,17 @@ export class DynamoTokenStore implements TokenStore {
       if (!isConditionFailure(err)) throw err;
     }
     const out = await this.call('read a lease', () =>
-      this.doc.send(new GetCommand({ TableName: this.table, Key: leaseKey(connection), ConsistentRead: true })),
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: leaseKey(connection), ConsistentRead: true })),
     );
     const item = out.Item;
-    if (item && typeof item.cooldownUntil === 'number' && item.cooldownUntil > now) {
+    const cooldownUntil = num(item?.cooldownUntil);
+    if (item && cooldownUntil !== undefined && cooldownUntil > now) {
       return {
         acquired: false,
         cooldown: {
-          until: item.cooldownUntil,
-          code: String(item.failureCode ?? 'vendor_unavailable'),
-          message: String(item.failureMessage ?? `${connection}: the vendor failed recently`),
+          until: cooldownUntil,
+          code: item.failureCode?.S ?? 'vendor_unavailable',
+          message: item.failureMessage?.S ?? `${connection}: the vendor failed recently`,
         },
       };
     }
@@ -183,13 +194,13 @@ export class DynamoTokenStore implements TokenStore {
   async releaseLease(connection: string, owner: string): Promise<void> {
     try {
       await this.call('release a lease', () =>
-        this.doc.send(
-          new DeleteCommand({
+        this.client.send(
+          new DeleteItemCommand({
             TableName: this.table,
             Key: leaseKey(connection),
             ConditionExpression: '#owner = :owner',
             ExpressionAttributeNames: { '#owner': 'owner' },
-            ExpressionAttributeValues: { ':owner': owner },
+            ExpressionAttributeValues: { ':owner': S(owner) },
           }),
         ),
       );
@@ -200,8 +211,8 @@ export class DynamoTokenStore implements TokenStore {
 
   async startCooldown(connection: string, owner: string, cooldown: Cooldown): Promise<void> {
     await this.call('record a cooldown', () =>
-      this.doc.send(
-        new UpdateCommand({
+      this.client.send(
+        new UpdateItemCommand({
           TableName: this.table,
           Key: leaseKey(connection),
           UpdateExpression:
@@ -210,11 +221,11 @@ export class DynamoTokenStore implements TokenStore {
           ConditionExpression: 'attribute_not_exists(#owner) OR #owner = :owner',
           ExpressionAttributeNames: { '#owner': 'owner', '#ttl': TTL_ATTRIBUTE },
           ExpressionAttributeValues: {
-            ':until': cooldown.until,
-            ':code': cooldown.code,
-            ':msg': cooldown.message,
-            ':owner': owner,
-            ':ttl': Math.ceil(cooldown.until / 1000) + 3600,
+            ':until': N(cooldown.until),
+            ':code': S(cooldown.code),
+            ':msg': S(cooldown.message),
+            ':owner': S(owner),
+            ':ttl': N(Math.ceil(cooldown.until / 1000) + 3600),
           },
         }),
       ),

@@ -1,18 +1,37 @@
-import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { DependencyUnavailableError } from '../errors';
 import type { KeyRing } from '../ports';
 
-/** KMS as the key ring of envelope encryption: GenerateDataKey for new data keys, Decrypt for stored ones. */
+type Sdk = typeof import('@aws-sdk/client-kms');
+
+/**
+ * KMS as the key ring of envelope encryption: GenerateDataKey for new data keys, Decrypt for stored ones. The SDK
+ * module is loaded on first use (data keys are cached for minutes), so it costs nothing at cold start.
+ */
 export class KmsKeyRing implements KeyRing {
+  private sdk: Promise<Sdk> | undefined;
+  private client: Pick<KMSClient, 'send'> | undefined;
+
   constructor(
-    private readonly client: Pick<KMSClient, 'send'>,
     private readonly keyId: string,
-  ) {}
+    client?: Pick<KMSClient, 'send'>,
+    private readonly clientConfig: KMSClientConfig = { maxAttempts: 3 },
+  ) {
+    this.client = client;
+  }
+
+  private async ready() {
+    this.sdk ??= import('@aws-sdk/client-kms');
+    const sdk = await this.sdk;
+    this.client ??= new sdk.KMSClient(this.clientConfig);
+    return { sdk, client: this.client };
+  }
 
   async generateDataKey(context: Record<string, string>) {
     try {
-      const out = await this.client.send(
-        new GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: context }),
+      const { sdk, client } = await this.ready();
+      const out = await client.send(
+        new sdk.GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: context }),
       );
       if (!out.Plaintext || !out.CiphertextBlob) throw new Error('GenerateDataKey returned no key');
       return { plaintext: out.Plaintext, encrypted: out.CiphertextBlob };
@@ -23,9 +42,10 @@ export class KmsKeyRing implements KeyRing {
 
   async decryptDataKey(encrypted: Uint8Array, context: Record<string, string>) {
     try {
+      const { sdk, client } = await this.ready();
       // KeyId pins the key: a ciphertext made under another key is refused rather than decrypted with it.
-      const out = await this.client.send(
-        new DecryptCommand({ CiphertextBlob: encrypted, EncryptionContext: context, KeyId: this.keyId }),
+      const out = await client.send(
+        new sdk.DecryptCommand({ CiphertextBlob: encrypted, EncryptionContext: context, KeyId: this.keyId }),
       );
       if (!out.Plaintext) throw new Error('Decrypt returned no plaintext');
       return out.Plaintext;

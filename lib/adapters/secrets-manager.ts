@@ -1,17 +1,34 @@
-import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import { ConfigurationError, DependencyUnavailableError } from '../errors';
 import type { SecretReadOptions, SecretSource, SecretValue } from '../ports';
 import { parseSecretJson } from '../secrets';
 
-/** Reads JSON secrets from AWS Secrets Manager, translating SDK errors into the broker's own at the edge. */
+type Sdk = typeof import('@aws-sdk/client-secrets-manager');
+
+/**
+ * Reads JSON secrets from AWS Secrets Manager, translating SDK errors into the broker's own at the edge. The SDK
+ * module is loaded on the first read (secrets are read once per instance per 5 minutes, off the hot path), so it
+ * costs nothing at cold start. Pass a client to inject one (tests, custom configuration).
+ */
 export class SecretsManagerSource implements SecretSource {
-  constructor(private readonly client: Pick<SecretsManagerClient, 'send'>) {}
+  private sdk: Promise<Sdk> | undefined;
+  private client: Pick<SecretsManagerClient, 'send'> | undefined;
+
+  constructor(
+    client?: Pick<SecretsManagerClient, 'send'>,
+    private readonly clientConfig: SecretsManagerClientConfig = { maxAttempts: 3 },
+  ) {
+    this.client = client;
+  }
 
   async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
     const stage = opts.versionStage ?? 'AWSCURRENT';
+    this.sdk ??= import('@aws-sdk/client-secrets-manager');
+    const sdk = await this.sdk;
+    this.client ??= new sdk.SecretsManagerClient(this.clientConfig);
     let out;
     try {
-      out = await this.client.send(new GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
+      out = await this.client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
     } catch (err) {
       const name = (err as { name?: string }).name;
       if (name === 'ResourceNotFoundException') {

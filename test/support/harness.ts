@@ -39,8 +39,9 @@ export async function startTable(db: RunningDynalite, name = `t${Math.random().t
   const raw = new DynamoDBClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
   await ensureTable(raw, name);
   raw.destroy();
-  const doc = createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
-  return { name, doc, store: new DynamoTokenStore(doc, name) };
+  const client = createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
+  // The tests read and tamper with items through the document client; the broker uses the low-level one.
+  return { name, doc: DynamoDBDocumentClient.from(client), store: new DynamoTokenStore(client, name) };
 }
 
 export interface World {
