@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { z } from 'zod';
+import type * as z from 'zod/mini';
 import type { Broker, IssuedToken } from '../lib/broker';
 import { InvalidRequestError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
@@ -81,7 +81,7 @@ function minTtlOf(event: APIGatewayProxyEvent): number {
   return parsed.data;
 }
 
-function bodyOf<T extends z.ZodType>(event: APIGatewayProxyEvent, schema: T, optional = false): z.output<T> {
+function bodyOf<T extends z.ZodMiniType>(event: APIGatewayProxyEvent, schema: T, optional = false): z.output<T> {
   let text = event.body ?? '';
   if (event.isBase64Encoded && text) text = Buffer.from(text, 'base64').toString('utf8');
   if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new InvalidRequestError('the body is larger than 64 KB');

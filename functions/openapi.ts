@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import {
   ConnectionId,
   ConnectionList,
@@ -15,7 +15,7 @@ import {
 // The OpenAPI 3 document of the HTTP API, generated from the zod schemas the handler validates with. The CDK stack
 // builds the API Gateway definition from it; `npm run openapi` rewrites openapi.json and a test keeps them equal.
 
-const schema = (s: z.ZodType, io: 'input' | 'output' = 'output') => {
+const schema = (s: z.ZodMiniType, io: 'input' | 'output' = 'output') => {
   const { $schema: _drop, ...rest } = z.toJSONSchema(s, { io, unrepresentable: 'any', target: 'openapi-3.0' }) as Record<string, unknown>;
   return rest;
 };

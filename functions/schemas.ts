@@ -1,54 +1,62 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { CONNECTION_ID } from '../lib/config';
+
+const described = <T extends z.ZodMiniType>(schema: T, description: string): T => {
+  z.globalRegistry.add(schema, { description });
+  return schema;
+};
 
 // The HTTP API's shapes, in one place: the handlers validate with them and openapi.json is generated from them.
 
 export const MAX_BODY_BYTES = 64 * 1024;
 
-export const ConnectionId = z.string().regex(CONNECTION_ID).meta({
-  description: 'A connection id: 1-128 characters of A-Z a-z 0-9 . _ -',
-});
+export const ConnectionId = described(
+  z.string().check(z.regex(CONNECTION_ID)),
+  'A connection id: 1-128 characters of A-Z a-z 0-9 . _ -',
+);
 
-export const MinTtl = z
-  .string()
-  .regex(/^\d{1,4}$/)
-  .transform(Number)
-  .pipe(z.number().int().min(0).max(3600))
-  .meta({ description: 'Seconds the token must stay valid at least (0-3600, default 60)' });
+export const MinTtl = described(
+  z.pipe(
+    z.pipe(z.string().check(z.regex(/^\d{1,4}$/)), z.transform(Number)),
+    z.number().check(z.int(), z.minimum(0), z.maximum(3600)),
+  ),
+  'Seconds the token must stay valid at least (0-3600, default 60)',
+);
 
 export const InvalidateBody = z.looseObject({
-  access_token: z.string().min(1).max(MAX_BODY_BYTES).meta({ description: 'The token the vendor rejected' }),
+  access_token: described(z.string().check(z.minLength(1), z.maxLength(MAX_BODY_BYTES)), 'The token the vendor rejected'),
 });
 
 export const VerifyBody = z.looseObject({
-  versionStage: z
-    .string()
-    .regex(/^[A-Za-z0-9_-]{1,256}$/)
-    .default('AWSPENDING')
-    .meta({ description: 'The secret version stage to exchange with (default AWSPENDING)' }),
+  versionStage: described(
+    z._default(z.string().check(z.regex(/^[A-Za-z0-9_-]{1,256}$/)), 'AWSPENDING'),
+    'The secret version stage to exchange with (default AWSPENDING)',
+  ),
 });
 
 export const ConnectionList = z.object({
   connections: z.array(z.object({ id: z.string(), dialect: z.string() })),
 });
 
+const integer = () => z.number().check(z.int());
+
 export const TokenAnswer = z.object({
   connection: z.string(),
   access_token: z.string(),
   token_type: z.enum(['Bearer', 'Basic']),
-  expires_in: z.number().int().meta({ description: 'Seconds handed out, capped by the connection maxTtl' }),
-  expires_at: z.string().meta({ description: 'ISO 8601: now plus expires_in' }),
-  authorization: z.string().meta({ description: 'token_type + " " + access_token' }),
+  expires_in: described(integer(), 'Seconds handed out, capped by the connection maxTtl'),
+  expires_at: described(z.string(), 'ISO 8601: now plus expires_in'),
+  authorization: described(z.string(), 'token_type + " " + access_token'),
 });
 
 export const InvalidateAnswer = z.object({ invalidated: z.boolean() });
 export const RefreshAnswer = z.object({ connection: z.string(), expires_at: z.string() });
-export const VerifyAnswer = z.object({ connection: z.string(), versionStage: z.string(), expires_in: z.number().int() });
+export const VerifyAnswer = z.object({ connection: z.string(), versionStage: z.string(), expires_in: integer() });
 
 export const ProblemAnswer = z.object({
   type: z.string(),
   title: z.string(),
-  status: z.number().int(),
+  status: integer(),
   code: z.enum([
     'invalid_request',
     'unauthenticated',
@@ -62,6 +70,6 @@ export const ProblemAnswer = z.object({
     'service_unavailable',
     'internal_error',
   ]),
-  detail: z.string().optional(),
-  instance: z.string().optional(),
+  detail: z.optional(z.string()),
+  instance: z.optional(z.string()),
 });

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { Clock } from './clock';
 import type { Connection } from './config';
 import { requiredSecretKeys } from './dialects';
@@ -145,16 +145,17 @@ export function buildTokenRequest(connection: Connection, creds: Credentials): T
 
 // Everything is optional and loosely typed on purpose: the checks below give each defect its own message.
 const TokenResponseBody = z.looseObject({
-  access_token: z.unknown().optional(),
-  token_type: z.unknown().optional(),
-  expires_in: z.unknown().optional(),
-  scope: z.unknown().optional(),
+  access_token: z.optional(z.unknown()),
+  token_type: z.optional(z.unknown()),
+  expires_in: z.optional(z.unknown()),
+  scope: z.optional(z.unknown()),
 });
 
+const optionalText = z.catch(z.optional(z.string()), undefined);
 const ErrorBody = z.looseObject({
-  error: z.string().optional().catch(undefined),
-  error_description: z.string().optional().catch(undefined),
-  message: z.string().optional().catch(undefined),
+  error: optionalText,
+  error_description: optionalText,
+  message: optionalText,
 });
 
 function header(res: HttpResponse, name: string): string | undefined {
