@@ -1,0 +1,269 @@
+// npm run bench: every benchmark of the broker, each beside its limit or yardstick in the same run (absolute
+// times on a shared machine drift; ratios do not), written to BENCHMARKS.md with the command that made them.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import autocannon from 'autocannon';
+import { build } from 'esbuild';
+import { makeHandler } from '../functions/http';
+import { createLogger, createMetrics } from '../functions/observability';
+import { systemClock } from '../lib/clock';
+import { readCredentials, mintToken } from '../lib/exchange';
+import { nodeHttpClient } from '../lib/http';
+import { startLocalServer } from '../lib/local/server';
+import type { TokenStore } from '../lib/ports';
+import { signRequest } from '../lib/sigv4';
+import { secretFor, vendorConnectionInput } from '../test/support/connections';
+import { startTable, startWorld } from '../test/support/harness';
+
+process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+const ROOT = resolve(import.meta.dirname, '..');
+const OUT = join(ROOT, '.bench');
+mkdirSync(OUT, { recursive: true });
+const CALLER = 'arn:aws:iam::111111111111:role/caller';
+
+type Row = { what: string; value: string; yardstick: string; ratio: string; goal: string; ok: boolean | undefined };
+const rows: Row[] = [];
+const fmt = (n: number, d = 2) => n.toFixed(d);
+
+function note(row: Row) {
+  rows.push(row);
+  console.log(`${row.ok === false ? 'MISS' : 'ok  '} ${row.what}: ${row.value} vs ${row.yardstick} = ${row.ratio} (goal ${row.goal})`);
+}
+
+async function stampede() {
+  const world = await startWorld(
+    systemClock,
+    (v) => [vendorConnectionInput(v, 'digitaleo', { id: 'stampede' })],
+    { lifetime: 3600 },
+    (v) => ({ 'broker/digitaleo-test': secretFor(v, 'digitaleo') }),
+  );
+  try {
+    const calls = 500;
+    const instances = 20;
+    const run = async (brokers: ReturnType<typeof world.broker>[]) => {
+      const before = world.vendor.exchanges('digitaleo');
+      await Promise.all(Array.from({ length: calls }, (_, i) => brokers[i % instances]!.getToken(CALLER, 'stampede')));
+      return world.vendor.exchanges('digitaleo') - before;
+    };
+    // The broker: 20 instances sharing one table.
+    const shared = await run(Array.from({ length: instances }, () => world.broker()));
+    // A per-instance in-memory cache: the same instances, each with a table of its own (nothing shared).
+    const tables = await Promise.all(Array.from({ length: instances }, () => startTable(world.db)));
+    const perInstance = await run(tables.map((t) => world.broker({ store: t.store })));
+    // No cache at all: every call exchanges.
+    const connection = world.config.byId.get('stampede')!;
+    const creds = readCredentials(connection, secretFor(world.vendor, 'digitaleo'));
+    const before = world.vendor.exchanges('digitaleo');
+    await Promise.all(Array.from({ length: calls }, () => mintToken(connection, creds, { http: nodeHttpClient, clock: systemClock })));
+    const none = world.vendor.exchanges('digitaleo') - before;
+    note({ what: `stampede: ${calls} cold calls over ${instances} instances, one table`, value: `${shared} exchange(s)`, yardstick: 'limit 1', ratio: `${fmt(shared / 1, 0)}×`, goal: '1 exchange', ok: shared === 1 });
+    note({ what: 'stampede: per-instance in-memory cache only', value: `${perInstance} exchanges`, yardstick: `${instances} instances`, ratio: `${fmt(perInstance / instances)}×`, goal: `= ${instances} (baseline)`, ok: perInstance === instances });
+    note({ what: 'stampede: no cache', value: `${none} exchanges`, yardstick: `${calls} calls`, ratio: `${fmt(none / calls)}×`, goal: `= ${calls} (baseline)`, ok: none === calls });
+  } finally {
+    await world.close();
+  }
+}
+
+function vitestBenches() {
+  const json = join(OUT, 'vitest.json');
+  const r = spawnSync('npx', ['vitest', 'bench', '--run', '--outputJson', json], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('vitest bench failed');
+  const data = JSON.parse(readFileSync(json, 'utf8')) as {
+    files: { groups: { benchmarks: { name: string; mean: number; hz: number; rme: number }[] }[] }[];
+  };
+  const all = data.files.flatMap((f) => f.groups.flatMap((g) => g.benchmarks));
+  const get = (name: string) => {
+    const b = all.find((x) => x.name === name);
+    if (!b) throw new Error(`no benchmark named ${name}`);
+    return b;
+  };
+  const mem = get('handler: token from memory');
+  const bare = get('bare handler');
+  note({
+    what: 'warm hit in memory, through the whole handler (middy, Powertools, routing, validation, audit line)',
+    value: `${fmt(mem.mean * 1000, 1)} µs (±${fmt(mem.rme, 1)}%)`,
+    yardstick: `bare handler ${fmt(bare.mean * 1000, 2)} µs`,
+    ratio: `${fmt(mem.mean / bare.mean, 0)}×`,
+    goal: 'reported (both far below 1 ms)',
+    ok: mem.mean < 1,
+  });
+  const table = get('broker: token from the table (GetItem + decrypt)');
+  const raw = get('one raw GetItem');
+  note({
+    what: 'warm hit from DynamoDB (consistent GetItem + decrypt)',
+    value: `${fmt(table.mean, 3)} ms (±${fmt(table.rme, 1)}%)`,
+    yardstick: `one raw GetItem ${fmt(raw.mean, 3)} ms`,
+    ratio: `${fmt(table.mean / raw.mean)}×`,
+    goal: '≤ 1.2×',
+    ok: table.mean / raw.mean <= 1.2,
+  });
+}
+
+async function coldStart() {
+  const entries: Record<string, string> = {
+    'bare GetItem': 'bench/bare-getitem.ts',
+    http: 'functions/http.ts',
+    prewarm: 'functions/prewarm.ts',
+    rotation: 'functions/rotation.ts',
+  };
+  const files: Record<string, string> = {};
+  const selfContained: Record<string, number> = {};
+  for (const [name, entry] of Object.entries(entries)) {
+    const outfile = join(OUT, 'cold', name.replace(/\s/g, '-'), 'index.mjs');
+    const common = {
+      entryPoints: [join(ROOT, entry)],
+      bundle: true,
+      platform: 'node' as const,
+      format: 'esm' as const,
+      target: 'node22',
+      minify: true,
+      mainFields: ['module', 'main'],
+      logLevel: 'error' as const,
+    };
+    // With the SDK bundled too: everything each function brings, for a size that compares.
+    const whole = await build({ ...common, write: false, outfile: join(OUT, 'whole.mjs') });
+    selfContained[name] = whole.outputFiles[0]!.contents.length;
+    // As BrokerFunction bundles (aws-lambda-nodejs: the runtime provides @aws-sdk/*).
+    await build({
+      entryPoints: [join(ROOT, entry)],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node22',
+      minify: true,
+      sourcemap: true,
+      mainFields: ['module', 'main'],
+      external: ['@aws-sdk/*'],
+      banner: { js: "import{createRequire}from'module';const require=createRequire(import.meta.url);" },
+      outfile,
+      logLevel: 'error',
+    });
+    files[name] = outfile;
+  }
+  // Interleaved runs, so drift hits every bundle alike; each run a fresh process, as a cold start is.
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(files).map((k) => [k, []]));
+  for (let i = 0; i < 11; i++) {
+    for (const [name, file] of Object.entries(files)) {
+      const out = execFileSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', `const t=performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now()-t)`], { cwd: ROOT }).toString();
+      times[name]!.push(Number(out));
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const bareTime = median(times['bare GetItem']!);
+  const bareSize = statSync(files['bare GetItem']!).size;
+  for (const name of ['http', 'prewarm', 'rotation']) {
+    const t = median(times[name]!);
+    const size = statSync(files[name]!).size;
+    note({
+      what: `cold start: ${name} function, module import (median of 11 fresh processes)`,
+      value: `${fmt(t, 1)} ms`,
+      yardstick: `bare GetItem bundle ${fmt(bareTime, 1)} ms`,
+      ratio: `${fmt(t / bareTime)}×`,
+      goal: '≤ 1.3×',
+      ok: t / bareTime <= 1.3,
+    });
+    note({
+      what: `cold start: ${name} function, bundle size with the SDK bundled in (everything it brings)`,
+      value: `${fmt(selfContained[name]! / 1024, 1)} KB`,
+      yardstick: `bare GetItem ${fmt(selfContained['bare GetItem']! / 1024, 1)} KB`,
+      ratio: `${fmt(selfContained[name]! / selfContained['bare GetItem']!)}×`,
+      goal: '≤ 1.3×',
+      ok: selfContained[name]! / selfContained['bare GetItem']! <= 1.3,
+    });
+    note({
+      what: `cold start: ${name} function, deployed bundle (the runtime provides @aws-sdk/*)`,
+      value: `${fmt(size / 1024, 1)} KB`,
+      yardstick: `bare GetItem ${fmt(bareSize / 1024, 1)} KB`,
+      ratio: '—',
+      goal: 'reported (with the SDK outside, the bare bundle is a few lines)',
+      ok: undefined,
+    });
+  }
+}
+
+async function throughput() {
+  const world = await startWorld(
+    systemClock,
+    (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', callers: [CALLER] })],
+    { lifetime: 86_400 },
+    (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+  );
+  let reads = 0;
+  const counting: TokenStore = new Proxy(world.table.store, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (prop === 'getToken' || prop === 'acquireLease') {
+        return (...args: unknown[]) => {
+          reads += 1;
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  const key = { accessKeyId: 'AKIABENCHCALLER00001', secretAccessKey: 'bench-secret-key-not-a-real-one' };
+  const handler = makeHandler({ broker: world.broker({ store: counting }), logger: createLogger(), metrics: createMetrics() });
+  const server = await startLocalServer({
+    handler: (e, c) => handler(e, c),
+    callers: new Map([[key.accessKeyId, { secretAccessKey: key.secretAccessKey, arn: CALLER }]]),
+    region: 'us-east-1',
+    clock: systemClock,
+  });
+  try {
+    const url = new URL(`${server.url}/v1/connections/jwt/token?min_ttl=60`);
+    const headers = await signRequest({ url, method: 'GET', credentials: key, region: 'us-east-1' });
+    // Warm: the first request mints (reads the table, takes the lease); the measure is the steady state.
+    await fetch(url, { headers: Object.fromEntries(Object.entries(headers).filter(([k]) => k !== 'host')) });
+    reads = 0;
+    const result = await autocannon({ url: url.toString(), headers, connections: 10, duration: 10 });
+    const requests = result.requests.total;
+    const okRate = result['2xx'] / Math.max(1, requests);
+    note({
+      what: 'local server throughput on cache hits (autocannon, 10 connections, 10 s, SigV4 checked per request)',
+      value: `${fmt(result.requests.average, 0)} req/s, p99 ${result.latency.p99} ms`,
+      yardstick: `${cpus().length} cores, ${fmt(okRate * 100, 1)}% 2xx`,
+      ratio: '—',
+      goal: 'reported; every answer 2xx',
+      ok: result.non2xx === 0 && result.errors === 0,
+    });
+    note({
+      what: 'DynamoDB reads per 1,000 token requests (one instance, 30 s in-process cache)',
+      value: `${fmt((reads / Math.max(1, requests)) * 1000, 2)}`,
+      yardstick: `${reads} reads over ${requests} requests`,
+      ratio: '—',
+      goal: '≤ 1 read per instance per 30 s, whatever the load',
+      ok: reads <= Math.ceil(10 / 30),
+    });
+  } finally {
+    await server.close();
+    await world.close();
+  }
+}
+
+function writeReport() {
+  const lines = [
+    '# Benchmarks',
+    '',
+    'Made by `npm run bench` (bench/run.ts and test/hot-path.bench.ts); rewritten on every run.',
+    `Run on ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}.`,
+    'Each figure is set beside its limit or yardstick measured in the same run, since absolute times on a shared',
+    'machine drift; the ratio is what the goal is about.',
+    '',
+    '| measure | value | limit / yardstick | ratio | goal | met |',
+    '|---|---|---|---|---|---|',
+    ...rows.map((r) => `| ${r.what} | ${r.value} | ${r.yardstick} | ${r.ratio} | ${r.goal} | ${r.ok === undefined ? '—' : r.ok ? 'yes' : '**no**'} |`),
+    '',
+  ];
+  writeFileSync(join(ROOT, 'BENCHMARKS.md'), lines.join('\n'));
+  console.log('wrote BENCHMARKS.md');
+}
+
+await stampede();
+vitestBenches();
+await coldStart();
+await throughput();
+writeReport();
+process.exit(0);
