@@ -36,11 +36,6 @@ export class CachedSecretSource implements SecretSource {
     }
     return p;
   }
-
-  /** Forgets a secret (every stage), so the next read goes to the source. */
-  forget(secretId: string): void {
-    for (const key of this.cache.keys()) if (key.endsWith(`\u0000${secretId}`)) this.cache.delete(key);
-  }
 }
 
 /** Parses a secret's text as JSON. The parser's own message quotes the text, so it is never passed on. */

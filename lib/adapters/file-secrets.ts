@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { ConfigurationError } from '../errors';
 import type { SecretReadOptions, SecretSource, SecretValue } from '../ports';
-import { contentVersion } from '../secrets';
+import { contentVersion, parseSecretJson } from '../secrets';
 
 /**
  * Local mode's Secrets Manager: a JSON file mapping secret id → the secret's JSON value, or
@@ -32,15 +32,7 @@ export class FileSecretSource implements SecretSource {
     }
     const value = staged[stage];
     // The file holds JSON values; a string value is a SecretString to parse, as Secrets Manager would hold it.
-    const parsed = typeof value === 'string' ? parseStringSecret(secretId, value) : value;
+    const parsed = typeof value === 'string' ? parseSecretJson(secretId, value) : value;
     return { value: parsed, versionId: contentVersion(parsed) };
-  }
-}
-
-function parseStringSecret(secretId: string, text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ConfigurationError(`the secret ${secretId} is not valid JSON`);
   }
 }

@@ -8,7 +8,6 @@ import { systemClock, type Clock } from '../clock';
 // refused the way that vendor refuses it. The local demo runs against it; the tests use it as their fake vendors.
 
 export type VendorKind = 'digitaleo' | 'docoon' | 'digishare' | 'usage-engine' | 'jwt';
-export const VENDOR_KINDS: readonly VendorKind[] = ['digitaleo', 'docoon', 'digishare', 'usage-engine', 'jwt'];
 
 export interface VendorAccount {
   client_id: string;
