@@ -12,7 +12,7 @@ import {
   type AttributeValue,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { awsCallTimeouts } from './aws';
 import { StoreUnavailableError } from '../errors';
 import type { Cooldown, LeaseResult, StoredToken, TokenMatch, TokenStore } from '../ports';
 
@@ -38,11 +38,7 @@ const str = (a: AttributeValue | undefined) => a?.S ?? '';
 
 /** A DynamoDB client with the timeouts and bounded retries every call of the broker needs. */
 export function createDynamoClient(config: DynamoDBClientConfig = {}): DynamoDBClient {
-  return new DynamoDBClient({
-    maxAttempts: 3,
-    requestHandler: new NodeHttpHandler({ connectionTimeout: 1_000, requestTimeout: 2_000 }),
-    ...config,
-  });
+  return new DynamoDBClient({ maxAttempts: 3, requestHandler: awsCallTimeouts(), ...config });
 }
 
 function isConditionFailure(err: unknown): boolean {

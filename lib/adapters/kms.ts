@@ -1,5 +1,6 @@
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { DependencyUnavailableError } from '../errors';
+import { awsCallTimeouts } from './aws';
 import type { KeyRing } from '../ports';
 
 type Sdk = typeof import('@aws-sdk/client-kms');
@@ -15,7 +16,7 @@ export class KmsKeyRing implements KeyRing {
   constructor(
     private readonly keyId: string,
     client?: Pick<KMSClient, 'send'>,
-    private readonly clientConfig: KMSClientConfig = { maxAttempts: 3 },
+    private readonly clientConfig: KMSClientConfig = { maxAttempts: 3, requestHandler: awsCallTimeouts() },
   ) {
     this.client = client;
   }

@@ -1,5 +1,6 @@
 import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import { ConfigurationError, DependencyUnavailableError } from '../errors';
+import { awsCallTimeouts } from './aws';
 import type { SecretReadOptions, SecretSource, SecretValue } from '../ports';
 import { parseSecretJson } from '../secrets';
 
@@ -16,7 +17,7 @@ export class SecretsManagerSource implements SecretSource {
 
   constructor(
     client?: Pick<SecretsManagerClient, 'send'>,
-    private readonly clientConfig: SecretsManagerClientConfig = { maxAttempts: 3 },
+    private readonly clientConfig: SecretsManagerClientConfig = { maxAttempts: 3, requestHandler: awsCallTimeouts() },
   ) {
     this.client = client;
   }
