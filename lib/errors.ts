@@ -145,6 +145,8 @@ export function isTransient(err: unknown): boolean {
   return err instanceof VendorUnavailableError || err instanceof VendorTimeoutError;
 }
 
+export const DEFAULT_RETRY_AFTER_SECONDS = 5;
+
 export interface Problem {
   type: string;
   title: string;
@@ -184,7 +186,9 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
   };
   if (e?.expose) problem.detail = e.message;
   if (instance) problem.instance = instance;
-  return e?.retryAfter !== undefined ? { problem, retryAfter: e.retryAfter } : { problem };
+  // 429 and 503 always say when to come back (DESIGN.md), even when nobody said how long.
+  const retryAfter = e?.retryAfter ?? (status === 429 || status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
+  return retryAfter !== undefined ? { problem, retryAfter } : { problem };
 }
 
 /** An HTTP answer for an error: problem+json, no-store, Retry-After when there is one. */

@@ -317,3 +317,19 @@ describe('fuzzing the HTTP surface', () => {
     );
   });
 });
+
+describe('Retry-After', () => {
+  it('is on every 503, even one no cooldown or vendor gave a duration to', async () => {
+    const { problemResponse, VendorUnavailableError, DependencyUnavailableError } = await import('../../lib/errors');
+    expect(problemResponse(new VendorUnavailableError('x: down')).headers['retry-after']).toBe('5');
+    expect(problemResponse(new DependencyUnavailableError('Secrets Manager did not answer')).headers['retry-after']).toBe('5');
+    expect(problemResponse(new VendorUnavailableError('x: down', { retryAfter: 42 })).headers['retry-after']).toBe('42');
+    expect(problemResponse(new Error('boom')).headers['retry-after']).toBeUndefined();
+    expect(JSON.parse(problemResponse(new Error('boom: secret-ish internals')).body)).toEqual({
+      type: 'https://token-broker.internal/problems/internal-error',
+      title: 'Internal error',
+      status: 500,
+      code: 'internal_error',
+    });
+  });
+});
