@@ -56,7 +56,7 @@ describe('pre-warming', () => {
     expect(sources.get('vendor')).toBeUndefined();
     expect((sources.get('memory') ?? 0) + (sources.get('table') ?? 0)).toBe(day / step);
     expect(metrics.get('LeaseWaits')).toBe(0);
-  });
+  }, 90_000);
 
   it('warms connections concurrently; a failing vendor does not stop the others', async () => {
     const clock = new ManualClock('2026-11-23T00:00:00.000Z');
