@@ -260,11 +260,7 @@ export class Broker {
     if (stored && left > window) return 'fresh';
     // A token the vendor issues for no longer than the window is replaced only when it expires.
     if (stored && left > 0 && stored.lifetime * 1000 <= window) return 'fresh';
-    try {
-      this.checkCooldown(connection);
-    } catch {
-      return 'cooling-down';
-    }
+    if (this.activeCooldown(connection)) return 'cooling-down';
     const served = await this.mintUnderLease(connection, (t) => t.expiresAt - clock.now() > window, false);
     if (!served) return 'busy';
     return served.source === 'vendor' ? 'minted' : 'fresh';
@@ -275,7 +271,7 @@ export class Broker {
    * instance's memory; other instances' memory lapses within 30 s) and mint one with the new version. Idempotent.
    */
   async rotate(connection: Connection): Promise<{ evicted: boolean; minted: boolean; secretVersion: string }> {
-    const { store, secrets } = this.deps;
+    const { store } = this.deps;
     const secret = await this.secretOf(connection, { forceRefresh: true });
     const id = connection.id;
     const mem = this.memory.get(id);
@@ -350,7 +346,7 @@ export class Broker {
     try {
       stored = await this.deps.store.getToken(id);
     } catch (err) {
-      if (err instanceof StoreUnavailableError) return this.degraded(connection, needUntil, err);
+      if (err instanceof StoreUnavailableError) return this.degraded(connection, (t) => t.expiresAt >= needUntil, err);
       throw err;
     }
     const now = this.deps.clock.now();
@@ -377,15 +373,16 @@ export class Broker {
     );
   }
 
-  private checkCooldown(connection: Connection): void {
+  /** This instance's record of the connection's cooldown, while it lasts. */
+  private activeCooldown(connection: Connection): Cooldown | undefined {
     const c = this.cooldowns.get(connection.id);
-    if (!c) return;
-    const now = this.deps.clock.now();
-    if (c.until <= now) {
-      this.cooldowns.delete(connection.id);
-      return;
-    }
-    throw this.cooldownError(connection, c);
+    if (c && c.until <= this.deps.clock.now()) this.cooldowns.delete(connection.id);
+    return c && c.until > this.deps.clock.now() ? c : undefined;
+  }
+
+  private checkCooldown(connection: Connection): void {
+    const c = this.activeCooldown(connection);
+    if (c) throw this.cooldownError(connection, c);
   }
 
   private cooldownError(connection: Connection, c: Cooldown): BrokerError {
@@ -414,7 +411,7 @@ export class Broker {
           overrideCooldown: mode.overrideCooldown ?? false,
         });
       } catch (err) {
-        if (err instanceof StoreUnavailableError) return this.degraded(connection, undefined, err, want);
+        if (err instanceof StoreUnavailableError) return this.degraded(connection, want, err);
         throw err;
       }
       if (lease.acquired) return this.mintAsHolder(connection, want, mode);
@@ -444,7 +441,7 @@ export class Broker {
 
   private async mintAsHolder(connection: Connection, want: Want, mode: MintMode): Promise<Served> {
     const id = connection.id;
-    const { store, clock } = this.deps;
+    const { store } = this.deps;
     try {
       // Another instance may have stored a token between our look and our lease.
       const again = await store.getToken(id);
@@ -463,27 +460,20 @@ export class Broker {
       this.remember(held);
       return { held, source: 'vendor' };
     } catch (err) {
-      if (err instanceof BrokerError && (err.code.startsWith('vendor_') || err.code === 'misconfigured')) {
-        const retryAfterMs = (err.retryAfter ?? 0) * 1000;
-        const cooldown: Cooldown = {
-          until: clock.now() + Math.max(this.opts.cooldownMs, retryAfterMs),
-          code: err.code,
-          message: err.message,
-        };
-        this.cooldowns.set(id, cooldown);
-        this.metrics.count('Cooldowns', 1);
-        this.log.warn('exchange failed; cooling down', { connection: id, code: err.code, until: new Date(cooldown.until).toISOString() });
-        await store.startCooldown(id, this.instanceId, cooldown).catch(() => undefined);
-        throw this.cooldownError(connection, cooldown);
+      const cooldown = this.coolDown(connection, err);
+      if (!cooldown) {
+        await store.releaseLease(id, this.instanceId).catch(() => undefined);
+        throw err;
       }
-      await store.releaseLease(id, this.instanceId).catch(() => undefined);
-      throw err;
+      // Recorded on the lease item (which also gives the lease back) so every instance honours it.
+      await store.startCooldown(id, this.instanceId, cooldown).catch(() => undefined);
+      throw this.cooldownError(connection, cooldown);
     }
   }
 
   /** Reads the secret and exchanges it; when the vendor refuses it, reads it again past the cache, once. */
   private async exchange(connection: Connection, read: { forceRefresh?: boolean } = {}): Promise<HeldToken> {
-    const { secrets, clock } = this.deps;
+    const { clock } = this.deps;
     const started = performance.now();
     let secret = await this.secretOf(connection, read);
     let token: TokenSet;
@@ -593,47 +583,47 @@ export class Broker {
   }
 
   private async refreshAhead(connection: Connection, current: HeldToken): Promise<void> {
-    if (this.cooldowns.has(connection.id)) {
-      try {
-        this.checkCooldown(connection);
-      } catch {
-        return;
-      }
-    }
+    if (this.activeCooldown(connection)) return;
     this.metrics.count('RefreshAhead', 1);
     await this.mintUnderLease(connection, (t) => t.expiresAt > current.expiresAt, false);
   }
 
   /** The table is unreachable: serve what this instance has, else exchange directly (in-process single-flight). */
-  private async degraded(
-    connection: Connection,
-    needUntil: number | undefined,
-    err: StoreUnavailableError,
-    want?: Want,
-  ): Promise<Served> {
+  private async degraded(connection: Connection, want: Want, err: StoreUnavailableError): Promise<Served> {
     this.metrics.count('StoreDegraded', 1);
     this.log.warn('the token table is unreachable; serving without it', { connection: connection.id, reason: err.message });
     const mem = this.memory.get(connection.id);
-    if (mem && (needUntil === undefined ? want?.(mem.held) : mem.held.expiresAt >= needUntil)) {
-      return { held: mem.held, source: 'memory' };
-    }
+    if (mem && want(mem.held)) return { held: mem.held, source: 'memory' };
     this.checkCooldown(connection);
     try {
       const held = await this.exchange(connection);
       this.remember(held);
       return { held, source: 'vendor' };
     } catch (e) {
-      if (e instanceof BrokerError && e.code.startsWith('vendor_')) {
-        const cooldown = {
-          until: this.deps.clock.now() + Math.max(this.opts.cooldownMs, (e.retryAfter ?? 0) * 1000),
-          code: e.code,
-          message: e.message,
-        };
-        this.cooldowns.set(connection.id, cooldown);
-        throw this.cooldownError(connection, cooldown);
-      }
-      throw e;
+      const cooldown = this.coolDown(connection, e);
+      throw cooldown ? this.cooldownError(connection, cooldown) : e;
     }
+  }
+
+  /**
+   * After a failed exchange (or a secret the dialect cannot use), the connection cools down for 30 s or the
+   * vendor's Retry-After when longer. Returns undefined for failures that are not the vendor's or the setup's.
+   */
+  private coolDown(connection: Connection, err: unknown): Cooldown | undefined {
+    if (!(err instanceof BrokerError) || !(err.code.startsWith('vendor_') || err.code === 'misconfigured')) return undefined;
+    const cooldown: Cooldown = {
+      until: this.deps.clock.now() + Math.max(this.opts.cooldownMs, (err.retryAfter ?? 0) * 1000),
+      code: err.code,
+      message: err.message,
+    };
+    this.cooldowns.set(connection.id, cooldown);
+    this.metrics.count('Cooldowns', 1);
+    this.log.warn('exchange failed; cooling down', {
+      connection: connection.id,
+      code: err.code,
+      until: new Date(cooldown.until).toISOString(),
+    });
+    return cooldown;
   }
 
   private exchangeOptions(): ExchangeOptions {

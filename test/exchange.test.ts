@@ -16,7 +16,7 @@ import {
   type ExchangeOptions,
 } from '../lib/exchange';
 import { nodeHttpClient } from '../lib/http';
-import { SandboxVendor, type VendorKind } from '../lib/local/sandbox-vendor';
+import { SandboxVendor } from '../lib/local/sandbox-vendor';
 import { connectionFor, secretFor } from './support/connections';
 import { registerSecret } from './support/secrets-registry';
 

@@ -146,6 +146,25 @@ describe('DynamoDB faults', () => {
   });
 });
 
+describe('a failing vendor while the table is unreachable', () => {
+  it('cools down in-process: one vendor attempt, then the same error with Retry-After', async () => {
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z');
+    world = await startWorld(clock, (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt' })], {}, (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }));
+    const unreachable = new DynamoTokenStore(
+      { send: async () => Promise.reject(Object.assign(new Error('connect ECONNREFUSED'), { name: 'TimeoutError' })) } as never,
+      'any',
+    );
+    world.vendor.fail('jwt', status(503));
+    const metrics = new RecordingMetrics();
+    const b = world.broker({ store: unreachable, metrics, options: { exchange: { retries: 0 } } });
+    await expectCode(b.getToken(CALLER, 'jwt'), 'vendor_unavailable');
+    const again = await expectCode(b.getToken(CALLER, 'jwt'), 'vendor_unavailable');
+    expect(again.retryAfter).toBe(30);
+    expect(world.vendor.received('jwt')).toBe(1);
+    expect(metrics.get('Cooldowns')).toBe(1);
+  });
+});
+
 describe('Secrets Manager faults', () => {
   const fakeClient = (answer: (id: string) => { SecretString?: string; VersionId?: string } | Error) => ({
     send: async (cmd: GetSecretValueCommand) => {
