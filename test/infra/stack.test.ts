@@ -101,9 +101,7 @@ describe('functions', () => {
     broker.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true });
   });
 
-  it('bundle the connections file, minified ESM with source maps', () => {
-    const manifest = JSON.parse(readFileSync(join(outdir, 'manifest.json'), 'utf8')) as object;
-    expect(manifest).toBeDefined();
+  it('bundle the connections file, minified ESM with source maps; DynamoDB up front, Secrets Manager and KMS on first use', () => {
     const assets = Object.values(
       JSON.parse(readFileSync(join(outdir, `${built.broker.artifactId}.assets.json`), 'utf8')).files as Record<string, { source: { path: string; packaging?: string } }>,
     ).filter((a) => a.source.packaging === 'zip');
@@ -113,6 +111,13 @@ describe('functions', () => {
       expect(JSON.parse(readFileSync(join(dir, 'broker.config.json'), 'utf8')).connections.length).toBe(built.config.connections.length);
       const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
       expect(code.startsWith('import{createRequire}')).toBe(true);
+      expect(code.split('\n').length).toBeLessThan(50);
+      // The runtime provides the SDK; only the hot path's client is imported at cold start.
+      expect(code).toContain('from"@aws-sdk/client-dynamodb"');
+      expect(code).toContain('import("@aws-sdk/client-secrets-manager")');
+      expect(code).toContain('import("@aws-sdk/client-kms")');
+      expect(code).not.toMatch(/from"@aws-sdk\/client-(secrets-manager|kms)"/);
+      expect(code).not.toContain('@aws-sdk/lib-dynamodb');
       expect(readFileSync(join(dir, 'index.mjs.map'), 'utf8').length).toBeGreaterThan(0);
     }
   });
