@@ -6,8 +6,11 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { build } from 'esbuild';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { makeHandler } from '../functions/http';
+import { FUNCTION_BUNDLING } from '../infra/bundling';
 import { createLogger, createMetrics } from '../functions/observability';
+import { createDynamoClient } from '../lib/adapters/dynamodb';
 import { systemClock } from '../lib/clock';
 import { readCredentials, mintToken } from '../lib/exchange';
 import { nodeHttpClient } from '../lib/http';
@@ -27,6 +30,10 @@ const CALLER = 'arn:aws:iam::111111111111:role/caller';
 type Row = { what: string; value: string; yardstick: string; ratio: string; goal: string; ok: boolean | undefined };
 const rows: Row[] = [];
 const fmt = (n: number, d = 2) => n.toFixed(d);
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+// This VM shares its host: a side measured in a window of its own can catch another tenant's burst. So each pair
+// is measured in interleaved rounds (alternating which goes first) and judged by the median of per-round ratios.
+const ROUNDS = 15;
 
 function note(row: Row) {
   rows.push(row);
@@ -90,16 +97,54 @@ function vitestBenches() {
     goal: 'reported (both far below 1 ms)',
     ok: mem.mean < 1,
   });
-  const table = get('broker: token from the table (GetItem + decrypt)');
-  const raw = get('one raw GetItem');
-  note({
-    what: 'warm hit from DynamoDB (consistent GetItem + decrypt)',
-    value: `${fmt(table.mean, 3)} ms (±${fmt(table.rme, 1)}%)`,
-    yardstick: `one raw GetItem ${fmt(raw.mean, 3)} ms`,
-    ratio: `${fmt(table.mean / raw.mean)}×`,
-    goal: '≤ 1.2×',
-    ok: table.mean / raw.mean <= 1.2,
-  });
+}
+
+async function tableHit() {
+  const world = await startWorld(
+    systemClock,
+    (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt' })],
+    { lifetime: 86_400 },
+    (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+  );
+  try {
+    const broker = world.broker({ options: { memoryTtlMs: 0 } });
+    await broker.getToken(CALLER, 'jwt');
+    const raw = createDynamoClient({ endpoint: world.db.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const sides = {
+      table: () => broker.getToken(CALLER, 'jwt'),
+      raw: () => raw.send(new GetItemCommand({ TableName: world.table.name, Key: { pk: { S: 'token#jwt' } }, ConsistentRead: true })),
+    };
+    const perCall = async (fn: () => Promise<unknown>, n = 200) => {
+      const t = performance.now();
+      for (let i = 0; i < n; i++) await fn();
+      return (performance.now() - t) / n;
+    };
+    for (const fn of Object.values(sides)) await perCall(fn, 500); // warm-up
+    const ratios: number[] = [];
+    const tableMs: number[] = [];
+    const rawMs: number[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      const [first, second] = r % 2 === 0 ? (['table', 'raw'] as const) : (['raw', 'table'] as const);
+      const a = await perCall(sides[first]);
+      const b = await perCall(sides[second]);
+      const t = first === 'table' ? a : b;
+      const w = first === 'table' ? b : a;
+      tableMs.push(t);
+      rawMs.push(w);
+      ratios.push(t / w);
+    }
+    const ratio = median(ratios);
+    note({
+      what: `warm hit from DynamoDB (consistent GetItem + decrypt), ${ROUNDS} interleaved rounds of 200`,
+      value: `${fmt(median(tableMs), 3)} ms`,
+      yardstick: `one raw GetItem ${fmt(median(rawMs), 3)} ms`,
+      ratio: `${fmt(ratio)}× (rounds ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`,
+      goal: '≤ 1.2×',
+      ok: ratio <= 1.2,
+    });
+  } finally {
+    await world.close();
+  }
 }
 
 async function coldStart() {
@@ -118,52 +163,40 @@ async function coldStart() {
       bundle: true,
       platform: 'node' as const,
       format: 'esm' as const,
-      target: 'node22',
-      minify: true,
-      mainFields: ['module', 'main'],
+      target: FUNCTION_BUNDLING.target,
+      minify: FUNCTION_BUNDLING.minify,
+      mainFields: FUNCTION_BUNDLING.mainFields,
+      banner: { js: FUNCTION_BUNDLING.banner },
       logLevel: 'error' as const,
     };
     // With the SDK bundled too: everything each function brings, for a size that compares.
     const whole = await build({ ...common, write: false, outfile: join(OUT, 'whole.mjs') });
     selfContained[name] = whole.outputFiles[0]!.contents.length;
-    // As BrokerFunction bundles (aws-lambda-nodejs: the runtime provides @aws-sdk/*).
-    await build({
-      entryPoints: [join(ROOT, entry)],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node22',
-      minify: true,
-      sourcemap: true,
-      mainFields: ['module', 'main'],
-      external: ['@aws-sdk/*'],
-      banner: { js: "import{createRequire}from'module';const require=createRequire(import.meta.url);" },
-      outfile,
-      logLevel: 'error',
-    });
+    // As BrokerFunction bundles (infra/bundling.ts: the runtime provides @aws-sdk/*).
+    await build({ ...common, sourcemap: FUNCTION_BUNDLING.sourceMap, external: FUNCTION_BUNDLING.externalModules, outfile });
     files[name] = outfile;
   }
   // Interleaved runs, so drift hits every bundle alike; each run a fresh process, as a cold start is.
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(files).map((k) => [k, []]));
-  for (let i = 0; i < 11; i++) {
+  for (let i = 0; i < ROUNDS; i++) {
     for (const [name, file] of Object.entries(files)) {
       const out = execFileSync(process.execPath, ['--no-warnings', '--input-type=module', '-e', `const t=performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now()-t)`], { cwd: ROOT }).toString();
       times[name]!.push(Number(out));
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const bareTime = median(times['bare GetItem']!);
   const bareSize = statSync(files['bare GetItem']!).size;
   for (const name of ['http', 'prewarm', 'rotation']) {
     const t = median(times[name]!);
+    const ratio = median(times[name]!.map((x, i) => x / times['bare GetItem']![i]!));
     const size = statSync(files[name]!).size;
     note({
-      what: `cold start: ${name} function, module import (median of 11 fresh processes)`,
+      what: `cold start: ${name} function, module import (${ROUNDS} interleaved rounds of fresh processes)`,
       value: `${fmt(t, 1)} ms`,
       yardstick: `bare GetItem bundle ${fmt(bareTime, 1)} ms`,
-      ratio: `${fmt(t / bareTime)}×`,
+      ratio: `${fmt(ratio)}×`,
       goal: '≤ 1.3×',
-      ok: t / bareTime <= 1.3,
+      ok: ratio <= 1.3,
     });
     note({
       what: `cold start: ${name} function, bundle size with the SDK bundled in (everything it brings)`,
@@ -263,6 +296,7 @@ function writeReport() {
 
 await stampede();
 vitestBenches();
+await tableHit();
 await coldStart();
 await throughput();
 writeReport();

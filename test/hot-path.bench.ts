@@ -9,7 +9,8 @@ import { secretFor, vendorConnectionInput } from './support/connections';
 import { lambdaContext, restEvent } from './support/events';
 import { startWorld, type World } from './support/harness';
 
-// The hot paths, each beside its yardstick in the same run (npm run bench writes the ratios to BENCHMARKS.md):
+// The hot paths, each beside its yardstick (their distributions; npm run bench judges the DynamoDB pair again
+// from interleaved rounds and writes the verdicts to BENCHMARKS.md):
 //   warm hit in memory through the whole handler  vs  a bare middy-free handler answering JSON
 //   warm hit from DynamoDB (GetItem + decrypt)    vs  one raw GetItem of the same item on the same table
 

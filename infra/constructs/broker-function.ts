@@ -11,6 +11,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { ENCRYPTION_CONTEXT } from '../../lib/crypto';
+import { FUNCTION_BUNDLING } from '../bundling';
 import { TABLE_ITEM_ACTIONS } from './token-store';
 
 // Our Lambda defaults in one place (Node 22 on ARM64, ESM, minified with source maps, active tracing, JSON logs in
@@ -59,13 +60,8 @@ export class BrokerFunction extends NodejsFunction {
         POWERTOOLS_LOG_LEVEL: 'INFO',
       },
       bundling: {
+        ...FUNCTION_BUNDLING,
         format: OutputFormat.ESM,
-        target: 'node22',
-        minify: true,
-        sourceMap: true,
-        mainFields: ['module', 'main'],
-        // Some bundled CommonJS code calls require(); ESM has none until it is made.
-        banner: "import{createRequire}from'module';const require=createRequire(import.meta.url);",
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
