@@ -12,7 +12,7 @@ import {
   type AttributeValue,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
-import { awsCallTimeouts } from './aws';
+import { DYNAMODB_BUDGET, clientSettings, withinDeadline } from './aws';
 import { StoreUnavailableError } from '../errors';
 import type { Cooldown, LeaseResult, StoredToken, TokenMatch, TokenStore } from '../ports';
 
@@ -36,9 +36,9 @@ const leaseKey = (c: string) => ({ [TABLE_KEY]: S(`lease#${c}`) });
 const num = (a: AttributeValue | undefined) => (a?.N === undefined ? undefined : Number(a.N));
 const str = (a: AttributeValue | undefined) => a?.S ?? '';
 
-/** A DynamoDB client with the timeouts and bounded retries every call of the broker needs. */
+/** A DynamoDB client whose attempts abort at their deadline, with retries bounded to fit the call's budget. */
 export function createDynamoClient(config: DynamoDBClientConfig = {}): DynamoDBClient {
-  return new DynamoDBClient({ maxAttempts: 3, requestHandler: awsCallTimeouts(), ...config });
+  return new DynamoDBClient({ ...clientSettings(DYNAMODB_BUDGET), ...config });
 }
 
 function isConditionFailure(err: unknown): boolean {
@@ -52,11 +52,13 @@ export class DynamoTokenStore implements TokenStore {
   constructor(
     private readonly client: Pick<DynamoDBClient, 'send'>,
     private readonly table: string,
+    /** The whole of one call, SDK retries included: past it the table counts as down. */
+    private readonly totalMs = DYNAMODB_BUDGET.totalMs,
   ) {}
 
-  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  private async call<T>(what: string, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
     try {
-      return await fn();
+      return await withinDeadline(`DynamoDB (${what})`, this.totalMs, fn);
     } catch (err) {
       if (isConditionFailure(err)) throw err;
       const name = (err as { name?: string }).name ?? 'error';
@@ -65,8 +67,8 @@ export class DynamoTokenStore implements TokenStore {
   }
 
   async getToken(connection: string): Promise<StoredToken | undefined> {
-    const out = await this.call('read a token', () =>
-      this.client.send(new GetItemCommand({ TableName: this.table, Key: tokenKey(connection), ConsistentRead: true })),
+    const out = await this.call('read a token', (abortSignal) =>
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: tokenKey(connection), ConsistentRead: true }), { abortSignal }),
     );
     const item = out.Item;
     const expiresAt = num(item?.expiresAt);
@@ -85,7 +87,7 @@ export class DynamoTokenStore implements TokenStore {
 
   async putToken(t: StoredToken): Promise<void> {
     try {
-      await this.call('write a token', () =>
+      await this.call('write a token', (abortSignal) =>
         this.client.send(
           new PutItemCommand({
             TableName: this.table,
@@ -106,6 +108,7 @@ export class DynamoTokenStore implements TokenStore {
             ExpressionAttributeNames: { '#pk': TABLE_KEY },
             ExpressionAttributeValues: { ':mintedAt': N(t.mintedAt) },
           }),
+          { abortSignal },
         ),
       );
     } catch (err) {
@@ -129,8 +132,8 @@ export class DynamoTokenStore implements TokenStore {
             ExpressionAttributeValues: { ':v': S(match.notSecretVersion) },
           };
     try {
-      await this.call('delete a token', () =>
-        this.client.send(new DeleteItemCommand({ TableName: this.table, Key: tokenKey(connection), ...condition })),
+      await this.call('delete a token', (abortSignal) =>
+        this.client.send(new DeleteItemCommand({ TableName: this.table, Key: tokenKey(connection), ...condition }), { abortSignal }),
       );
       return true;
     } catch (err) {
@@ -148,7 +151,7 @@ export class DynamoTokenStore implements TokenStore {
   ): Promise<LeaseResult> {
     const cooldownClause = opts.overrideCooldown ? '' : ' AND (attribute_not_exists(cooldownUntil) OR cooldownUntil <= :now)';
     try {
-      await this.call('take a lease', () =>
+      await this.call('take a lease', (abortSignal) =>
         this.client.send(
           new UpdateItemCommand({
             TableName: this.table,
@@ -163,14 +166,15 @@ export class DynamoTokenStore implements TokenStore {
               ':ttl': N(Math.ceil(until / 1000) + 3600),
             },
           }),
+          { abortSignal },
         ),
       );
       return { acquired: true };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
     }
-    const out = await this.call('read a lease', () =>
-      this.client.send(new GetItemCommand({ TableName: this.table, Key: leaseKey(connection), ConsistentRead: true })),
+    const out = await this.call('read a lease', (abortSignal) =>
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: leaseKey(connection), ConsistentRead: true }), { abortSignal }),
     );
     const item = out.Item;
     const cooldownUntil = num(item?.cooldownUntil);
@@ -189,7 +193,7 @@ export class DynamoTokenStore implements TokenStore {
 
   async releaseLease(connection: string, owner: string): Promise<void> {
     try {
-      await this.call('release a lease', () =>
+      await this.call('release a lease', (abortSignal) =>
         this.client.send(
           new DeleteItemCommand({
             TableName: this.table,
@@ -198,6 +202,7 @@ export class DynamoTokenStore implements TokenStore {
             ExpressionAttributeNames: { '#owner': 'owner' },
             ExpressionAttributeValues: { ':owner': S(owner) },
           }),
+          { abortSignal },
         ),
       );
     } catch (err) {
@@ -206,7 +211,7 @@ export class DynamoTokenStore implements TokenStore {
   }
 
   async startCooldown(connection: string, owner: string, cooldown: Cooldown): Promise<void> {
-    await this.call('record a cooldown', () =>
+    await this.call('record a cooldown', (abortSignal) =>
       this.client.send(
         new UpdateItemCommand({
           TableName: this.table,
@@ -224,6 +229,7 @@ export class DynamoTokenStore implements TokenStore {
             ':ttl': N(Math.ceil(cooldown.until / 1000) + 3600),
           },
         }),
+        { abortSignal },
       ),
     ).catch((err: unknown) => {
       if (!isConditionFailure(err)) throw err;

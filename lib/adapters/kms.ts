@@ -1,6 +1,6 @@
 import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import { DependencyUnavailableError } from '../errors';
-import { awsCallTimeouts } from './aws';
+import { KMS_BUDGET, clientSettings, withinDeadline } from './aws';
 import type { KeyRing } from '../ports';
 
 type Sdk = typeof import('@aws-sdk/client-kms');
@@ -16,7 +16,10 @@ export class KmsKeyRing implements KeyRing {
   constructor(
     private readonly keyId: string,
     client?: Pick<KMSClient, 'send'>,
-    private readonly clientConfig: KMSClientConfig = { maxAttempts: 3, requestHandler: awsCallTimeouts() },
+    /** Merged over the budget's settings (endpoint, region, credentials for tests and local runs). */
+    private readonly clientConfig: KMSClientConfig = {},
+    /** The whole of one call, SDK retries included. */
+    private readonly totalMs = KMS_BUDGET.totalMs,
   ) {
     this.client = client;
   }
@@ -24,15 +27,17 @@ export class KmsKeyRing implements KeyRing {
   private async ready() {
     this.sdk ??= import('@aws-sdk/client-kms');
     const sdk = await this.sdk;
-    this.client ??= new sdk.KMSClient(this.clientConfig);
+    this.client ??= new sdk.KMSClient({ ...clientSettings(KMS_BUDGET), ...this.clientConfig });
     return { sdk, client: this.client };
   }
 
   async generateDataKey(context: Record<string, string>) {
     try {
       const { sdk, client } = await this.ready();
-      const out = await client.send(
-        new sdk.GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: context }),
+      const out = await withinDeadline('KMS GenerateDataKey', this.totalMs, (abortSignal) =>
+        client.send(new sdk.GenerateDataKeyCommand({ KeyId: this.keyId, KeySpec: 'AES_256', EncryptionContext: context }), {
+          abortSignal,
+        }),
       );
       if (!out.Plaintext || !out.CiphertextBlob) throw new Error('GenerateDataKey returned no key');
       return { plaintext: out.Plaintext, encrypted: out.CiphertextBlob };
@@ -45,8 +50,10 @@ export class KmsKeyRing implements KeyRing {
     try {
       const { sdk, client } = await this.ready();
       // KeyId pins the key: a ciphertext made under another key is refused rather than decrypted with it.
-      const out = await client.send(
-        new sdk.DecryptCommand({ CiphertextBlob: encrypted, EncryptionContext: context, KeyId: this.keyId }),
+      const out = await withinDeadline('KMS Decrypt', this.totalMs, (abortSignal) =>
+        client.send(new sdk.DecryptCommand({ CiphertextBlob: encrypted, EncryptionContext: context, KeyId: this.keyId }), {
+          abortSignal,
+        }),
       );
       if (!out.Plaintext) throw new Error('Decrypt returned no plaintext');
       return out.Plaintext;

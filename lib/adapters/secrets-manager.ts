@@ -1,6 +1,6 @@
 import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import { ConfigurationError, DependencyUnavailableError } from '../errors';
-import { awsCallTimeouts } from './aws';
+import { SECRETS_MANAGER_BUDGET, clientSettings, withinDeadline } from './aws';
 import type { SecretReadOptions, SecretSource, SecretValue } from '../ports';
 import { parseSecretJson } from '../secrets';
 
@@ -17,7 +17,10 @@ export class SecretsManagerSource implements SecretSource {
 
   constructor(
     client?: Pick<SecretsManagerClient, 'send'>,
-    private readonly clientConfig: SecretsManagerClientConfig = { maxAttempts: 3, requestHandler: awsCallTimeouts() },
+    /** Merged over the budget's settings (endpoint, region, credentials for tests and local runs). */
+    private readonly clientConfig: SecretsManagerClientConfig = {},
+    /** The whole of one call, SDK retries included. */
+    private readonly totalMs = SECRETS_MANAGER_BUDGET.totalMs,
   ) {
     this.client = client;
   }
@@ -26,10 +29,13 @@ export class SecretsManagerSource implements SecretSource {
     const stage = opts.versionStage ?? 'AWSCURRENT';
     this.sdk ??= import('@aws-sdk/client-secrets-manager');
     const sdk = await this.sdk;
-    this.client ??= new sdk.SecretsManagerClient(this.clientConfig);
+    this.client ??= new sdk.SecretsManagerClient({ ...clientSettings(SECRETS_MANAGER_BUDGET), ...this.clientConfig });
     let out;
     try {
-      out = await this.client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }));
+      const client = this.client;
+      out = await withinDeadline('Secrets Manager GetSecretValue', this.totalMs, (abortSignal) =>
+        client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }), { abortSignal }),
+      );
     } catch (err) {
       const name = (err as { name?: string }).name;
       if (name === 'ResourceNotFoundException') {
