@@ -1,16 +1,16 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { publishMetrics } from './observability';
 import { lambdaRuntime } from './runtime';
 
 // What every trigger's file shares: the Powertools middleware around its handler, and Lambda's entry point that
 // builds the broker once per instance, on the first invocation (tests import the files without an AWS runtime).
 
 export function withPowertools<E, R>(fn: (event: E, context: Context) => Promise<R>, deps: { logger: Logger; metrics: Metrics }) {
-  return middy<E, R, Error, Context>(fn).use(injectLambdaContext(deps.logger, { resetKeys: true })).use(logMetrics(deps.metrics));
+  return middy<E, R, Error, Context>(fn).use(injectLambdaContext(deps.logger, { resetKeys: true })).use(publishMetrics(deps.metrics));
 }
 
 export function lambdaEntry<E, R>(make: (runtime: ReturnType<typeof lambdaRuntime>) => (event: E, context: Context) => Promise<R>) {

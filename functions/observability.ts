@@ -1,5 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { MiddlewareObj } from '@middy/core';
 import type { Logger as LoggerPort, Metrics as MetricsPort } from '../lib/ports';
 
 // Powertools for AWS Lambda behind the broker's small Logger and Metrics ports: structured JSON logs, EMF metrics.
@@ -39,4 +40,18 @@ export function metricsPort(metrics: Metrics): MetricsPort {
       single.addMetric(name, MetricUnit.Milliseconds, ms);
     },
   };
+}
+
+/**
+ * Publishes a request's stored metrics after the handler, like Powertools' logMetrics, but only when there are
+ * some: most metrics carry their own dimensions and go out at once (metricsPort), so on a warm request the store is
+ * usually empty, and logMetrics would then log "No application metrics to publish", one log line per request.
+ */
+export function publishMetrics(metrics: Metrics): MiddlewareObj {
+  const publish = () => {
+    if (metrics.hasStoredMetrics()) return void metrics.publishStoredMetrics();
+    metrics.clearDimensions();
+    metrics.clearMetadata();
+  };
+  return { after: publish, onError: publish };
 }

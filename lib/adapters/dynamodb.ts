@@ -12,7 +12,7 @@ import {
   type AttributeValue,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
-import { DYNAMODB_BUDGET, clientSettings, withinDeadline } from './aws';
+import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { StoreUnavailableError } from '../errors';
 import type { Cooldown, LeaseResult, StoredToken, TokenMatch, TokenStore } from '../ports';
 
@@ -37,8 +37,8 @@ const num = (a: AttributeValue | undefined) => (a?.N === undefined ? undefined :
 const str = (a: AttributeValue | undefined) => a?.S ?? '';
 
 /** A DynamoDB client whose attempts abort at their deadline, with retries bounded to fit the call's budget. */
-export function createDynamoClient(config: DynamoDBClientConfig = {}): DynamoDBClient {
-  return new DynamoDBClient({ ...clientSettings(DYNAMODB_BUDGET), ...config });
+export function createDynamoClient(config: DynamoDBClientConfig = {}, budget: CallBudget = DYNAMODB_BUDGET): DynamoDBClient {
+  return new DynamoDBClient({ ...clientSettings(budget), ...config });
 }
 
 function isConditionFailure(err: unknown): boolean {

@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMetrics, metricsPort } from '../../functions/observability';
+import { makeHandler } from '../../functions/http';
+import { createLogger, createMetrics, metricsPort } from '../../functions/observability';
 import { ManualClock } from '../../lib/clock';
 import { secretFor, vendorConnectionInput } from '../support/connections';
+import { lambdaContext, restEvent } from '../support/events';
 import { expectCode } from '../support/expect';
 import { startWorld, type World } from '../support/harness';
 import { capturedLogs } from '../support/setup';
@@ -65,6 +67,34 @@ describe('EMF metrics, as the alarms and the dashboard read them', () => {
       expect(series(docs, 'TokensServed')[0]).toMatchObject({ dimensions: ['service', 'source'], values: { source: 'vendor' } });
       for (const name of ['Exchanges', 'Cooldowns', 'ExchangeLatency']) {
         expect(series(docs, name).map((s) => s.dimensions)).toContainEqual(['service']);
+      }
+    } finally {
+      process.env.POWERTOOLS_METRICS_DISABLED = previous;
+    }
+  });
+});
+
+describe('log lines per request', () => {
+  it('a warm request served from memory prints its metrics and nothing about metrics it does not have', async () => {
+    const previous = process.env.POWERTOOLS_METRICS_DISABLED;
+    process.env.POWERTOOLS_METRICS_DISABLED = 'false';
+    try {
+      const clock = new ManualClock('2026-11-23T10:00:00.000Z');
+      world = await startWorld(clock, (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt' })], {}, (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }));
+      const logger = createLogger();
+      const metrics = createMetrics();
+      const broker = world.broker({ metrics: metricsPort(metrics) });
+      const handle = makeHandler({ broker, logger, metrics });
+      const request = () =>
+        handle(restEvent({ method: 'GET', path: '/v1/connections/jwt/token', userArn: 'arn:aws:sts::111111111111:assumed-role/caller/s1' }), lambdaContext());
+      expect((await request()).statusCode).toBe(200); // cold: a mint
+      for (let i = 0; i < 3; i++) {
+        const from = capturedLogs().length;
+        expect((await request()).statusCode).toBe(200);
+        const lines = capturedLogs().slice(from);
+        expect(lines.filter((l) => l.includes('No application metrics'))).toEqual([]);
+        // What it does print: the one EMF document of the token it served.
+        expect(series(emfSince(from), 'TokensServed')).toHaveLength(1);
       }
     } finally {
       process.env.POWERTOOLS_METRICS_DISABLED = previous;

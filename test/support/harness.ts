@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { UNHURRIED_BUDGET } from '../../lib/adapters/aws';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../../lib/adapters/dynamodb';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';
 import { Broker, type BrokerOptions } from '../../lib/broker';
@@ -39,9 +40,11 @@ export async function startTable(db: RunningDynalite, name = `t${Math.random().t
   const raw = new DynamoDBClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
   await ensureTable(raw, name);
   raw.destroy();
-  const client = createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
+  // The tests of behaviour share 2 loaded cores with an in-process dynalite: slowness there is not an outage
+  // (test/adapters/deadlines.test.ts proves the production deadlines).
+  const client = createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS }, UNHURRIED_BUDGET);
   // The tests read and tamper with items through the document client; the broker uses the low-level one.
-  return { name, doc: DynamoDBDocumentClient.from(client), store: new DynamoTokenStore(client, name) };
+  return { name, doc: DynamoDBDocumentClient.from(client), store: new DynamoTokenStore(client, name, UNHURRIED_BUDGET.totalMs) };
 }
 
 export interface World {
