@@ -4,6 +4,7 @@ import { makeRotationHandler } from '../../functions/rotation';
 import { ManualClock } from '../../lib/clock';
 import { sameSecret } from '../../lib/secrets';
 import { secretFor, vendorConnectionInput } from '../support/connections';
+import { cloudTrailApiCall, cloudTrailServiceEvent } from '../support/events';
 import { startWorld, type World } from '../support/harness';
 import { registerSecret } from '../support/secrets-registry';
 
@@ -17,68 +18,7 @@ afterEach(async () => {
   world = undefined;
 });
 
-// The shapes EventBridge delivers for Secrets Manager through CloudTrail (as in the AWS documentation).
-function apiCall(eventName: string, requestParameters: Record<string, unknown>, responseElements: Record<string, unknown> | null = null) {
-  return {
-    version: '0',
-    id: '6a7e8feb-b491-4cf7-a9f1-bf3703467718',
-    'detail-type': 'AWS API Call via CloudTrail',
-    source: 'aws.secretsmanager',
-    account: '111111111111',
-    time: '2026-11-23T10:00:00Z',
-    region: 'eu-west-1',
-    resources: [],
-    detail: {
-      eventVersion: '1.08',
-      userIdentity: {
-        type: 'AssumedRole',
-        arn: 'arn:aws:sts::111111111111:assumed-role/secrets-rotation/rotation',
-        accountId: '111111111111',
-      },
-      eventTime: '2026-11-23T10:00:00Z',
-      eventSource: 'secretsmanager.amazonaws.com',
-      eventName,
-      awsRegion: 'eu-west-1',
-      sourceIPAddress: '10.0.0.1',
-      userAgent: 'aws-sdk-js/3',
-      requestParameters,
-      responseElements,
-      requestID: 'e5f1e8c5-5d1b-4a9c-9f34-9f2d0a6b0c11',
-      eventID: 'f1d2c3b4-a5b6-4c7d-8e9f-0a1b2c3d4e5f',
-      readOnly: false,
-      eventType: 'AwsApiCall',
-      managementEvent: true,
-      recipientAccountId: '111111111111',
-    },
-  };
-}
-
-const rotationSucceeded = {
-  version: '0',
-  id: '2b8f1d6e-7c2a-4e8b-9f3d-1a2b3c4d5e6f',
-  'detail-type': 'AWS Service Event via CloudTrail',
-  source: 'aws.secretsmanager',
-  account: '111111111111',
-  time: '2026-11-23T10:00:00Z',
-  region: 'eu-west-1',
-  resources: [],
-  detail: {
-    eventVersion: '1.08',
-    userIdentity: { accountId: '111111111111', invokedBy: 'secretsmanager.amazonaws.com' },
-    eventTime: '2026-11-23T10:00:00Z',
-    eventSource: 'secretsmanager.amazonaws.com',
-    eventName: 'RotationSucceeded',
-    awsRegion: 'eu-west-1',
-    sourceIPAddress: 'secretsmanager.amazonaws.com',
-    userAgent: 'secretsmanager.amazonaws.com',
-    requestParameters: null,
-    responseElements: null,
-    additionalEventData: { SecretId: ARN },
-    eventType: 'AwsServiceEvent',
-    managementEvent: true,
-    recipientAccountId: '111111111111',
-  },
-};
+const rotationSucceeded = cloudTrailServiceEvent('RotationSucceeded', ARN);
 
 async function rotatingWorld() {
   const clock = new ManualClock('2026-11-23T10:00:00.000Z');
@@ -103,10 +43,10 @@ async function rotatingWorld() {
 
 describe('secret rotation events', () => {
   it.each([
-    ['PutSecretValue', apiCall('PutSecretValue', { secretId: 'broker/jwt-test', clientRequestToken: 'tok' }, { arn: ARN, versionId: 'v2', versionStages: ['AWSCURRENT'] })],
-    ['UpdateSecret', apiCall('UpdateSecret', { secretId: ARN }, { arn: ARN, name: 'broker/jwt-test', versionId: 'v2' })],
-    ['RotateSecret', apiCall('RotateSecret', { secretId: 'broker/jwt-test' }, { arn: ARN, name: 'broker/jwt-test', versionId: 'v2' })],
-    ['UpdateSecretVersionStage', apiCall('UpdateSecretVersionStage', { secretId: ARN, versionStage: 'AWSCURRENT', moveToVersionId: 'v2', removeFromVersionId: 'v1' }, { aRN: ARN, name: 'broker/jwt-test' })],
+    ['PutSecretValue', cloudTrailApiCall('PutSecretValue', { secretId: 'broker/jwt-test', clientRequestToken: 'tok' }, { arn: ARN, versionId: 'v2', versionStages: ['AWSCURRENT'] })],
+    ['UpdateSecret', cloudTrailApiCall('UpdateSecret', { secretId: ARN }, { arn: ARN, name: 'broker/jwt-test', versionId: 'v2' })],
+    ['RotateSecret', cloudTrailApiCall('RotateSecret', { secretId: 'broker/jwt-test' }, { arn: ARN, name: 'broker/jwt-test', versionId: 'v2' })],
+    ['UpdateSecretVersionStage', cloudTrailApiCall('UpdateSecretVersionStage', { secretId: ARN, versionStage: 'AWSCURRENT', moveToVersionId: 'v2', removeFromVersionId: 'v1' }, { aRN: ARN, name: 'broker/jwt-test' })],
     ['RotationSucceeded', rotationSucceeded],
   ])('%s: evicts the token of the old secret version and mints one with the new; a replay does nothing', async (_name, event) => {
     const { w, handler, rotate } = await rotatingWorld();
@@ -131,11 +71,11 @@ describe('secret rotation events', () => {
 
   it('ignores a secret no connection uses, and events that are not secret changes', async () => {
     const { w, handler } = await rotatingWorld();
-    expect(await handler(apiCall('PutSecretValue', { secretId: 'someone/else' }))).toEqual({
+    expect(await handler(cloudTrailApiCall('PutSecretValue', { secretId: 'someone/else' }))).toEqual({
       ignored: true,
       reason: 'no connection uses this secret',
     });
-    expect(await handler(apiCall('GetSecretValue', { secretId: 'broker/jwt-test' }))).toMatchObject({ ignored: true });
+    expect(await handler(cloudTrailApiCall('GetSecretValue', { secretId: 'broker/jwt-test' }))).toMatchObject({ ignored: true });
     expect(await handler({ hello: 'world' })).toMatchObject({ ignored: true });
     expect(w.vendor.received()).toBe(0);
   });

@@ -82,3 +82,71 @@ export function lambdaContext(): Context {
     succeed: () => undefined,
   };
 }
+
+// The shapes EventBridge delivers for Secrets Manager through CloudTrail (as in the AWS documentation).
+
+/** "AWS API Call via CloudTrail": a call someone made to Secrets Manager (PutSecretValue, UpdateSecret, ...). */
+export function cloudTrailApiCall(eventName: string, requestParameters: Record<string, unknown>, responseElements: Record<string, unknown> | null = null) {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'AWS API Call via CloudTrail',
+    source: 'aws.secretsmanager',
+    account: '111111111111',
+    time: '2026-11-23T10:00:00Z',
+    region: 'eu-west-1',
+    resources: [],
+    detail: {
+      eventVersion: '1.08',
+      userIdentity: {
+        type: 'AssumedRole',
+        arn: 'arn:aws:sts::111111111111:assumed-role/secrets-rotation/rotation',
+        accountId: '111111111111',
+      },
+      eventTime: '2026-11-23T10:00:00Z',
+      eventSource: 'secretsmanager.amazonaws.com',
+      eventName,
+      awsRegion: 'eu-west-1',
+      sourceIPAddress: '10.0.0.1',
+      userAgent: 'aws-sdk-js/3',
+      requestParameters,
+      responseElements,
+      requestID: randomUUID(),
+      eventID: randomUUID(),
+      readOnly: false,
+      eventType: 'AwsApiCall',
+      managementEvent: true,
+      recipientAccountId: '111111111111',
+    },
+  };
+}
+
+/** "AWS Service Event via CloudTrail": Secrets Manager's own event about a secret (RotationSucceeded, ...). */
+export function cloudTrailServiceEvent(eventName: string, secretArn: string) {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'AWS Service Event via CloudTrail',
+    source: 'aws.secretsmanager',
+    account: '111111111111',
+    time: '2026-11-23T10:00:00Z',
+    region: 'eu-west-1',
+    resources: [],
+    detail: {
+      eventVersion: '1.08',
+      userIdentity: { accountId: '111111111111', invokedBy: 'secretsmanager.amazonaws.com' },
+      eventTime: '2026-11-23T10:00:00Z',
+      eventSource: 'secretsmanager.amazonaws.com',
+      eventName,
+      awsRegion: 'eu-west-1',
+      sourceIPAddress: 'secretsmanager.amazonaws.com',
+      userAgent: 'secretsmanager.amazonaws.com',
+      requestParameters: null,
+      responseElements: null,
+      additionalEventData: { SecretId: secretArn },
+      eventType: 'AwsServiceEvent',
+      managementEvent: true,
+      recipientAccountId: '111111111111',
+    },
+  };
+}

@@ -1,4 +1,5 @@
 // A broker instance in its own process, to be killed with SIGKILL while it holds the mint lease (faults.test.ts).
+import { UNHURRIED_BUDGET } from '../../lib/adapters/aws';
 import { DynamoTokenStore, createDynamoClient } from '../../lib/adapters/dynamodb';
 import { Broker } from '../../lib/broker';
 import { systemClock } from '../../lib/clock';
@@ -19,8 +20,10 @@ const config = parseConfig(
 const broker = new Broker({
   config,
   store: new DynamoTokenStore(
-    createDynamoClient({ endpoint: env('DYNAMO_ENDPOINT'), region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }),
+    // It must hold the lease in the table, however loaded the machine (a timeout would make it degrade instead).
+    createDynamoClient({ endpoint: env('DYNAMO_ENDPOINT'), region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }, UNHURRIED_BUDGET),
     env('TABLE'),
+    UNHURRIED_BUDGET.totalMs,
   ),
   secrets: { getSecret: async () => ({ value: { client_id: env('CLIENT_ID'), client_secret: env('CLIENT_SECRET') }, versionId: 'v1' }) },
   cipher: new TokenCipher(new LocalKeyRing(), systemClock),
