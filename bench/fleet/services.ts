@@ -1,0 +1,217 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { ManualClock } from '../../lib/clock';
+import { LocalKeyRing } from '../../lib/crypto';
+import { StoreUnavailableError } from '../../lib/errors';
+import type { KeyRing, SecretReadOptions, SecretSource, SecretValue, TokenStore } from '../../lib/ports';
+import { BROWNOUT, DYNAMODB_CLIENT, LATENCY } from './latency';
+import { logNormal, type Random } from './random';
+
+// The AWS services around the real broker code, in process: each call takes simulated time drawn from its latency
+// profile and is counted the way AWS bills it. Nothing here sleeps for real: the simulation moves the clock.
+
+/** A ManualClock that tells the simulation when each sleeper wants to wake, so it can jump straight there. */
+export class SimClock extends ManualClock {
+  constructor(
+    start: number,
+    private readonly onSleep: (until: number) => void,
+  ) {
+    super(start);
+  }
+
+  override sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    this.onSleep(this.now() + Math.max(0, ms));
+    return super.sleep(ms, signal);
+  }
+}
+
+/** Counters by name. */
+export class Tally {
+  private readonly counts = new Map<string, number>();
+  add(name: string, n = 1): void {
+    this.counts.set(name, (this.counts.get(name) ?? 0) + n);
+  }
+  get(name: string): number {
+    return this.counts.get(name) ?? 0;
+  }
+  entries(): [string, number][] {
+    return [...this.counts.entries()].sort(([a], [b]) => a.localeCompare(b));
+  }
+}
+
+/** What one caller's request went through, followed across awaits. */
+export interface RequestTrace {
+  connection: string;
+  /** Set once the answer is given: calls after it belong to no caller (refresh left behind). */
+  ended: boolean;
+  vendorCalls: number;
+  leaseWaits: number;
+}
+
+export const requestContext = new AsyncLocalStorage<RequestTrace>();
+
+/** The caller whose request is running now, unless it has been answered. */
+export function activeRequest(): RequestTrace | undefined {
+  const r = requestContext.getStore();
+  return r && !r.ended ? r : undefined;
+}
+
+export interface SimEnv {
+  clock: SimClock;
+  rng: Random;
+  tally: Tally;
+  /** True while the table browns out. */
+  brownout(t: number): boolean;
+}
+
+const sample = {
+  read: logNormal(LATENCY.dynamodbRead!),
+  write: logNormal(LATENCY.dynamodbWrite!),
+  kms: logNormal(LATENCY.kms!),
+  secrets: logNormal(LATENCY.secretsManager!),
+  brownout: logNormal(LATENCY.brownoutAttempt!),
+};
+
+/** Bytes of a stored item besides the ciphertext (key, metadata, TTL), for the capacity units it costs. */
+const ITEM_OVERHEAD_BYTES = 220;
+
+/** Bytes of binary data in a value (a token's ciphertext, at any depth a store's record may nest it). */
+function bytesOf(value: unknown, depth = 0): number {
+  if (value instanceof Uint8Array) return value.byteLength;
+  if (!value || typeof value !== 'object' || depth > 3) return 0;
+  let n = 0;
+  for (const v of Object.values(value)) n += bytesOf(v, depth + 1);
+  return n;
+}
+
+/** Store methods that only read; every other method is a (conditional) write. */
+const isRead = (method: string) => /^(get|read|peek|load|find)/i.test(method);
+
+/**
+ * Any TokenStore behind DynamoDB's latency, its client's deadlines and retries (lib/adapters), and its billing:
+ * a strongly consistent read costs 1 RRU per 4 KB, a write 1 WRU per KB, throttled attempts nothing.
+ * An attempt abandoned at the deadline may still have reached the table (half of them do).
+ */
+export function simulatedTable(inner: TokenStore, env: SimEnv): TokenStore {
+  return new Proxy(inner, {
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      const method = String(prop);
+      return (...args: unknown[]) => callTable(env, method, args, () => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+    },
+  });
+}
+
+async function callTable(env: SimEnv, method: string, args: unknown[], op: () => Promise<unknown>): Promise<unknown> {
+  const { clock, rng, tally } = env;
+  const read = isRead(method);
+  tally.add(`dynamodb.calls.${method}`);
+  const bill = (result: unknown) => {
+    if (read) tally.add('dynamodb.rru', Math.max(1, Math.ceil((bytesOf(result) + ITEM_OVERHEAD_BYTES) / 4096)));
+    else tally.add('dynamodb.wru', Math.max(1, Math.ceil((args.reduce<number>((n, a) => n + bytesOf(a), 0) + ITEM_OVERHEAD_BYTES) / 1024)));
+  };
+  for (let attempt = 0; attempt < DYNAMODB_CLIENT.maxAttempts; attempt++) {
+    if (attempt > 0) await clock.sleep(rng() * DYNAMODB_CLIENT.backoffBaseMs * 2 ** attempt);
+    let latency = read ? sample.read(rng) : sample.write(rng);
+    let throttled = false;
+    if (env.brownout(clock.now())) {
+      const x = rng();
+      throttled = x < BROWNOUT.throttledShare;
+      latency = x >= BROWNOUT.throttledShare && x < BROWNOUT.throttledShare + BROWNOUT.hungShare ? Infinity : sample.brownout(rng);
+    }
+    if (latency >= DYNAMODB_CLIENT.attemptTimeoutMs) {
+      await clock.sleep(DYNAMODB_CLIENT.attemptTimeoutMs);
+      tally.add('dynamodb.attemptTimeouts');
+      if (rng() < 0.5) {
+        const landed = await op().catch(() => undefined);
+        bill(landed);
+      }
+      continue;
+    }
+    await clock.sleep(latency);
+    if (throttled) {
+      tally.add('dynamodb.throttled');
+      continue;
+    }
+    const result = await op();
+    bill(result);
+    if (read) tally.add('dynamodb.reads');
+    else tally.add('dynamodb.writes');
+    if (/lease/i.test(method) && (result as { acquired?: boolean } | undefined)?.acquired === false) {
+      // The adapter reads the lease item after a refused take, to learn of a cooldown.
+      tally.add('dynamodb.rru');
+      const r = activeRequest();
+      if (r) r.leaseWaits += 1;
+    }
+    return result;
+  }
+  tally.add('dynamodb.failedCalls');
+  throw new StoreUnavailableError(`the token table failed to ${method} (simulated brownout)`);
+}
+
+/** KMS: data keys from a local key ring, after KMS's latency; every call counted. */
+export class SimKeyRing implements KeyRing {
+  private readonly inner = new LocalKeyRing();
+  constructor(private readonly env: SimEnv) {}
+
+  async generateDataKey(context: Record<string, string>) {
+    this.env.tally.add('kms.GenerateDataKey');
+    await this.env.clock.sleep(sample.kms(this.env.rng));
+    return this.inner.generateDataKey(context);
+  }
+
+  async decryptDataKey(encrypted: Uint8Array, context: Record<string, string>) {
+    this.env.tally.add('kms.Decrypt');
+    await this.env.clock.sleep(sample.kms(this.env.rng));
+    return this.inner.decryptDataKey(encrypted, context);
+  }
+}
+
+interface SecretVersion {
+  versionId: string;
+  value: Record<string, string>;
+}
+
+/**
+ * Secrets Manager: one secret per connection with AWSCURRENT and, after a rotation, AWSPREVIOUS. GetSecretValue
+ * takes its latency and is counted; the vendors learn of each client secret through `onIssue`.
+ */
+export class SimSecretsManager implements SecretSource {
+  private readonly secrets = new Map<string, { current: SecretVersion; previous?: SecretVersion }>();
+  private versions = 0;
+
+  constructor(
+    private readonly env: SimEnv,
+    private readonly onIssue: (clientId: string, clientSecret: string) => void,
+  ) {}
+
+  create(secretId: string, clientId: string): void {
+    this.secrets.set(secretId, { current: this.newVersion(clientId) });
+  }
+
+  /** A new client secret becomes AWSCURRENT; the old one stays AWSPREVIOUS. */
+  rotate(secretId: string): string {
+    const s = this.secrets.get(secretId);
+    if (!s) throw new Error(`no secret ${secretId}`);
+    const next = this.newVersion(s.current.value.client_id!);
+    this.secrets.set(secretId, { current: next, previous: s.current });
+    return next.versionId;
+  }
+
+  async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
+    this.env.tally.add('secretsmanager.GetSecretValue');
+    await this.env.clock.sleep(sample.secrets(this.env.rng));
+    const s = this.secrets.get(secretId);
+    const stage = opts.versionStage ?? 'AWSCURRENT';
+    const v = stage === 'AWSPREVIOUS' ? s?.previous : stage === 'AWSCURRENT' ? s?.current : undefined;
+    if (!v) throw new Error(`no version ${stage} of ${secretId}`);
+    return { value: { ...v.value }, versionId: v.versionId };
+  }
+
+  private newVersion(clientId: string): SecretVersion {
+    this.versions += 1;
+    const clientSecret = `sim-secret-${this.versions}-${Math.floor(this.env.rng() * 1e9).toString(36)}`;
+    this.onIssue(clientId, clientSecret);
+    return { versionId: `v${this.versions}`, value: { client_id: clientId, client_secret: clientSecret } };
+  }
+}
