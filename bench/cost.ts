@@ -1,0 +1,197 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+// The cost model: the simulated day's call counts turned into dollars with AWS's published us-east-1 prices, per
+// million token requests and per month at three sizes, beside what each team would pay running the exchange
+// itself behind the Secrets Manager Agent. Pure arithmetic here; bench/run.ts feeds it the simulation's counts.
+
+export const PRICES_READ_ON = '2026-12-02';
+
+export interface Tier {
+  /** Units up to which this price applies (cumulative over the month). */
+  upTo: number;
+  price: number;
+}
+
+/** us-east-1 on-demand list prices, each with the page it is published on. */
+export const PRICES = {
+  apiGatewayRestPerMillion: [
+    { upTo: 333e6, price: 3.5 },
+    { upTo: 1e9, price: 2.8 },
+    { upTo: 20e9, price: 2.38 },
+    { upTo: Infinity, price: 1.51 },
+  ] as Tier[],
+  apiGatewayHttpPerMillion: [
+    { upTo: 300e6, price: 1.0 },
+    { upTo: Infinity, price: 0.9 },
+  ] as Tier[],
+  lambdaRequestsPerMillion: 0.2,
+  /** arm64, per GB-second. */
+  lambdaArmGbSecond: [
+    { upTo: 7.5e9, price: 0.000_013_333_4 },
+    { upTo: 18.75e9, price: 0.000_012_000_1 },
+    { upTo: Infinity, price: 0.000_010_666_7 },
+  ] as Tier[],
+  dynamodbPerMillionWru: 0.625,
+  dynamodbPerMillionRru: 0.125,
+  kmsPer10kRequests: 0.03,
+  kmsKeyPerMonth: 1,
+  secretsManagerPer10kCalls: 0.05,
+  secretsManagerPerSecretMonth: 0.4,
+  logsIngestionPerGb: 0.5,
+  xrayPerMillionTraces: 5,
+  /** The first copy of management events in each region is free; the stack adds no data events. */
+  cloudTrailFirstTrailManagementEvents: 0,
+} as const;
+
+export const PRICE_SOURCES: [string, string][] = [
+  ['API Gateway REST', '$3.50 per million (first 333 M/month), $2.80 (next 667 M), $2.38 (next 19 B), $1.51 beyond — aws.amazon.com/api-gateway/pricing'],
+  ['API Gateway HTTP API', '$1.00 per million (first 300 M/month), $0.90 beyond, metered in 512 KB increments — same page'],
+  ['Lambda', '$0.20 per million requests; arm64 $0.0000133334 per GB-s (first 7.5 B GB-s/month), $0.0000120001 (next 11.25 B), $0.0000106667 beyond; the INIT phase is billed like invocation time since 1 Aug 2025 — aws.amazon.com/lambda/pricing'],
+  ['DynamoDB on-demand', '$0.625 per million write request units, $0.125 per million read request units (a strongly consistent read of ≤ 4 KB is 1 RRU, a write of ≤ 1 KB is 1 WRU) — aws.amazon.com/dynamodb/pricing/on-demand'],
+  ['KMS', '$1 per customer managed key per month, $0.03 per 10,000 requests — aws.amazon.com/kms/pricing'],
+  ['Secrets Manager', '$0.40 per secret per month, $0.05 per 10,000 API calls — aws.amazon.com/secrets-manager/pricing'],
+  ['CloudWatch Logs', '$0.50 per GB ingested (Standard class) — aws.amazon.com/cloudwatch/pricing'],
+  ['X-Ray', '$5.00 per million traces recorded; the default sampling rule records 1 request per second and 5% beyond — aws.amazon.com/xray/pricing'],
+  ['CloudTrail', "the first copy of management events is free; the stack creates no trail of its own and uses no data events — aws.amazon.com/cloudtrail/pricing"],
+];
+
+/** Dollars for `units` at a tiered price (each tier's price per unit of `per`). */
+export function tiered(units: number, tiers: readonly Tier[], per = 1): number {
+  let left = units;
+  let from = 0;
+  let dollars = 0;
+  for (const t of tiers) {
+    if (left <= 0) break;
+    const inTier = Math.min(left, t.upTo - from);
+    dollars += (inTier / per) * t.price;
+    left -= inTier;
+    from = t.upTo;
+  }
+  return dollars;
+}
+
+export const SECONDS_PER_MONTH = 30 * 86_400;
+
+/** Requests X-Ray's default sampling rule records in a month: 1 per second (when there is one), then 5%. */
+export function sampledTraces(requestsPerMonth: number): number {
+  const reservoir = Math.min(requestsPerMonth, SECONDS_PER_MONTH);
+  return reservoir + 0.05 * (requestsPerMonth - reservoir);
+}
+
+/**
+ * What the broker consumes, split by what drives it: per token request (the request path) and per connection per
+ * month (minting, pre-warming, rotation, the secret itself). Measured on the simulated day.
+ */
+export interface UnitRates {
+  perRequest: {
+    httpGbSeconds: number;
+    rru: number;
+    kmsCalls: number;
+    secretsManagerCalls: number;
+    logBytes: number;
+  };
+  perConnectionMonth: {
+    wru: number;
+    rru: number;
+    kmsCalls: number;
+    secretsManagerCalls: number;
+    lambdaInvocations: number;
+    lambdaGbSeconds: number;
+    logBytes: number;
+  };
+  /** What runs whatever the size: the pre-warm schedule's invocations. */
+  fixedPerMonth: { lambdaInvocations: number };
+  /** The alternative: each service instance exchanging for itself behind the Secrets Manager Agent. */
+  alone: { exchangesPerRequest: number; secretsManagerCallsPerRequest: number };
+  /** The broker's own exchanges, per connection per month. */
+  brokerExchangesPerConnectionMonth: number;
+}
+
+export interface Size {
+  name: string;
+  connections: number;
+  requestsPerMonth: number;
+}
+
+export const SIZES: Size[] = [
+  { name: 'small', connections: 10, requestsPerMonth: 1e6 },
+  { name: 'medium', connections: 200, requestsPerMonth: 100e6 },
+  { name: 'large', connections: 1_000, requestsPerMonth: 3e9 },
+];
+
+export interface MonthlyCost {
+  size: Size;
+  lines: Record<string, number>;
+  total: number;
+  apiGateway: number;
+  /** Everything but API Gateway's own request charge and the secrets (which every team pays without the broker too). */
+  brokerAdds: number;
+  perMillion: { total: number; apiGateway: number; brokerAdds: number };
+  /** brokerAdds as a share of API Gateway REST's first-tier $3.50 per million. */
+  addsVsRestPrice: number;
+  alone: { exchanges: number; secretsManagerCalls: number; dollars: number };
+  brokerExchanges: number;
+}
+
+/** The vendor credentials' secrets: stored in Secrets Manager with or without the broker. */
+export const SECRETS_LINE = 'Secrets Manager secrets (paid without the broker too)';
+
+export function monthlyCost(size: Size, rates: UnitRates, p = PRICES): MonthlyCost {
+  const R = size.requestsPerMonth;
+  const C = size.connections;
+  const q = rates.perRequest;
+  const c = rates.perConnectionMonth;
+  const gbSeconds = q.httpGbSeconds * R + c.lambdaGbSeconds * C;
+  const kmsCalls = q.kmsCalls * R + c.kmsCalls * C;
+  const smCalls = q.secretsManagerCalls * R + c.secretsManagerCalls * C;
+  const lines: Record<string, number> = {
+    'API Gateway REST requests': tiered(R, p.apiGatewayRestPerMillion, 1e6),
+    'Lambda requests': ((R + c.lambdaInvocations * C + rates.fixedPerMonth.lambdaInvocations) / 1e6) * p.lambdaRequestsPerMillion,
+    'Lambda compute (arm64)': tiered(gbSeconds, p.lambdaArmGbSecond),
+    'DynamoDB reads': ((q.rru * R + c.rru * C) / 1e6) * p.dynamodbPerMillionRru,
+    'DynamoDB writes': ((c.wru * C) / 1e6) * p.dynamodbPerMillionWru,
+    'KMS requests': (kmsCalls / 1e4) * p.kmsPer10kRequests,
+    'KMS key': p.kmsKeyPerMonth,
+    'Secrets Manager calls': (smCalls / 1e4) * p.secretsManagerPer10kCalls,
+    [SECRETS_LINE]: C * p.secretsManagerPerSecretMonth,
+    'CloudWatch Logs ingestion': ((q.logBytes * R + c.logBytes * C) / 1e9) * p.logsIngestionPerGb,
+    'X-Ray traces': (sampledTraces(R) / 1e6) * p.xrayPerMillionTraces,
+    CloudTrail: p.cloudTrailFirstTrailManagementEvents,
+  };
+  const total = Object.values(lines).reduce((a, b) => a + b, 0);
+  const apiGateway = lines['API Gateway REST requests']!;
+  const brokerAdds = total - apiGateway - lines[SECRETS_LINE]!;
+  const perM = (x: number) => (x / R) * 1e6;
+  const aloneExchanges = rates.alone.exchangesPerRequest * R;
+  const aloneCalls = rates.alone.secretsManagerCallsPerRequest * R;
+  return {
+    size,
+    lines,
+    total,
+    apiGateway,
+    brokerAdds,
+    perMillion: { total: perM(total), apiGateway: perM(apiGateway), brokerAdds: perM(brokerAdds) },
+    addsVsRestPrice: perM(brokerAdds) / p.apiGatewayRestPerMillion[0]!.price,
+    alone: {
+      exchanges: aloneExchanges,
+      secretsManagerCalls: aloneCalls,
+      dollars: (aloneCalls / 1e4) * p.secretsManagerPer10kCalls + C * p.secretsManagerPerSecretMonth,
+    },
+    brokerExchanges: rates.brokerExchangesPerConnectionMonth * C,
+  };
+}
+
+/** The memory (MB) the CDK app gives each function, read from its source so the two cannot drift apart. */
+export function functionMemoryMb(root: string): Record<'http' | 'prewarm' | 'rotation', number> {
+  const text = readFileSync(join(root, 'infra', 'stacks.ts'), 'utf8');
+  const read = (entry: string) => {
+    const at = text.indexOf(`functions/${entry}.ts`);
+    const m = at < 0 ? null : /memorySize:\s*(\d+)/.exec(text.slice(at, at + 400));
+    if (!m?.[1]) throw new Error(`cannot find the memorySize of functions/${entry}.ts in infra/stacks.ts`);
+    return Number(m[1]);
+  };
+  return { http: read('http'), prewarm: read('prewarm'), rotation: read('rotation') };
+}
+
+export const usd = (x: number) => (x >= 100 ? `$${x.toFixed(0)}` : x >= 1 ? `$${x.toFixed(2)}` : `$${x.toFixed(3)}`);

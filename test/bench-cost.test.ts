@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { PRICES, SECONDS_PER_MONTH, SECRETS_LINE, monthlyCost, sampledTraces, tiered, type UnitRates } from '../bench/cost';
+
+const zeroRates = (): UnitRates => ({
+  perRequest: { httpGbSeconds: 0, rru: 0, kmsCalls: 0, secretsManagerCalls: 0, logBytes: 0 },
+  perConnectionMonth: { wru: 0, rru: 0, kmsCalls: 0, secretsManagerCalls: 0, lambdaInvocations: 0, lambdaGbSeconds: 0, logBytes: 0 },
+  fixedPerMonth: { lambdaInvocations: 0 },
+  alone: { exchangesPerRequest: 0, secretsManagerCallsPerRequest: 0 },
+  brokerExchangesPerConnectionMonth: 0,
+});
+
+describe('the cost model', () => {
+  it('prices API Gateway REST requests by tier: $3.50 per million up to 333 M, $2.80 for the next 667 M', () => {
+    expect(tiered(1e6, PRICES.apiGatewayRestPerMillion, 1e6)).toBeCloseTo(3.5, 10);
+    expect(tiered(333e6, PRICES.apiGatewayRestPerMillion, 1e6)).toBeCloseTo(333 * 3.5, 6);
+    expect(tiered(1e9, PRICES.apiGatewayRestPerMillion, 1e6)).toBeCloseTo(333 * 3.5 + 667 * 2.8, 6);
+    // 3 B: 333 M at 3.50, 667 M at 2.80, the remaining 2 B at 2.38.
+    expect(tiered(3e9, PRICES.apiGatewayRestPerMillion, 1e6)).toBeCloseTo(333 * 3.5 + 667 * 2.8 + 2000 * 2.38, 6);
+  });
+
+  it('prices nothing for nothing and never goes negative', () => {
+    expect(tiered(0, PRICES.apiGatewayRestPerMillion, 1e6)).toBe(0);
+    expect(tiered(-5, PRICES.lambdaArmGbSecond)).toBe(0);
+  });
+
+  it('counts X-Ray traces as its default rule samples: one per second, then 5% of the rest', () => {
+    expect(sampledTraces(1e6)).toBe(1e6);
+    expect(sampledTraces(SECONDS_PER_MONTH)).toBe(SECONDS_PER_MONTH);
+    expect(sampledTraces(100e6)).toBeCloseTo(SECONDS_PER_MONTH + 0.05 * (100e6 - SECONDS_PER_MONTH), 3);
+  });
+
+  it('adds up each line from the rates, and sets what the broker adds against $3.50 per million', () => {
+    const rates = zeroRates();
+    rates.perRequest.httpGbSeconds = 0.5 * 0.004; // 512 MB for 4 ms
+    rates.perRequest.rru = 0.5;
+    rates.perRequest.logBytes = 1000;
+    rates.perConnectionMonth.wru = 3000;
+    rates.perConnectionMonth.secretsManagerCalls = 1000;
+    const c = monthlyCost({ name: 't', connections: 10, requestsPerMonth: 1e6 }, rates);
+    expect(c.lines['API Gateway REST requests']).toBeCloseTo(3.5, 10);
+    expect(c.lines['Lambda requests']).toBeCloseTo(0.2, 10);
+    expect(c.lines['Lambda compute (arm64)']).toBeCloseTo(2000 * 0.000_013_333_4, 10);
+    expect(c.lines['DynamoDB reads']).toBeCloseTo(0.5 * 0.125, 10);
+    expect(c.lines['DynamoDB writes']).toBeCloseTo(0.03 * 0.625, 10);
+    expect(c.lines['Secrets Manager calls']).toBeCloseTo(1 * 0.05, 10);
+    expect(c.lines[SECRETS_LINE]).toBeCloseTo(4, 10);
+    expect(c.lines['CloudWatch Logs ingestion']).toBeCloseTo(0.5, 10);
+    expect(c.lines['X-Ray traces']).toBeCloseTo(5, 10);
+    expect(c.lines['KMS key']).toBe(1);
+    const sum = Object.values(c.lines).reduce((a, b) => a + b, 0);
+    expect(c.total).toBeCloseTo(sum, 10);
+    // The secrets are stored without the broker too: not what it adds.
+    expect(c.brokerAdds).toBeCloseTo(sum - 3.5 - 4, 10);
+    expect(c.perMillion.brokerAdds).toBeCloseTo(sum - 3.5 - 4, 10);
+    expect(c.addsVsRestPrice).toBeCloseTo((sum - 3.5 - 4) / 3.5, 10);
+  });
+
+  it("prices the alternative as its Secrets Manager calls and secrets, and counts its exchanges", () => {
+    const rates = zeroRates();
+    rates.alone.exchangesPerRequest = 0.01;
+    rates.alone.secretsManagerCallsPerRequest = 0.002;
+    rates.brokerExchangesPerConnectionMonth = 100;
+    const c = monthlyCost({ name: 't', connections: 200, requestsPerMonth: 100e6 }, rates);
+    expect(c.alone.exchanges).toBeCloseTo(1e6, 6);
+    expect(c.alone.secretsManagerCalls).toBeCloseTo(2e5, 6);
+    expect(c.alone.dollars).toBeCloseTo(20 * 0.05 + 200 * 0.4, 10);
+    expect(c.brokerExchanges).toBe(20_000);
+  });
+});
