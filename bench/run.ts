@@ -22,7 +22,8 @@ import { startTable, startWorld } from '../test/support/harness';
 import { PRICES_READ_ON, PRICE_SOURCES, SIZES, functionMemoryMb, monthlyCost, usd, type MonthlyCost } from './cost';
 import { fleetFigures, fleetSummary } from './fleet/figures';
 import { InterimMemoryStore } from './fleet/interim-store';
-import { BROWNOUT, DYNAMODB_CLIENT, HANDLER_OVERHEAD_MS, LATENCY } from './fleet/latency';
+import { DYNAMODB_BUDGET } from '../lib/adapters/aws';
+import { BROWNOUT, HANDLER_OVERHEAD_MS, LATENCY } from './fleet/latency';
 import { unitRates } from './fleet/rates';
 import { simulateFleet, type FleetResult } from './fleet/simulate';
 import { ACCESS_LOG_LINE_BYTES, PLATFORM_LINE_BYTES, measureLogBytesPerRequest } from './log-lines';
@@ -331,7 +332,7 @@ async function fleetDay() {
     '- Lambda: a request goes to the most recently used free environment, else a new one starts (cold start, init latency below); idle environments are reaped after 5–15 min and every environment is recycled after 2–4 h (AWS documents neither figure).',
     `- ${o.rotations} secret rotations (a new client secret becomes AWSCURRENT; the vendor accepts the old one 10 more minutes; the CloudTrail event reaches the rotation function 30–90 s later).`,
     `- One vendor outage: vendor ${o.outage.vendor} (${o.connections / o.vendors} connections) answers 503 for ${o.outage.durationSeconds / 60} minutes from ${o.outage.startSecond / 3600}:00. Outside it, 0.5% of vendor calls fail with a 500.`,
-    `- One table brownout: ${o.brownout.durationSeconds / 60} minutes from ${o.brownout.startSecond / 3600}:00 in which each DynamoDB attempt is throttled (${BROWNOUT.throttledShare * 100}%), hangs (${BROWNOUT.hungShare * 100}%), or answers slowly; the client gives each attempt ${DYNAMODB_CLIENT.attemptTimeoutMs / 1000} s and makes ${DYNAMODB_CLIENT.maxAttempts} attempts, as lib/adapters configures the SDK.`,
+    `- One table brownout: ${o.brownout.durationSeconds / 60} minutes from ${o.brownout.startSecond / 3600}:00 in which each DynamoDB attempt is throttled (${BROWNOUT.throttledShare * 100}%), hangs (${BROWNOUT.hungShare * 100}%), or answers slowly; the client gives each attempt ${DYNAMODB_BUDGET.attemptMs} ms, makes at most ${DYNAMODB_BUDGET.maxAttempts} attempts and gives up after ${DYNAMODB_BUDGET.totalMs} ms in all (lib/adapters/aws.ts).`,
     '',
     'Latencies injected (log-normal with this median and p99):',
     '',

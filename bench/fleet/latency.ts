@@ -51,11 +51,8 @@ export const LATENCY: Record<string, SourcedProfile> = {
 /** The table brownout: each DynamoDB attempt is throttled or hangs with these odds, else answers slowly. */
 export const BROWNOUT = { throttledShare: 0.2, hungShare: 0.3 } as const;
 
-/**
- * How the DynamoDB client is configured (lib/adapters/dynamodb.ts, lib/adapters/aws.ts): 3 attempts, each
- * abandoned after 2 s; the SDK's standard retry strategy backs off up to 100 ms × 2^attempt with full jitter.
- */
-export const DYNAMODB_CLIENT = { maxAttempts: 3, attemptTimeoutMs: 2_000, backoffBaseMs: 100 } as const;
+/** The SDK's standard retry strategy backs off up to this × 2^attempt, with full jitter. */
+export const SDK_BACKOFF_BASE_MS = 100;
 
 /** A transient failure rate of the vendors outside the outage (an HTTP 500, retried by the exchange engine). */
 export const VENDOR_TRANSIENT_FAILURE = 0.005;

@@ -3,7 +3,8 @@ import { ManualClock } from '../../lib/clock';
 import { LocalKeyRing } from '../../lib/crypto';
 import { StoreUnavailableError } from '../../lib/errors';
 import type { KeyRing, SecretReadOptions, SecretSource, SecretValue, TokenStore } from '../../lib/ports';
-import { BROWNOUT, DYNAMODB_CLIENT, LATENCY } from './latency';
+import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
+import { BROWNOUT, LATENCY, SDK_BACKOFF_BASE_MS } from './latency';
 import { logNormal, type Random } from './random';
 
 // The AWS services around the real broker code, in process: each call takes simulated time drawn from its latency
@@ -87,7 +88,8 @@ function bytesOf(value: unknown, depth = 0): number {
 const isRead = (method: string) => /^(get|read|peek|load|find)/i.test(method);
 
 /**
- * Any TokenStore behind DynamoDB's latency, its client's deadlines and retries (lib/adapters), and its billing:
+ * Any TokenStore behind DynamoDB's latency, the deadlines and retries lib/adapters/aws.ts gives its client (per
+ * attempt and per call), and its billing:
  * a strongly consistent read costs 1 RRU per 4 KB, a write 1 WRU per KB, throttled attempts nothing.
  * An attempt abandoned at the deadline may still have reached the table (half of them do).
  */
@@ -105,13 +107,25 @@ export function simulatedTable(inner: TokenStore, env: SimEnv): TokenStore {
 async function callTable(env: SimEnv, method: string, args: unknown[], op: () => Promise<unknown>): Promise<unknown> {
   const { clock, rng, tally } = env;
   const read = isRead(method);
+  const budget = DYNAMODB_BUDGET;
+  const started = clock.now();
+  const left = () => budget.totalMs - (clock.now() - started);
   tally.add(`dynamodb.calls.${method}`);
   const bill = (result: unknown) => {
     if (read) tally.add('dynamodb.rru', Math.max(1, Math.ceil((bytesOf(result) + ITEM_OVERHEAD_BYTES) / 4096)));
     else tally.add('dynamodb.wru', Math.max(1, Math.ceil((args.reduce<number>((n, a) => n + bytesOf(a), 0) + ITEM_OVERHEAD_BYTES) / 1024)));
   };
-  for (let attempt = 0; attempt < DYNAMODB_CLIENT.maxAttempts; attempt++) {
-    if (attempt > 0) await clock.sleep(rng() * DYNAMODB_CLIENT.backoffBaseMs * 2 ** attempt);
+  // An attempt abandoned at its deadline may still have reached the table: half of them do, unanswered.
+  const maybeLanded = async () => {
+    tally.add('dynamodb.attemptTimeouts');
+    if (rng() < 0.5) bill(await op().catch(() => undefined));
+  };
+  for (let attempt = 0; attempt < budget.maxAttempts; attempt++) {
+    if (attempt > 0) {
+      const backoff = rng() * SDK_BACKOFF_BASE_MS * 2 ** attempt;
+      if (backoff >= left()) break;
+      await clock.sleep(backoff);
+    }
     let latency = read ? sample.read(rng) : sample.write(rng);
     let throttled = false;
     if (env.brownout(clock.now())) {
@@ -119,13 +133,14 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
       throttled = x < BROWNOUT.throttledShare;
       latency = x >= BROWNOUT.throttledShare && x < BROWNOUT.throttledShare + BROWNOUT.hungShare ? Infinity : sample.brownout(rng);
     }
-    if (latency >= DYNAMODB_CLIENT.attemptTimeoutMs) {
-      await clock.sleep(DYNAMODB_CLIENT.attemptTimeoutMs);
-      tally.add('dynamodb.attemptTimeouts');
-      if (rng() < 0.5) {
-        const landed = await op().catch(() => undefined);
-        bill(landed);
-      }
+    if (Math.min(latency, budget.attemptMs) >= left()) {
+      await clock.sleep(left());
+      await maybeLanded();
+      break;
+    }
+    if (latency >= budget.attemptMs) {
+      await clock.sleep(budget.attemptMs);
+      await maybeLanded();
       continue;
     }
     await clock.sleep(latency);
@@ -138,8 +153,6 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
     if (read) tally.add('dynamodb.reads');
     else tally.add('dynamodb.writes');
     if (/lease/i.test(method) && (result as { acquired?: boolean } | undefined)?.acquired === false) {
-      // The adapter reads the lease item after a refused take, to learn of a cooldown.
-      tally.add('dynamodb.rru');
       const r = activeRequest();
       if (r) r.leaseWaits += 1;
     }
