@@ -1,7 +1,16 @@
 import { readFileSync } from 'node:fs';
 import * as z from 'zod/mini';
 import en from 'zod/v4/locales/en.js';
-import { DIALECTS, DIALECT_NAMES, RESERVED_PARAMS, type DialectName, type DialectSpec } from './dialects';
+import {
+  CLIENT_AUTHS,
+  DIALECTS,
+  DIALECT_NAMES,
+  RESERVED_PARAMS,
+  type DialectName,
+  type DialectSpec,
+  type ExchangingDialect,
+  type StaticDialect,
+} from './dialects';
 import { ConfigurationError } from './errors';
 
 // The connections file, read by the functions at cold start and by the CDK app at synth time: one schema, one
@@ -24,6 +33,8 @@ const ConnectionInput = z.strictObject({
   id: z.string().check(z.regex(CONNECTION_ID, 'must be 1-128 characters of A-Z a-z 0-9 . _ -')),
   dialect: z._default(z.enum(DIALECT_NAMES), 'oauth2'),
   tokenUrl: z.optional(z.string()),
+  // Instead of tokenUrl: the token endpoint is read from this issuer's RFC 8414 / OIDC metadata.
+  issuer: z.optional(z.string()),
   secretId: Text(2048),
   callers: z._default(z.array(Principal), []),
   maxTtl: z._default(Seconds(1, 86_400), 900),
@@ -31,7 +42,8 @@ const ConnectionInput = z.strictObject({
   prewarm: z._default(z.boolean(), false),
   // Generic engine fields: a preset's own values can be overridden with them.
   grantType: z.optional(z.enum(['client_credentials', 'password', 'static'])),
-  clientAuth: z.optional(z.enum(['basic', 'body'])),
+  clientAuth: z.optional(z.enum(CLIENT_AUTHS)),
+  assertionAudience: z.optional(Text(2048)),
   bodyFormat: z.optional(z.enum(['form', 'json'])),
   scope: z.optional(Text(1024)),
   audience: z.optional(Text(1024)),
@@ -49,19 +61,34 @@ const ConfigInput = z.strictObject({
 export type ConnectionInput = z.input<typeof ConnectionInput>;
 export type BrokerConfigInput = z.input<typeof ConfigInput>;
 
-export interface Connection {
+interface ConnectionCommon {
   id: string;
   dialectName: DialectName;
-  /** The preset merged with the connection's own fields. */
-  dialect: DialectSpec;
-  /** Absent only for `static` grants, which never call a vendor. */
-  tokenUrl?: URL;
   secretId: string;
   callers: string[];
   maxTtl: number;
   refreshBefore: number;
   prewarm: boolean;
 }
+
+/** A connection that hands out a credential derived from its secret, never calling a vendor. */
+export interface StaticConnection extends ConnectionCommon {
+  kind: 'static';
+  dialect: StaticDialect;
+}
+
+/** Where an exchanging connection's token endpoint is: given, or read from the issuer's metadata. */
+export type TokenEndpoint = { tokenUrl: URL } | { issuer: URL };
+
+/** A connection that exchanges its secret for a token at a vendor's token endpoint. */
+export interface ExchangingConnection extends ConnectionCommon {
+  kind: 'exchanging';
+  /** The preset merged with the connection's own fields. */
+  dialect: ExchangingDialect;
+  endpoint: TokenEndpoint;
+}
+
+export type Connection = StaticConnection | ExchangingConnection;
 
 export interface BrokerConfig {
   connections: Connection[];
@@ -104,45 +131,64 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   return `${path || '(root)'}: ${issue.message}`;
 }
 
-function resolveConnection(c: z.output<typeof ConnectionInput>, index: number, opts: ConfigOptions): Connection {
+type ParsedConnection = z.output<typeof ConnectionInput>;
+
+// The connection's own values for the engine's fields override the preset's.
+const ENGINE_FIELDS = [
+  'clientAuth',
+  'bodyFormat',
+  'scope',
+  'audience',
+  'usernameTemplate',
+  'defaultLifetime',
+  'assertionAudience',
+] as const;
+
+function resolveConnection(c: ParsedConnection, index: number, opts: ConfigOptions): Connection {
   const where = (field: string) => `connections[${index}].${field} (${c.id})`;
   const preset: DialectSpec = DIALECTS[c.dialect];
-  const dialect: DialectSpec = { ...preset };
-  for (const key of [
-    'grantType',
-    'clientAuth',
-    'bodyFormat',
-    'scope',
-    'audience',
-    'usernameTemplate',
-    'defaultLifetime',
-    'staticScheme',
-  ] as const) {
-    if (c[key] !== undefined) (dialect as unknown as Record<string, unknown>)[key] = c[key];
-  }
-  if (c.params) dialect.params = { ...(preset.params ?? {}), ...c.params };
-
-  for (const required of dialect.requires ?? []) {
-    if (!dialect[required]) throw new ConfigurationError(`${where(required)}: the ${c.dialect} dialect requires it`);
-  }
+  const grantType = c.grantType ?? preset.grantType;
   for (const key of Object.keys(c.params ?? {})) {
     if ((RESERVED_PARAMS as readonly string[]).includes(key)) {
       throw new ConfigurationError(`${where(`params.${key}`)}: is written by the engine and cannot be overridden`);
     }
   }
-  if (dialect.grantType === 'static') {
-    dialect.staticScheme ??= 'bearer';
-    return { ...common(c, dialect) };
+  if (grantType === 'static') {
+    const staticScheme = c.staticScheme ?? (preset.grantType === 'static' ? preset.staticScheme : 'bearer');
+    return { ...common(c), kind: 'static', dialect: { grantType, staticScheme } };
   }
-  if (!c.tokenUrl) throw new ConfigurationError(`${where('tokenUrl')}: is required for the ${c.dialect} dialect`);
-  return { ...common(c, dialect), tokenUrl: checkTokenUrl(c.tokenUrl, opts, where('tokenUrl')) };
+
+  // A static preset turned into an exchanging one starts from the generic engine's defaults.
+  const base: ExchangingDialect = preset.grantType === 'static' ? { ...DIALECTS.oauth2 } : { ...preset };
+  const dialect: ExchangingDialect = { ...base, grantType };
+  for (const key of ENGINE_FIELDS) {
+    if (c[key] !== undefined) (dialect as unknown as Record<string, unknown>)[key] = c[key];
+  }
+  if (c.params) dialect.params = { ...(base.params ?? {}), ...c.params };
+  for (const required of dialect.requires ?? []) {
+    if (!dialect[required]) throw new ConfigurationError(`${where(required)}: the ${c.dialect} dialect requires it`);
+  }
+  if (c.tokenUrl !== undefined && c.issuer !== undefined) {
+    throw new ConfigurationError(`${where('issuer')}: give tokenUrl or issuer, not both`);
+  }
+  let endpoint: TokenEndpoint;
+  if (c.tokenUrl !== undefined) endpoint = { tokenUrl: checkTokenUrl(c.tokenUrl, opts, where('tokenUrl')) };
+  else if (c.issuer !== undefined) endpoint = { issuer: checkIssuer(c.issuer, opts, where('issuer')) };
+  else throw new ConfigurationError(`${where('tokenUrl')}: is required for the ${c.dialect} dialect (or issuer)`);
+  return { ...common(c), kind: 'exchanging', dialect, endpoint };
 }
 
-function common(c: z.output<typeof ConnectionInput>, dialect: DialectSpec): Connection {
+/** An issuer identifier (RFC 8414 §2): a URL like a token URL, with no query or fragment. */
+function checkIssuer(raw: string, opts: ConfigOptions, where: string): URL {
+  const url = checkTokenUrl(raw, opts, where);
+  if (url.search || url.hash) throw new ConfigurationError(`${where}: an issuer has no query or fragment`);
+  return url;
+}
+
+function common(c: ParsedConnection): ConnectionCommon {
   return {
     id: c.id,
     dialectName: c.dialect,
-    dialect,
     secretId: c.secretId,
     callers: c.callers,
     maxTtl: c.maxTtl,

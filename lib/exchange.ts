@@ -1,6 +1,13 @@
 import * as z from 'zod/mini';
+import {
+  CLIENT_ASSERTION_TYPE,
+  assertionKeyOf,
+  checkClientCredentials,
+  clientCertificateOf,
+  signClientAssertion,
+} from './client-auth';
 import type { Clock } from './clock';
-import type { Connection } from './config';
+import type { Connection, ExchangingConnection, StaticConnection } from './config';
 import { requiredSecretKeys } from './dialects';
 import {
   BrokerError,
@@ -12,7 +19,8 @@ import {
   isTransient,
 } from './errors';
 import { redact } from './fingerprint';
-import { HttpTransportError, type HttpClient, type HttpResponse } from './http';
+import { HttpTransportError, type HttpClient, type HttpRequest, type HttpResponse } from './http';
+import { checkSigningAlgSupported, discoverIssuer, sharedIssuerMetadata, type IssuerMetadataCache } from './issuer';
 
 // The generic OAuth 2.0 token-request engine. One function per step, as in oauth4webapi: read the credentials,
 // build the request, send it (deadline, bounded retries), process the answer. The dialect (data) decides every
@@ -46,6 +54,8 @@ export interface ExchangeOptions {
   backoffBaseMs?: number;
   backoffCapMs?: number;
   maxResponseBytes?: number;
+  /** Where issuer metadata is kept between exchanges (default: one cache per instance). */
+  issuerMetadata?: IssuerMetadataCache;
 }
 
 export const EXCHANGE_DEFAULTS = {
@@ -63,6 +73,10 @@ export const STATIC_LIFETIME_SECONDS = 366 * 86_400;
 const MAX_RETRY_AFTER_SECONDS = 3_600;
 const USER_AGENT = 'token-broker/0.1 (+oauth2 client_credentials)';
 
+/**
+ * The secret's values, checked against what the connection's dialect needs: the keys it must hold, and for the
+ * methods that read more than a string (a private key, a client certificate), that those parse and fit together.
+ */
 export function readCredentials(connection: Connection, secret: unknown, secretLabel = connection.secretId): Credentials {
   if (typeof secret !== 'object' || secret === null || Array.isArray(secret)) {
     throw new ConfigurationError(`${connection.id}: the secret ${secretLabel} is not a JSON object`, {
@@ -81,13 +95,14 @@ export function readCredentials(connection: Connection, secret: unknown, secretL
   }
   const creds: Record<string, string> = {};
   for (const [k, v] of Object.entries(values)) if (typeof v === 'string') creds[k] = v;
+  checkClientCredentials(connection, creds);
   return creds;
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
 
 /** The credential a `static` dialect hands out, derived from the secret alone. */
-export function staticToken(connection: Connection, creds: Credentials, now: number): TokenSet {
+export function staticToken(connection: StaticConnection, creds: Credentials, now: number): TokenSet {
   const basic = connection.dialect.staticScheme === 'basic';
   const accessToken = basic ? b64(`${creds.login}:${creds.password}`) : (creds.token as string);
   if (!/^[\x21-\x7E]+$/.test(accessToken)) {
@@ -108,16 +123,44 @@ export interface TokenRequest {
   url: URL;
   headers: Record<string, string>;
   body: string;
+  clientCertificate?: HttpRequest['clientCertificate'];
 }
 
-export function buildTokenRequest(connection: Connection, creds: Credentials): TokenRequest {
+/** Where this attempt sends its request, and when (the assertion's iat). */
+export interface RequestTarget {
+  tokenUrl: URL;
+  now: number;
+}
+
+/** The request the dialect describes; a client assertion is signed afresh for every attempt (its own jti). */
+export function buildTokenRequest(connection: ExchangingConnection, creds: Credentials, target: RequestTarget): TokenRequest {
   const d = connection.dialect;
-  if (d.grantType === 'static' || !connection.tokenUrl) {
-    throw new ConfigurationError(`${connection.id}: a static credential has no token request`);
-  }
   const params: [string, string][] = [['grant_type', d.grantType]];
-  if (d.clientAuth === 'body') {
-    params.push(['client_id', creds.client_id as string], ['client_secret', creds.client_secret as string]);
+  const clientId = creds.client_id as string;
+  let clientCertificate: TokenRequest['clientCertificate'];
+  switch (d.clientAuth) {
+    case 'body':
+      params.push(['client_id', clientId], ['client_secret', creds.client_secret as string]);
+      break;
+    case 'private_key_jwt':
+    case 'client_secret_jwt': {
+      const audience = d.assertionAudience ?? target.tokenUrl.href;
+      const assertion = signClientAssertion(assertionKeyOf(connection, creds), { clientId, audience, now: target.now });
+      params.push(
+        ['client_id', clientId],
+        ['client_assertion_type', CLIENT_ASSERTION_TYPE],
+        ['client_assertion', assertion],
+      );
+      break;
+    }
+    case 'tls_client_auth': {
+      const { certificate, privateKey } = clientCertificateOf(connection, creds);
+      clientCertificate = { owner: connection.id, certificate, privateKey };
+      params.push(['client_id', clientId]);
+      break;
+    }
+    case 'basic':
+      break;
   }
   if (d.grantType === 'password') {
     const template = d.usernameTemplate ?? '{login}';
@@ -140,7 +183,46 @@ export function buildTokenRequest(connection: Connection, creds: Credentials): T
     headers['content-type'] = 'application/x-www-form-urlencoded';
     body = new URLSearchParams(params).toString();
   }
-  return { url: connection.tokenUrl, headers, body };
+  return { url: target.tokenUrl, headers, body, ...(clientCertificate ? { clientCertificate } : {}) };
+}
+
+type ResolvedOptions = Required<Omit<ExchangeOptions, 'issuerMetadata'>> & { issuerMetadata: IssuerMetadataCache };
+
+/** The token URL: the configured one, or the one the issuer's metadata names (checked against clientAuth). */
+async function tokenUrlOf(
+  connection: ExchangingConnection,
+  creds: Credentials,
+  o: ResolvedOptions,
+  signal: AbortSignal,
+): Promise<URL> {
+  const url = await endpointOf(connection, creds, o, signal);
+  if (connection.dialect.clientAuth === 'tls_client_auth' && url.protocol !== 'https:') {
+    throw new ConfigurationError(`${connection.id}: tls_client_auth needs an https token endpoint`, {
+      context: { connection: connection.id },
+    });
+  }
+  return url;
+}
+
+async function endpointOf(
+  connection: ExchangingConnection,
+  creds: Credentials,
+  o: ResolvedOptions,
+  signal: AbortSignal,
+): Promise<URL> {
+  if ('tokenUrl' in connection.endpoint) return connection.endpoint.tokenUrl;
+  const metadata = await discoverIssuer(connection, connection.endpoint.issuer, {
+    http: o.http,
+    clock: o.clock,
+    signal,
+    maxResponseBytes: o.maxResponseBytes,
+    cache: o.issuerMetadata,
+  });
+  const auth = connection.dialect.clientAuth;
+  if (auth === 'private_key_jwt' || auth === 'client_secret_jwt') {
+    checkSigningAlgSupported(connection, metadata, assertionKeyOf(connection, creds).alg);
+  }
+  return auth === 'tls_client_auth' ? (metadata.mtlsTokenEndpoint ?? metadata.tokenEndpoint) : metadata.tokenEndpoint;
 }
 
 // Everything is optional and loosely typed on purpose: the checks below give each defect its own message.
@@ -225,7 +307,7 @@ function lifetimeOf(connection: Connection, raw: unknown, accessToken: string, n
     if (jwtLifetime !== undefined && jwtLifetime < lifetime) lifetime = jwtLifetime;
   } else if (jwtLifetime !== undefined) {
     lifetime = jwtLifetime;
-  } else if (connection.dialect.defaultLifetime !== undefined) {
+  } else if (connection.kind === 'exchanging' && connection.dialect.defaultLifetime !== undefined) {
     lifetime = connection.dialect.defaultLifetime;
   } else {
     throw new VendorProtocolError(
@@ -336,12 +418,11 @@ function transportError(connection: Connection, err: unknown): BrokerError {
  * backoff, never a retry after the vendor refused the credentials.
  */
 export async function exchangeToken(
-  connection: Connection,
+  connection: ExchangingConnection,
   creds: Credentials,
   opts: ExchangeOptions,
 ): Promise<TokenSet> {
-  const o = { ...EXCHANGE_DEFAULTS, random: Math.random, ...opts };
-  const request = buildTokenRequest(connection, creds);
+  const o: ResolvedOptions = { ...EXCHANGE_DEFAULTS, random: Math.random, issuerMetadata: sharedIssuerMetadata, ...opts };
   const secrets = Object.values(creds);
   const started = performance.now();
   const deadline = new AbortController();
@@ -354,6 +435,8 @@ export async function exchangeToken(
     for (let attempt = 0; ; attempt++) {
       let error: BrokerError;
       try {
+        const tokenUrl = await tokenUrlOf(connection, creds, o, deadline.signal);
+        const request = buildTokenRequest(connection, creds, { tokenUrl, now: o.clock.now() });
         const res = await o.http({
           url: request.url,
           method: 'POST',
@@ -361,6 +444,7 @@ export async function exchangeToken(
           body: request.body,
           signal: deadline.signal,
           maxResponseBytes: o.maxResponseBytes,
+          ...(request.clientCertificate ? { clientCertificate: request.clientCertificate } : {}),
         });
         return processTokenResponse(connection, res, o.clock.now(), secrets);
       } catch (err) {
@@ -385,6 +469,6 @@ export async function exchangeToken(
 
 /** The token for a connection: derived from the secret for static dialects, exchanged with the vendor otherwise. */
 export async function mintToken(connection: Connection, creds: Credentials, opts: ExchangeOptions): Promise<TokenSet> {
-  if (connection.dialect.grantType === 'static') return staticToken(connection, creds, opts.clock.now());
+  if (connection.kind === 'static') return staticToken(connection, creds, opts.clock.now());
   return exchangeToken(connection, creds, opts);
 }

@@ -17,7 +17,7 @@ import {
 } from '../lib/exchange';
 import { nodeHttpClient } from '../lib/http';
 import { SandboxVendor } from '../lib/local/sandbox-vendor';
-import { connectionFor, secretFor } from './support/connections';
+import { connectionFor, exchanging, secretFor } from './support/connections';
 import { registerSecret } from './support/secrets-registry';
 
 // Every secret literal below must stay out of logs and error messages (checked by support/setup.ts).
@@ -340,10 +340,10 @@ describe('failures', () => {
       res.end(c.body ?? '');
     });
     try {
-      const conn = parseConfig(
-        { connections: [{ id: 'faulty', tokenUrl: server.url, secretId: 's' }] },
-        { allowLoopbackHttp: true },
-      ).connections[0]!;
+      const conn = exchanging(
+        parseConfig({ connections: [{ id: 'faulty', tokenUrl: server.url, secretId: 's' }] }, { allowLoopbackHttp: true })
+          .connections[0],
+      );
       const err = await expectCode(exchangeToken(conn, secret, opts()), c.code);
       expect(attempts).toBe(c.attempts);
       expect(err.message).toMatch(/^faulty: /);
@@ -362,8 +362,10 @@ describe('failures', () => {
     }
   }
   const conn = (url: string, extra = {}) =>
-    parseConfig({ connections: [{ id: 'faulty', tokenUrl: url, secretId: 's', ...extra }] }, { allowLoopbackHttp: true })
-      .connections[0]!;
+    exchanging(
+      parseConfig({ connections: [{ id: 'faulty', tokenUrl: url, secretId: 's', ...extra }] }, { allowLoopbackHttp: true })
+        .connections[0],
+    );
 
   it('keeps the vendor Retry-After on vendor_unavailable', async () => {
     await withServer(

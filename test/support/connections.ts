@@ -1,4 +1,4 @@
-import { parseConfig, type Connection, type ConnectionInput } from '../../lib/config';
+import { parseConfig, type Connection, type ConnectionInput, type ExchangingConnection } from '../../lib/config';
 import type { SandboxVendor, VendorKind } from '../../lib/local/sandbox-vendor';
 
 /** The connection (as the config file would give it) that talks to one sandbox vendor in its own dialect. */
@@ -26,9 +26,19 @@ export function vendorConnectionInput(
   };
 }
 
-export function connectionFor(vendor: SandboxVendor, kind: VendorKind, extra: Partial<ConnectionInput> = {}): Connection {
+/** The connection, known to call a vendor (the type the engine's exchange takes). */
+export function exchanging(connection: Connection | undefined): ExchangingConnection {
+  if (connection?.kind !== 'exchanging') throw new Error('expected a connection that exchanges with a vendor');
+  return connection;
+}
+
+export function connectionFor(
+  vendor: SandboxVendor,
+  kind: VendorKind,
+  extra: Partial<ConnectionInput> = {},
+): ExchangingConnection {
   const config = parseConfig({ connections: [vendorConnectionInput(vendor, kind, extra)] }, { allowLoopbackHttp: true });
-  return config.connections[0] as Connection;
+  return exchanging(config.connections[0]);
 }
 
 /** The secret JSON a connection to that sandbox vendor needs. */
