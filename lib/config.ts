@@ -175,6 +175,9 @@ function resolveConnection(c: ParsedConnection, index: number, opts: ConfigOptio
   if (c.tokenUrl !== undefined) endpoint = { tokenUrl: checkTokenUrl(c.tokenUrl, opts, where('tokenUrl')) };
   else if (c.issuer !== undefined) endpoint = { issuer: checkIssuer(c.issuer, opts, where('issuer')) };
   else throw new ConfigurationError(`${where('tokenUrl')}: is required for the ${c.dialect} dialect (or issuer)`);
+  if (dialect.clientAuth === 'tls_client_auth' && 'tokenUrl' in endpoint && endpoint.tokenUrl.protocol !== 'https:') {
+    throw new ConfigurationError(`${where('tokenUrl')}: tls_client_auth needs an https token URL`);
+  }
   return { ...common(c), kind: 'exchanging', dialect, endpoint };
 }
 

@@ -12,7 +12,7 @@ import { systemClock, type Clock } from '../clock';
 import { loadConfig, parseConfig, type BrokerConfig } from '../config';
 import { LocalKeyRing, TokenCipher } from '../crypto';
 import { ConfigurationError } from '../errors';
-import { nodeHttpClient } from '../http';
+import { createHttpClient, nodeHttpClient, type HttpClient } from '../http';
 import { CachedSecretSource } from '../secrets';
 import { startDynalite, type RunningDynalite } from './dynalite';
 import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
@@ -100,6 +100,27 @@ async function demoSetup(dir: string) {
       secretId: 'demo/usage-engine',
     },
     { id: 'demo-oauth2-jwt', dialect: 'oauth2', tokenUrl: vendor.tokenUrl('jwt'), secretId: 'demo/oauth2-jwt', prewarm: true },
+    {
+      id: 'demo-private-key-jwt',
+      dialect: 'oauth2',
+      clientAuth: 'private_key_jwt',
+      tokenUrl: vendor.tokenUrl('private-key-jwt'),
+      secretId: 'demo/private-key-jwt',
+    },
+    {
+      id: 'demo-client-secret-jwt',
+      dialect: 'oauth2',
+      clientAuth: 'client_secret_jwt',
+      tokenUrl: vendor.tokenUrl('client-secret-jwt'),
+      secretId: 'demo/client-secret-jwt',
+    },
+    {
+      id: 'demo-mtls',
+      dialect: 'oauth2',
+      clientAuth: 'tls_client_auth',
+      tokenUrl: vendor.tokenUrl('mtls'),
+      secretId: 'demo/mtls',
+    },
   ].map((c) => ({ ...c, callers: [DEMO_CALLER_ARN] }));
   const { audiences: _a, ...usage } = DEMO_ACCOUNTS['usage-engine'];
   const secrets = {
@@ -109,6 +130,9 @@ async function demoSetup(dir: string) {
     'demo/digishare': DEMO_ACCOUNTS.digishare,
     'demo/digishare-pat': { token: `demo-pat-${randomBytes(12).toString('hex')}` },
     'demo/usage-engine': usage,
+    'demo/private-key-jwt': DEMO_ACCOUNTS['private-key-jwt'],
+    'demo/client-secret-jwt': DEMO_ACCOUNTS['client-secret-jwt'],
+    'demo/mtls': DEMO_ACCOUNTS.mtls,
     'demo/oauth2-jwt': { stages: { AWSCURRENT: DEMO_ACCOUNTS.jwt, AWSPENDING: { ...DEMO_ACCOUNTS.jwt, client_secret: 'not-yet-at-the-vendor' } } },
   };
   const secretsPath = join(dir, 'secrets.json');
@@ -141,6 +165,7 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
     let secretsPath: string;
     let callers: Map<string, CallerKey>;
     let demo: DemoInfo | undefined;
+    let http: HttpClient = nodeHttpClient;
     if (configured) {
       if (!env.BROKER_SECRETS_FILE) throw new ConfigurationError('BROKER_SECRETS_FILE must name the secrets file');
       if (!env.BROKER_CALLERS_FILE) throw new ConfigurationError('BROKER_CALLERS_FILE must name the callers file');
@@ -153,6 +178,8 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
       const d = await demoSetup(dir);
       closers.push(() => d.vendor.close());
       ({ config, secretsPath, callers, demo } = d);
+      // The sandbox's TLS endpoint (mutual TLS) has a certificate from its own authority.
+      http = createHttpClient({ extraCa: [d.vendor.ca] });
     }
 
     let endpoint = env.AWS_ENDPOINT_URL_DYNAMODB;
@@ -179,7 +206,7 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
       secrets: new CachedSecretSource(new FileSecretSource(secretsPath), clock),
       cipher: new TokenCipher(new LocalKeyRing(localMasterKey(dataDir)), clock),
       clock,
-      http: nodeHttpClient,
+      http,
       logger: loggerPort(logger),
       metrics: metricsPort(metrics),
     });

@@ -1,22 +1,43 @@
-import { randomBytes } from 'node:crypto';
+import { constants, createPublicKey, generateKeyPairSync, randomBytes, timingSafeEqual, verify, createHmac } from 'node:crypto';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { systemClock, type Clock } from '../clock';
+import { LocalCertificateAuthority } from './certificates';
 
 // A sandbox that speaks the five vendors' token endpoints as their documents describe them, strictly: the method,
 // path, content type, client authentication and the exact set of parameters are checked, and anything else is
 // refused the way that vendor refuses it. The local demo runs against it; the tests use it as their fake vendors.
+// Three more endpoints show the stronger client authentication methods: a private_key_jwt and a client_secret_jwt
+// endpoint that verify every assertion (signature, iss, sub, aud, exp, a jti used once), and a tls_client_auth
+// endpoint over mutual TLS that checks the client certificate against the sandbox's own certificate authority.
 
-export type VendorKind = 'digitaleo' | 'docoon' | 'digishare' | 'usage-engine' | 'jwt';
+export type VendorKind =
+  | 'digitaleo'
+  | 'docoon'
+  | 'digishare'
+  | 'usage-engine'
+  | 'jwt'
+  | 'private-key-jwt'
+  | 'client-secret-jwt'
+  | 'mtls';
 
 export interface VendorAccount {
   client_id: string;
-  client_secret: string;
+  client_secret?: string;
   /** docoon's password grant: the user login (sent as msg\login) and password. */
   login?: string;
   password?: string;
   /** usage-engine: the audiences this client may ask for. */
   audiences?: string[];
+  /** private-key-jwt: the client's key (the sandbox registers its public half), its kid and alg. */
+  private_key?: string;
+  kid?: string;
+  alg?: string;
+  /** mtls: the client's certificate, issued by the sandbox's certificate authority, and its key. */
+  client_certificate?: string;
+  client_private_key?: string;
 }
 
 export interface RecordedRequest {
@@ -38,6 +59,8 @@ export interface SandboxOptions {
   digitaleoTokenLength?: number;
   clock?: Clock;
   port?: number;
+  /** docoon's password grant answers a refresh_token too, and accepts grant_type=refresh_token. */
+  refreshTokens?: boolean;
 }
 
 export const VENDOR_PATHS: Record<VendorKind, string> = {
@@ -46,6 +69,9 @@ export const VENDOR_PATHS: Record<VendorKind, string> = {
   digishare: '/digishare/v1/oauth/token',
   'usage-engine': '/usage-engine/authentication/v1/oauth/token',
   jwt: '/jwt/oauth/v2/token',
+  'private-key-jwt': '/private-key-jwt/oauth2/token',
+  'client-secret-jwt': '/client-secret-jwt/oauth2/token',
+  mtls: '/mtls/oauth2/token',
 };
 
 const DEFAULT_LIFETIME: Record<VendorKind, number> = {
@@ -54,7 +80,25 @@ const DEFAULT_LIFETIME: Record<VendorKind, number> = {
   digishare: 31_536_000,
   'usage-engine': 3600,
   jwt: 3600,
+  'private-key-jwt': 3600,
+  'client-secret-jwt': 3600,
+  mtls: 3600,
 };
+
+/** The sandbox's certificate authority: it signs the sandbox's TLS certificate and the demo client certificate. */
+export const SANDBOX_CA = new LocalCertificateAuthority('token-broker sandbox CA');
+const SANDBOX_TLS = SANDBOX_CA.issue({ commonName: '127.0.0.1', altNames: ['127.0.0.1', 'localhost'], usage: 'server' });
+
+/** A client certificate from the sandbox's authority, as the mtls vendor's admin would hand one out. */
+export function sandboxClientCertificate(clientId: string): { client_certificate: string; client_private_key: string } {
+  const issued = SANDBOX_CA.issue({ commonName: clientId, usage: 'client' });
+  return { client_certificate: issued.certificate, client_private_key: issued.privateKey };
+}
+
+/** A fresh EC P-256 private key in PKCS#8 PEM, as a private_key_jwt client would generate. */
+export function newClientKey(): string {
+  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
 
 export const DEMO_ACCOUNTS: Record<VendorKind, VendorAccount> = {
   digitaleo: { client_id: 'demo-digitaleo-client', client_secret: 'demo-digitaleo-secret' },
@@ -71,6 +115,9 @@ export const DEMO_ACCOUNTS: Record<VendorKind, VendorAccount> = {
     audiences: ['https://api.usage-engine.example'],
   },
   jwt: { client_id: 'demo-jwt-client', client_secret: 'demo-jwt-secret' },
+  'private-key-jwt': { client_id: 'demo-pkjwt-client', private_key: newClientKey(), kid: 'demo-key-1' },
+  'client-secret-jwt': { client_id: 'demo-csjwt-client', client_secret: 'demo-csjwt-secret-of-32-bytes-or-more' },
+  mtls: { client_id: 'demo-mtls-client', ...sandboxClientCertificate('demo-mtls-client') },
 };
 
 type Verdict = { status: number; body?: unknown; headers?: Record<string, string> };
@@ -107,10 +154,19 @@ export class SandboxVendor {
   private readonly accounts: Record<VendorKind, VendorAccount>;
   private readonly clock: Clock;
   private issued = 0;
+  /** Assertion ids already used, with their expiry (epoch s): a replay is refused. */
+  private readonly seenJti = new Map<string, number>();
+  /** The refresh tokens docoon issued and will still accept. */
+  private readonly refreshTokens = new Set<string>();
+  /** The sandbox's certificate authority (PEM): a client talking to `tlsUrl` trusts it. */
+  readonly ca = SANDBOX_CA.certificate;
 
   private constructor(
     private readonly server: http.Server,
+    private readonly tlsServer: https.Server,
     readonly url: string,
+    /** The same endpoints over TLS, asking for a client certificate (mtls needs it). */
+    readonly tlsUrl: string,
     private readonly opts: SandboxOptions,
   ) {
     this.accounts = { ...DEMO_ACCOUNTS, ...(opts.accounts ?? {}) } as Record<VendorKind, VendorAccount>;
@@ -119,18 +175,38 @@ export class SandboxVendor {
 
   static async start(opts: SandboxOptions = {}): Promise<SandboxVendor> {
     const server = http.createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, '127.0.0.1', () => resolve());
+    // Certificates are checked in the handler, so a refused one gets an OAuth error rather than a broken handshake.
+    const tlsServer = https.createServer({
+      key: SANDBOX_TLS.privateKey,
+      cert: SANDBOX_TLS.certificate,
+      ca: [SANDBOX_CA.certificate],
+      requestCert: true,
+      rejectUnauthorized: false,
     });
-    const { port } = server.address() as AddressInfo;
-    const vendor = new SandboxVendor(server, `http://127.0.0.1:${port}`, opts);
+    const listen = (s: http.Server, port: number) =>
+      new Promise<number>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(port, '127.0.0.1', () => resolve((s.address() as AddressInfo).port));
+      });
+    const port = await listen(server, opts.port ?? 0);
+    const tlsPort = await listen(tlsServer, 0).catch(async (err: unknown) => {
+      server.close();
+      throw err;
+    });
+    const vendor = new SandboxVendor(server, tlsServer, `http://127.0.0.1:${port}`, `https://127.0.0.1:${tlsPort}`, opts);
     server.on('request', (req, res) => vendor.handle(req, res));
+    tlsServer.on('request', (req, res) => vendor.handle(req, res));
     return vendor;
   }
 
+  /** Where a vendor's token endpoint is: over TLS for mtls, plain http (loopback) for the others. */
   tokenUrl(kind: VendorKind): string {
-    return `${this.url}${VENDOR_PATHS[kind]}`;
+    return `${kind === 'mtls' ? this.tlsUrl : this.url}${VENDOR_PATHS[kind]}`;
+  }
+
+  /** Refresh tokens issued so far stop working, as a vendor revoking them would. */
+  revokeRefreshTokens(): void {
+    this.refreshTokens.clear();
   }
 
   account(kind: VendorKind): VendorAccount {
@@ -170,8 +246,10 @@ export class SandboxVendor {
   }
 
   async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of [this.server, this.tlsServer]) {
+      s.closeAllConnections();
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+    }
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
@@ -229,6 +307,66 @@ export class SandboxVendor {
     return (prefix + random).slice(0, Math.max(length, prefix.length + 8));
   }
 
+  private docoonToken(): Record<string, unknown> {
+    const token: Record<string, unknown> = {
+      access_token: this.opaque('docoon', 64),
+      expires_in: this.lifetime('docoon'),
+      token_type: 'Bearer',
+      scope: 'OMS',
+    };
+    if (this.opts.refreshTokens) {
+      const refresh = `docoon-refresh-${randomBytes(24).toString('base64url')}`;
+      this.refreshTokens.add(refresh);
+      SandboxVendor.onIssue?.(refresh);
+      token.refresh_token = refresh;
+    }
+    return token;
+  }
+
+  /** A client assertion (RFC 7523) checked as a strict vendor would; undefined when it is good. */
+  private refuseAssertion(kind: VendorKind, acct: VendorAccount, p: Map<string, string>): Verdict | undefined {
+    const refused: Verdict = { status: 401, body: { error: 'invalid_client' } };
+    if (p.get('client_assertion_type') !== 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') return refused;
+    const [h = '', c = '', sig = '', extra] = (p.get('client_assertion') ?? '').split('.');
+    if (extra !== undefined) return refused;
+    let header: Record<string, unknown>;
+    let claims: Record<string, unknown>;
+    try {
+      header = JSON.parse(Buffer.from(h, 'base64url').toString('utf8')) as Record<string, unknown>;
+      claims = JSON.parse(Buffer.from(c, 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return refused;
+    }
+    const input = Buffer.from(`${h}.${c}`, 'ascii');
+    const signature = Buffer.from(sig, 'base64url');
+    if (kind === 'client-secret-jwt') {
+      const expected = createHmac('sha256', acct.client_secret ?? '').update(input).digest();
+      if (header.alg !== 'HS256' || expected.length !== signature.length || !timingSafeEqual(expected, signature)) return refused;
+    } else {
+      const key = createPublicKey(acct.private_key ?? '');
+      const alg = acct.alg ?? (key.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256');
+      if (header.alg !== alg || (acct.kid !== undefined && header.kid !== acct.kid)) return refused;
+      const options =
+        alg === 'ES256'
+          ? { key, dsaEncoding: 'ieee-p1363' as const }
+          : alg === 'PS256'
+            ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }
+            : { key };
+      if (!verify('sha256', input, options, signature)) return refused;
+    }
+    const now = Math.floor(this.clock.now() / 1000);
+    const { iss, sub, aud, jti, iat, exp } = claims;
+    if (iss !== acct.client_id || sub !== acct.client_id || p.get('client_id') !== acct.client_id) return refused;
+    if (aud !== this.tokenUrl(kind) || typeof jti !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') {
+      return refused;
+    }
+    if (exp <= now || exp - iat > 300 || iat > now + 60) return refused;
+    for (const [id, until] of this.seenJti) if (until < now) this.seenJti.delete(id);
+    if (this.seenJti.has(`${kind}:${jti}`)) return refused;
+    this.seenJti.set(`${kind}:${jti}`, exp);
+    return undefined;
+  }
+
   private judge(kind: VendorKind, req: http.IncomingMessage, body: string): Verdict {
     const acct = this.accounts[kind];
     switch (kind) {
@@ -264,6 +402,12 @@ export class SandboxVendor {
           return { status: 401, body: { error: 'invalid_client' } };
         }
         const p = formParams(req, body);
+        if (this.opts.refreshTokens && p?.get('grant_type') === 'refresh_token') {
+          if (!sameKeys(p, ['grant_type', 'refresh_token'])) return { status: 400, body: { error: 'invalid_request' } };
+          // Each refresh token is used once: the answer carries the next one.
+          if (!this.refreshTokens.delete(p.get('refresh_token') ?? '')) return { status: 400, body: { error: 'invalid_grant' } };
+          return { status: 200, body: this.docoonToken() };
+        }
         if (!p || !sameKeys(p, ['grant_type', 'scope', 'username', 'password'])) {
           return { status: 400, body: { error: 'invalid_request' } };
         }
@@ -272,10 +416,7 @@ export class SandboxVendor {
         if (p.get('username') !== `msg\\${acct.login}` || p.get('password') !== acct.password) {
           return { status: 400, body: { error: 'invalid_grant', error_description: 'invalid_username_or_password' } };
         }
-        return {
-          status: 200,
-          body: { access_token: this.opaque(kind, 64), expires_in: this.lifetime(kind), token_type: 'Bearer', scope: 'OMS' },
-        };
+        return { status: 200, body: this.docoonToken() };
       }
       case 'digishare': {
         // A JSON body; anything else is refused.
@@ -342,6 +483,32 @@ export class SandboxVendor {
           randomBytes(32).toString('base64url'),
         ].join('.');
         return { status: 200, body: { token_type: 'Bearer', expires_in: lifetime, access_token: jwt } };
+      }
+      case 'private-key-jwt':
+      case 'client-secret-jwt': {
+        // RFC 7523 §2.2: the client assertion instead of a secret; no Authorization header.
+        const p = formParams(req, body);
+        const keys = ['grant_type', 'client_id', 'client_assertion_type', 'client_assertion'];
+        if (!p || !sameKeys(p, keys) || req.headers.authorization) return { status: 400, body: { error: 'invalid_request' } };
+        if (p.get('grant_type') !== 'client_credentials') return { status: 400, body: { error: 'unsupported_grant_type' } };
+        const refused = this.refuseAssertion(kind, acct, p);
+        if (refused) return refused;
+        return { status: 200, body: { access_token: this.opaque(kind, 64), expires_in: this.lifetime(kind), token_type: 'Bearer' } };
+      }
+      case 'mtls': {
+        // RFC 8705 §2.1: the client certificate, chained to the sandbox's authority, names the client.
+        const socket = req.socket as Partial<TLSSocket>;
+        const p = formParams(req, body);
+        if (!p || !sameKeys(p, ['grant_type', 'client_id']) || req.headers.authorization) {
+          return { status: 400, body: { error: 'invalid_request' } };
+        }
+        if (p.get('grant_type') !== 'client_credentials') return { status: 400, body: { error: 'unsupported_grant_type' } };
+        const peer = socket.getPeerX509Certificate?.();
+        if (!socket.encrypted || !socket.authorized || !peer || p.get('client_id') !== acct.client_id) {
+          return { status: 401, body: { error: 'invalid_client' } };
+        }
+        if (peer.subject !== `CN=${acct.client_id}`) return { status: 401, body: { error: 'invalid_client' } };
+        return { status: 200, body: { access_token: this.opaque(kind, 64), expires_in: this.lifetime(kind), token_type: 'Bearer' } };
       }
     }
   }

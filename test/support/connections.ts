@@ -8,6 +8,16 @@ export const DIALECT_OF: Record<VendorKind, string> = {
   digishare: 'digishare',
   'usage-engine': 'usage-engine',
   jwt: 'oauth2',
+  'private-key-jwt': 'oauth2',
+  'client-secret-jwt': 'oauth2',
+  mtls: 'oauth2',
+};
+
+/** The client authentication each sandbox vendor asks for, when it is not its dialect's own. */
+export const CLIENT_AUTH_OF: Partial<Record<VendorKind, ConnectionInput['clientAuth']>> = {
+  'private-key-jwt': 'private_key_jwt',
+  'client-secret-jwt': 'client_secret_jwt',
+  mtls: 'tls_client_auth',
 };
 
 export function vendorConnectionInput(
@@ -22,6 +32,7 @@ export function vendorConnectionInput(
     secretId: `broker/${kind}-test`,
     callers: ['arn:aws:iam::111111111111:role/caller'],
     ...(kind === 'usage-engine' ? { audience: vendor.account(kind).audiences?.[0] } : {}),
+    ...(CLIENT_AUTH_OF[kind] ? { clientAuth: CLIENT_AUTH_OF[kind] } : {}),
     ...extra,
   };
 }

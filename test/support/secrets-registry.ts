@@ -6,7 +6,14 @@ import { DEMO_ACCOUNTS, SandboxVendor } from '../../lib/local/sandbox-vendor';
 const known = new Set<string>();
 
 export function registerSecret(...values: (string | undefined)[]): void {
-  for (const v of values) if (v && v.length >= 6) known.add(v);
+  for (const v of values) {
+    if (!v || v.length < 6) continue;
+    known.add(v);
+    // A PEM key logged as JSON has its newlines escaped: each base64 line of its body is looked for on its own.
+    if (v.includes('-----BEGIN')) {
+      for (const line of v.split('\n')) if (line.length >= 40 && !line.startsWith('-----')) known.add(line);
+    }
+  }
 }
 
 /** Registers the secret-bearing fields of a secret JSON value (client_secret, password, token). */
@@ -17,7 +24,7 @@ export function registerSecretValue(value: unknown): void {
     for (const stage of Object.values(v.stages as Record<string, unknown>)) registerSecretValue(stage);
     return;
   }
-  for (const k of ['client_secret', 'password', 'token', 'secretAccessKey']) {
+  for (const k of ['client_secret', 'password', 'token', 'secretAccessKey', 'private_key', 'client_private_key', 'refresh_token']) {
     if (typeof v[k] === 'string') registerSecret(v[k] as string);
   }
 }
