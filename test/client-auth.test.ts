@@ -391,3 +391,33 @@ describe('an assertion built for each attempt', () => {
     expect(claims).toMatchObject({ iat: at / 1000, exp: at / 1000 + 300, aud: 'https://x.example/token' });
   });
 });
+
+describe('verify, before a rotation promotes a secret version', () => {
+  it('refuses a pending private key that does not parse, naming the connection, without calling the vendor', async () => {
+    const { startWorld } = await import('./support/harness');
+    const world = await startWorld(
+      clock,
+      (v) => [{ id: 'pk', clientAuth: 'private_key_jwt', tokenUrl: v.tokenUrl('private-key-jwt'), secretId: 'broker/pk' }],
+      {},
+      (v) => ({
+        'broker/pk': {
+          stages: {
+            AWSCURRENT: secretFor(v, 'private-key-jwt'),
+            AWSPENDING: { ...secretFor(v, 'private-key-jwt'), private_key: '-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n' },
+          },
+        },
+      }),
+    );
+    try {
+      const broker = world.broker();
+      const connection = world.config.byId.get('pk')!;
+      await expect(broker.verifyConnection(connection, 'AWSPENDING')).rejects.toThrow(
+        /^pk: the secret's private_key is not a private key in PEM form/,
+      );
+      expect(world.vendor.received()).toBe(0);
+      await expect(broker.verifyConnection(connection, 'AWSCURRENT')).resolves.toMatchObject({ expiresIn: 3600 });
+    } finally {
+      await world.close();
+    }
+  });
+});

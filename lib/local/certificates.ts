@@ -109,7 +109,8 @@ export class LocalCertificateAuthority {
   private sign(subject: Buffer, publicKey: KeyObject, days: number, extensions: Buffer[]): string {
     const now = Date.now();
     const serial = randomBytes(16);
-    serial[0] = (serial[0] ?? 0) & 0x7f;
+    // Positive, and no leading zero byte (DER wants the shortest form).
+    serial[0] = ((serial[0] ?? 0) & 0x7f) | 0x40;
     const tbs = seq(
       der(0xa0, integer(Buffer.from([2]))), // v3
       integer(serial),
