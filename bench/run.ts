@@ -247,7 +247,7 @@ async function throughput() {
   const counting: TokenStore = new Proxy(world.table.store, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver);
-      if (prop === 'getToken' || prop === 'acquireLease') {
+      if (prop === 'read' || prop === 'acquireLease') {
         return (...args: unknown[]) => {
           reads += 1;
           return (v as (...a: unknown[]) => unknown).apply(target, args);

@@ -1,26 +1,28 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock';
 import type { BrokerConfig, Connection } from './config';
-import { TokenCipher, DecryptionError } from './crypto';
+import { COOLDOWN_DEFAULTS, Cooldowns, type CooldownOptions } from './cooldowns';
+import { DecryptionError, TokenCipher, openToken, sealToken } from './crypto';
 import {
   BrokerError,
   ConfigurationError,
+  DependencyUnavailableError,
   ForbiddenError,
   InvalidRequestError,
   RateLimitedError,
   StoreUnavailableError,
   VendorRejectedCredentialsError,
   VendorTimeoutError,
-  errorFromCode,
 } from './errors';
 import { mintToken, readCredentials, type ExchangeOptions, type TokenSet } from './exchange';
 import { fingerprint } from './fingerprint';
 import type { HttpClient } from './http';
+import { LEASE_DEFAULTS, Lease, SingleFlight, type HeldLease, type LeaseOptions } from './lease';
 import { canUse, isAdmin } from './policy';
 import {
   noLogger,
   noMetrics,
-  type Cooldown,
+  type HeldToken,
   type Logger,
   type Metrics,
   type SecretReadOptions,
@@ -31,38 +33,42 @@ import {
   type TokenStore,
 } from './ports';
 
-// The broker's one use case, getToken, and the machinery behind it: an in-process cache, the DynamoDB table, a
-// lease so that one instance mints while the others wait, refresh ahead of expiry, cooldowns after failures, and a
-// degraded mode when the table cannot be reached.
+// The broker's use cases. The main one, getToken, reads in the order a request flows:
+//   authorize → memory → table → lease → mint → seal → store
+// The lease (lease.ts), the cooldowns (cooldowns.ts) and the envelope (crypto.ts) live in their own modules; the
+// other use cases (invalidate, refresh, verify, prewarm, rotate, status) follow, then the small helpers.
 
-export interface BrokerOptions {
+export type RefreshAhead = 'in-request' | 'background';
+
+export interface BrokerOptions extends LeaseOptions, CooldownOptions {
   /** How long an instance trusts its in-process copy before looking at the table again. */
   memoryTtlMs: number;
   /** Seconds added to every min_ttl, for clock skew and the caller's own latency. */
   safetyMarginSeconds: number;
-  /** How long a mint lease lasts: past it, the holder is presumed dead and another instance takes over. */
-  leaseMs: number;
-  /** How long a caller may wait for another instance's mint before giving up. */
-  maxWaitMs: number;
-  /** Backoff between looks at the table while another instance mints. */
-  waitBackoffBaseMs: number;
-  waitBackoffCapMs: number;
-  /** After a failed exchange, how long every instance answers with that failure instead of calling again. */
-  cooldownMs: number;
   /** A token younger than this cannot be invalidated (at most one eviction per connection in this time). */
   invalidateMinAgeMs: number;
+  /** A mint a caller forces (a min_ttl the current token cannot meet) happens at most once per this, fleet-wide. */
+  forcedMintIntervalMs: number;
+  /**
+   * Who refreshes a token inside its refreshBefore window. 'in-request' (Lambda: nothing may run after the
+   * answer): the request that draws the refresh mints before answering, and connections that are pre-warmed are
+   * left to the pre-warm run. 'background' (the local server): a task the answer does not wait for.
+   */
+  refreshAhead: RefreshAhead;
+  /** Retry-After (s) when the table is down and this instance holds no token that will do. */
+  storeRetryAfterSeconds: number;
   exchange: Partial<Omit<ExchangeOptions, 'http' | 'clock'>>;
 }
 
 export const BROKER_DEFAULTS: BrokerOptions = {
+  ...LEASE_DEFAULTS,
+  ...COOLDOWN_DEFAULTS,
   memoryTtlMs: 30_000,
   safetyMarginSeconds: 10,
-  leaseMs: 15_000,
-  maxWaitMs: 20_000,
-  waitBackoffBaseMs: 25,
-  waitBackoffCapMs: 400,
-  cooldownMs: 30_000,
   invalidateMinAgeMs: 10_000,
+  forcedMintIntervalMs: 10_000,
+  refreshAhead: 'in-request',
+  storeRetryAfterSeconds: 5,
   exchange: {},
 };
 
@@ -76,13 +82,12 @@ export interface BrokerDeps {
   metrics?: Metrics;
   logger?: Logger;
   random?: () => number;
-  /** Names this instance in leases. */
+  /** Names this instance in leases and on the tokens it mints. */
   instanceId?: string;
   options?: Partial<BrokerOptions>;
 }
 
-/** A token in the broker's hands: the stored metadata with the token itself, decrypted. */
-export type HeldToken = Omit<StoredToken, 'ciphertext'> & { accessToken: string };
+export type { HeldToken };
 
 /** What a caller receives. */
 export interface IssuedToken {
@@ -97,25 +102,56 @@ export interface IssuedToken {
   source: TokenSource;
 }
 
-type Served = { held: HeldToken; source: TokenSource };
 export type PrewarmOutcome = 'minted' | 'fresh' | 'busy' | 'cooling-down' | 'static';
-type MintMode = { overrideCooldown?: boolean; freshSecret?: boolean };
-type Want = (t: { expiresAt: number; mintedAt: number; secretVersion: string; fingerprint: string }) => boolean;
 
-const MAX_WAIT_ROUNDS = 1_000;
+/** A connection's health for an admin: nothing secret. */
+export interface ConnectionStatus {
+  connection: string;
+  dialect: string;
+  /** A static credential: derived from the secret, never minted or stored. */
+  static: boolean;
+  token?: {
+    /** Epoch ms. */
+    expiresAt: number;
+    mintedAt: number;
+    mintedBy: string;
+    fingerprint: string;
+    /** A fingerprint of the secret version it was minted with. */
+    secretVersion: string;
+  };
+  cooldown?: { until: number; code: string };
+  lastFailure?: { code: string; at: number; vendorStatus?: number };
+  lease?: { holder: string; until: number };
+}
 
-export function aadFor(t: Omit<StoredToken, 'ciphertext'>): string {
-  return ['tb1', `token#${t.connection}`, t.tokenType, t.expiresAt, t.mintedAt, t.lifetime, t.secretVersion, t.fingerprint].join('|');
+type Served = { held: HeldToken; source: TokenSource };
+type Want = (t: HeldToken) => boolean;
+
+/** How a mint goes: named, so that a call says what it means. */
+interface MintPlan {
+  /** Wait for another instance's mint (callers), or give up at once (pre-warm, refresh ahead). */
+  wait: boolean;
+  /** Past any cooldown (an admin's refresh, a rotation). */
+  ignoreCooldown?: boolean;
+  /** Read the secret past the cache first. */
+  freshSecret?: boolean;
+  /** A caller forces it: bounded to one per forcedMintIntervalMs. */
+  forced?: { minTtl: number };
 }
 
 export class Broker {
   readonly config: BrokerConfig;
   readonly instanceId: string;
   private readonly opts: BrokerOptions;
+  private readonly store: TokenStore;
+  private readonly clock: Clock;
+  private readonly lease: Lease;
+  private readonly cooldowns: Cooldowns;
   private readonly memory = new Map<string, { held: HeldToken; cachedAt: number }>();
-  private readonly inflight = new Map<string, Promise<Served>>();
-  private readonly cooldowns = new Map<string, Cooldown>();
-  private readonly refreshing = new Set<string>();
+  /** The latest mint time this instance has seen stored, per connection: an older item is not served. */
+  private readonly newest = new Map<string, number>();
+  private readonly lookups = new SingleFlight<Served>();
+  private readonly mints = new SingleFlight<Served | undefined>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly metrics: Metrics;
   private readonly log: Logger;
@@ -125,17 +161,22 @@ export class Broker {
     this.config = deps.config;
     this.opts = { ...BROKER_DEFAULTS, ...(deps.options ?? {}) };
     this.instanceId = deps.instanceId ?? randomUUID();
+    this.store = deps.store;
+    this.clock = deps.clock;
     this.metrics = deps.metrics ?? noMetrics;
     this.log = deps.logger ?? noLogger;
     this.random = deps.random ?? Math.random;
+    this.lease = new Lease({
+      store: deps.store,
+      clock: deps.clock,
+      holder: this.instanceId,
+      random: this.random,
+      options: this.opts,
+    });
+    this.cooldowns = new Cooldowns(deps.clock, this.opts);
   }
 
-  /** The connection a caller may use; unknown and forbidden look the same. */
-  authorize(callerArn: string, connectionId: string): Connection {
-    const connection = this.config.byId.get(connectionId);
-    if (!connection || !canUse(callerArn, connection)) throw new ForbiddenError({ context: { connection: connectionId } });
-    return connection;
-  }
+  // ---- getToken: authorize → memory → table → lease → mint → seal → store ------------------------------------
 
   /** A token valid for at least `minTtl` seconds, for a caller allowed to have it. */
   async getToken(callerArn: string, connectionId: string, minTtl = 60): Promise<IssuedToken> {
@@ -146,12 +187,296 @@ export class Broker {
     return this.tokenFor(connection, minTtl);
   }
 
+  /** The connection a caller may use; unknown and forbidden look the same. */
+  authorize(callerArn: string, connectionId: string): Connection {
+    const connection = this.config.byId.get(connectionId);
+    if (!connection || !canUse(callerArn, connection)) throw new ForbiddenError({ context: { connection: connectionId } });
+    return connection;
+  }
+
   /** getToken without the authorization, for the broker's own triggers. */
   async tokenFor(connection: Connection, minTtl = 60): Promise<IssuedToken> {
     const { held, source } = await this.serve(connection, minTtl);
     this.metrics.count('TokensServed', 1, { source });
     return this.issue(connection, held, source);
   }
+
+  private async serve(connection: Connection, minTtl: number): Promise<Served> {
+    const now = this.clock.now();
+    const needUntil = now + (minTtl + this.opts.safetyMarginSeconds) * 1000;
+    const mem = this.memory.get(connection.id);
+    if (mem && now - mem.cachedAt < this.opts.memoryTtlMs && mem.held.expiresAt >= needUntil) {
+      return this.refreshAhead(connection, { held: mem.held, source: 'memory' });
+    }
+    if (connection.dialect.grantType === 'static') return this.fromSecret(connection, {});
+    // Within one instance, concurrent callers share one look at the table (and at most one mint).
+    const served = await this.lookups.run(
+      connection.id,
+      (s) => s.held.expiresAt >= needUntil,
+      () => this.lookUp(connection, needUntil, minTtl),
+    );
+    // Each caller draws on its own, after the shared look: none waits on a refresh another one drew.
+    return served.source === 'table' ? this.refreshAhead(connection, served) : served;
+  }
+
+  private async lookUp(connection: Connection, needUntil: number, minTtl: number): Promise<Served> {
+    const id = connection.id;
+    let stored: StoredToken | undefined;
+    try {
+      stored = (await this.store.read(id)).token;
+    } catch (err) {
+      if (err instanceof StoreUnavailableError) return this.degraded(connection, (t) => t.expiresAt >= needUntil, err);
+      throw err;
+    }
+    const current = await this.open(stored);
+    if (current && current.expiresAt >= needUntil) {
+      this.remember(current);
+      return { held: current, source: 'table' };
+    }
+    const now = this.clock.now();
+    // A token as fresh as this vendor makes would still be too short: minting again would not help.
+    if (current && current.lifetime * 1000 < needUntil - now) throw this.unsatisfiable(connection, current.lifetime, minTtl);
+    // A still-valid token that does not cover min_ttl: this caller forces the mint, which is bounded.
+    const forced = current !== undefined && current.expiresAt > now ? { minTtl } : undefined;
+    if (forced && current) this.checkForcedMint(connection, current, minTtl);
+    this.cooldowns.check(id);
+    const served = await this.mint(connection, (t) => t.expiresAt >= needUntil, { wait: true, ...(forced ? { forced } : {}) });
+    if (!served) throw new VendorTimeoutError(`${id}: no token could be obtained in time`, { context: { connection: id } });
+    if (served.held.expiresAt < needUntil) throw this.unsatisfiable(connection, served.held.lifetime, minTtl);
+    return served;
+  }
+
+  /** Every mint of this instance goes through here: one at a time per connection, then the fleet's lease. */
+  private mint(connection: Connection, want: Want, plan: MintPlan): Promise<Served | undefined> {
+    return this.mints.run(
+      connection.id,
+      (s) => s !== undefined && want(s.held),
+      () => this.mintUnderLease(connection, want, plan),
+    );
+  }
+
+  /**
+   * Takes the connection's lease and mints, or waits for the instance that holds it. Returns undefined only when
+   * the plan does not wait and another instance holds the lease.
+   */
+  private async mintUnderLease(connection: Connection, want: Want, plan: MintPlan): Promise<Served | undefined> {
+    const id = connection.id;
+    const deadline = this.lease.waitDeadline();
+    for (let round = 0; ; round++) {
+      let attempt;
+      try {
+        attempt = await this.lease.acquire(id, plan.ignoreCooldown ? {} : { cooldownCeiling: this.cooldowns.ceiling() });
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) return this.degraded(connection, want, err);
+        throw err;
+      }
+      if (attempt.held) return this.mintAsHolder(connection, attempt.held, want, plan);
+      const cooldown = plan.ignoreCooldown ? undefined : this.cooldowns.adopt(id, attempt.record.failure);
+      const current = await this.open(attempt.record.token);
+      if (current && want(current)) {
+        this.remember(current);
+        return { held: current, source: 'table' };
+      }
+      if (cooldown) throw this.cooldowns.error(cooldown);
+      if (!plan.wait) return undefined;
+      if (round === 0) this.metrics.count('LeaseWaits', 1);
+      if (!(await this.lease.backoff(round, deadline))) break;
+    }
+    throw new VendorTimeoutError(`${id}: another instance is minting a token and did not finish in time`, {
+      retryAfter: 1,
+      context: { connection: id },
+    });
+  }
+
+  private async mintAsHolder(connection: Connection, lease: HeldLease, want: Want, plan: MintPlan): Promise<Served> {
+    const id = connection.id;
+    // Another instance may have stored a token between our look and our lease.
+    const current = await this.open(lease.record.token);
+    if (current && want(current)) {
+      await this.lease.release(lease);
+      this.remember(current);
+      return { held: current, source: 'table' };
+    }
+    let token: { set: TokenSet; secretVersion: string };
+    try {
+      if (plan.forced && current) this.checkForcedMint(connection, current, plan.forced.minTtl);
+      token = await this.exchange(connection, { forceRefresh: plan.freshSecret ?? false });
+    } catch (err) {
+      throw await this.failAsHolder(connection, lease, err);
+    }
+    const now = this.clock.now();
+    // The table refuses a token older than its own: with clocks a little apart, stay above its high-water mark.
+    const mintedAt = Math.max(now, (lease.record.mintedAt ?? 0) + 1);
+    const held = this.toHeld(connection, token.set, token.secretVersion, mintedAt);
+    this.cooldowns.end(id);
+    if (await this.storeAsHolder(lease, held)) this.remember(held);
+    return { held, source: 'vendor' };
+  }
+
+  /** Seals the token and stores it under the lease; true when the table took it. */
+  private async storeAsHolder(lease: HeldLease, held: HeldToken): Promise<boolean> {
+    let kept: boolean;
+    try {
+      kept = await this.lease.store(lease, await sealToken(this.deps.cipher, held));
+    } catch (err) {
+      // The token is good; callers get it, and the next mint stores one.
+      if (!(err instanceof DependencyUnavailableError)) throw err;
+      this.log.warn('a minted token could not be stored', { connection: held.connection, reason: err.message });
+      return false;
+    }
+    if (!kept) {
+      this.metrics.count('StaleWritesRefused', 1);
+      this.log.warn('the lease lapsed during the mint; the table keeps its token', { connection: held.connection });
+      return false;
+    }
+    this.noteNewest(held);
+    return true;
+  }
+
+  /**
+   * After a failed exchange under the lease: a vendor's failure starts a cooldown recorded for every instance
+   * (which also gives the lease back); anything else gives the lease back. Returns the error for the caller.
+   */
+  private async failAsHolder(connection: Connection, lease: HeldLease, err: unknown): Promise<unknown> {
+    const cooldown = this.cooldowns.start(connection.id, err);
+    if (cooldown) {
+      this.metrics.count('Cooldowns', 1);
+      this.log.warn('exchange failed; cooling down', {
+        connection: connection.id,
+        code: cooldown.code,
+        vendorStatus: cooldown.vendorStatus,
+        vendorError: cooldown.vendorError,
+        // Already stripped of every spelling of the secret and cut to 200 characters (exchange.ts).
+        vendorDescription: err instanceof BrokerError ? err.context.vendorDescription : undefined,
+        until: new Date(cooldown.until).toISOString(),
+      });
+      await this.lease.fail(lease, this.cooldowns.record(cooldown)).catch(() => false);
+      return this.cooldowns.error(cooldown, err);
+    }
+    if (err instanceof ConfigurationError) {
+      // Recorded for the status route; a set-up error starts no cooldown: fixing it must take effect at once.
+      await this.lease.fail(lease, { code: err.code, at: this.clock.now() }).catch(() => false);
+    } else {
+      await this.lease.release(lease).catch(() => false);
+    }
+    return err;
+  }
+
+  /** Reads the secret and exchanges it; when the vendor refuses it, reads it again past the cache, once. */
+  private async exchange(
+    connection: Connection,
+    read: { forceRefresh?: boolean },
+  ): Promise<{ set: TokenSet; secretVersion: string }> {
+    const started = performance.now();
+    let secret = await this.secretOf(connection, read);
+    let set: TokenSet;
+    try {
+      set = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
+    } catch (err) {
+      if (!(err instanceof VendorRejectedCredentialsError)) throw this.countFailure(err);
+      const fresh = await this.secretOf(connection, { forceRefresh: true });
+      // The same secret again would only be refused again (and brings a vendor lock-out closer).
+      if (fresh.versionId === secret.versionId) throw this.countFailure(err);
+      secret = fresh;
+      try {
+        set = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
+      } catch (retryErr) {
+        throw this.countFailure(retryErr);
+      }
+    }
+    this.metrics.count('Exchanges', 1);
+    this.metrics.timing('ExchangeLatency', performance.now() - started);
+    this.log.info('minted a token', {
+      connection: connection.id,
+      fingerprint: fingerprint(set.accessToken),
+      expiresAt: new Date(set.expiresAt).toISOString(),
+      secretVersion: secret.versionId,
+    });
+    return { set, secretVersion: secret.versionId };
+  }
+
+  /**
+   * Refresh ahead (XFetch): inside the refreshBefore window, a read draws a refresh with a probability that grows
+   * as expiry nears, so a fleet spreads its refreshes. In-request, the drawing request mints before it answers and
+   * answers the new token (or the current one, if the mint fails or another instance holds the lease); the other
+   * callers are served the current token meanwhile, without waiting.
+   */
+  private async refreshAhead(connection: Connection, served: Served): Promise<Served> {
+    if (!this.drawsRefresh(connection, served.held)) return served;
+    this.metrics.count('RefreshAhead', 1);
+    const mint = this.mint(connection, (t) => t.expiresAt > served.held.expiresAt, { wait: false }).catch((err: unknown) => {
+      this.log.warn('refresh ahead failed', {
+        connection: connection.id,
+        code: err instanceof BrokerError ? err.code : 'internal_error',
+      });
+      return undefined;
+    });
+    if (this.opts.refreshAhead === 'background') {
+      const task = mint.finally(() => this.background.delete(task));
+      this.background.add(task);
+      return served;
+    }
+    return (await mint) ?? served;
+  }
+
+  private drawsRefresh(connection: Connection, held: HeldToken): boolean {
+    const window = connection.refreshBefore * 1000;
+    const left = held.expiresAt - this.clock.now();
+    if (window <= 0 || left > window || this.mints.has(connection.id) || this.cooldowns.active(connection.id)) return false;
+    // In Lambda, a pre-warmed connection is the pre-warm run's to refresh.
+    if (this.opts.refreshAhead === 'in-request' && connection.prewarm) return false;
+    return -Math.log(1 - this.random()) * (window / 4) >= left;
+  }
+
+  /**
+   * The table is unreachable: serve a token this instance holds if it will do; otherwise 503. No exchange happens
+   * without the table, so that an outage of the table never turns into a stampede on the vendor.
+   */
+  private degraded(connection: Connection, want: Want, err: StoreUnavailableError): Served {
+    this.metrics.count('StoreDegraded', 1);
+    this.log.warn('the token table is unreachable; serving without it', { connection: connection.id, reason: err.message });
+    const mem = this.memory.get(connection.id);
+    if (mem && mem.held.expiresAt > this.clock.now() && want(mem.held)) return { held: mem.held, source: 'memory' };
+    throw new DependencyUnavailableError(`${connection.id}: the token table is unavailable and this instance holds no token that will do`, {
+      retryAfter: this.opts.storeRetryAfterSeconds,
+      context: { connection: connection.id },
+      cause: err,
+    });
+  }
+
+  /** A forced mint is refused while the current token is younger than forcedMintIntervalMs. */
+  private checkForcedMint(connection: Connection, current: HeldToken, minTtl: number): void {
+    const wait = current.mintedAt + this.opts.forcedMintIntervalMs - this.clock.now();
+    if (wait <= 0) return;
+    this.metrics.count('ForcedMintsRefused', 1);
+    throw new RateLimitedError(
+      `${connection.id}: a token was minted moments ago and does not cover min_ttl ${minTtl}; another can be minted shortly`,
+      { retryAfter: Math.max(1, Math.ceil(wait / 1000)), context: { connection: connection.id } },
+    );
+  }
+
+  private unsatisfiable(connection: Connection, lifetime: number, minTtl: number): BrokerError {
+    return new InvalidRequestError(
+      `${connection.id}: its tokens live ${lifetime} s, so min_ttl ${minTtl} (plus a ${this.opts.safetyMarginSeconds} s margin) cannot be met`,
+    );
+  }
+
+  private issue(connection: Connection, held: HeldToken, source: TokenSource): IssuedToken {
+    const now = this.clock.now();
+    const left = Math.floor((held.expiresAt - now) / 1000) - this.opts.safetyMarginSeconds;
+    const expiresIn = Math.max(0, Math.min(left, connection.maxTtl));
+    return {
+      connection: connection.id,
+      accessToken: held.accessToken,
+      tokenType: held.tokenType,
+      expiresIn,
+      expiresAt: now + expiresIn * 1000,
+      fingerprint: held.fingerprint,
+      source,
+    };
+  }
+
+  // ---- the other use cases ------------------------------------------------------------------------------------
 
   /** The connections a caller may use: ids and dialects, nothing else. */
   listConnections(callerArn: string): { id: string; dialect: string }[] {
@@ -170,18 +495,22 @@ export class Broker {
     const mem = this.memory.get(id);
     if (mem?.held.fingerprint === fp) this.memory.delete(id);
     if (connection.dialect.grantType === 'static') return false;
-    const { store, clock } = this.deps;
     let current: StoredToken | undefined;
     try {
-      current = await store.getToken(id);
+      current = (await this.store.read(id)).token;
     } catch (err) {
       if (err instanceof StoreUnavailableError) return mem?.held.fingerprint === fp;
       throw err;
     }
     if (!current || current.fingerprint !== fp) return false;
-    const cutoff = clock.now() - this.opts.invalidateMinAgeMs;
-    if (current.mintedAt >= cutoff) throw this.tooSoon(connection, current);
-    const deleted = await store.deleteToken(id, { fingerprint: fp, mintedBefore: cutoff });
+    const cutoff = this.clock.now() - this.opts.invalidateMinAgeMs;
+    if (current.mintedAt >= cutoff) {
+      throw new RateLimitedError(`${id}: its token was minted moments ago; it can be invalidated shortly`, {
+        retryAfter: Math.max(1, Math.ceil((current.mintedAt - cutoff) / 1000)),
+        context: { connection: id },
+      });
+    }
+    const deleted = await this.store.deleteToken(id, { fingerprint: fp, mintedBefore: cutoff });
     if (deleted) {
       this.metrics.count('Invalidations', 1);
       this.log.info('token invalidated', { connection: id, fingerprint: fp });
@@ -189,29 +518,18 @@ export class Broker {
     return deleted;
   }
 
-  private tooSoon(connection: Connection, current: StoredToken): BrokerError {
-    const wait = current.mintedAt + this.opts.invalidateMinAgeMs - this.deps.clock.now();
-    return new RateLimitedError(`${connection.id}: its token was minted moments ago; it can be invalidated shortly`, {
-      retryAfter: Math.max(1, Math.ceil(wait / 1000)),
-      context: { connection: connection.id },
-    });
-  }
-
   /** An admin's "mint a new token now": through the lease, past the cooldown, with the secret read afresh. */
   async refresh(callerArn: string, connectionId: string): Promise<IssuedToken> {
     const connection = this.authorizeAdmin(callerArn, connectionId);
     if (connection.dialect.grantType === 'static') {
-      const { held, source } = await this.staticToken(connection, true);
+      const { held, source } = await this.fromSecret(connection, { freshSecret: true });
       return this.issue(connection, held, source);
     }
-    const started = this.deps.clock.now();
+    const started = this.clock.now();
     // A token another instance mints meanwhile will do; the one in place when the admin asked will not.
-    const previous = await this.deps.store.getToken(connection.id).catch(() => undefined);
+    const previous = (await this.store.read(connection.id).catch(() => ({ token: undefined }))).token;
     const fresh: Want = (t) => t.mintedAt >= started && t.fingerprint !== previous?.fingerprint;
-    const served = await this.mintUnderLease(connection, fresh, true, {
-      overrideCooldown: true,
-      freshSecret: true,
-    });
+    const served = await this.mint(connection, fresh, { wait: true, ignoreCooldown: true, freshSecret: true });
     if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`);
     return this.issue(connection, served.held, served.source);
   }
@@ -234,17 +552,13 @@ export class Broker {
     } catch (err) {
       this.metrics.count('Verifications', 1, { outcome: err instanceof BrokerError ? err.code : 'internal_error' });
       // A pending secret that is missing or lacks keys is the pipeline's to fix: say so as a request error.
-      if (err instanceof ConfigurationError) throw new InvalidRequestError(err.message, { context: { connection: connection.id } });
+      if (err instanceof ConfigurationError) {
+        throw new InvalidRequestError(err.message, { context: { connection: connection.id }, cause: err });
+      }
       throw err;
     }
     this.metrics.count('Verifications', 1, { outcome: 'ok' });
     return { expiresIn: token.lifetime };
-  }
-
-  private authorizeAdmin(callerArn: string, connectionId: string): Connection {
-    const connection = this.config.byId.get(connectionId);
-    if (!connection || !isAdmin(callerArn, this.config)) throw new ForbiddenError({ context: { connection: connectionId } });
-    return connection;
   }
 
   /**
@@ -253,15 +567,14 @@ export class Broker {
    */
   async prewarm(connection: Connection): Promise<PrewarmOutcome> {
     if (connection.dialect.grantType === 'static') return 'static';
-    const { store, clock } = this.deps;
     const window = connection.refreshBefore * 1000;
-    const stored = await store.getToken(connection.id);
-    const left = stored ? stored.expiresAt - clock.now() : 0;
+    const stored = (await this.store.read(connection.id)).token;
+    const left = stored ? stored.expiresAt - this.clock.now() : 0;
     if (stored && left > window) return 'fresh';
     // A token the vendor issues for no longer than the window is replaced only when it expires.
     if (stored && left > 0 && stored.lifetime * 1000 <= window) return 'fresh';
-    if (this.activeCooldown(connection)) return 'cooling-down';
-    const served = await this.mintUnderLease(connection, (t) => t.expiresAt - clock.now() > window, false);
+    if (this.cooldowns.active(connection.id)) return 'cooling-down';
+    const served = await this.mint(connection, (t) => t.expiresAt - this.clock.now() > window, { wait: false });
     if (!served) return 'busy';
     return served.source === 'vendor' ? 'minted' : 'fresh';
   }
@@ -271,236 +584,74 @@ export class Broker {
    * instance's memory; other instances' memory lapses within 30 s) and mint one with the new version. Idempotent.
    */
   async rotate(connection: Connection): Promise<{ evicted: boolean; minted: boolean; secretVersion: string }> {
-    const { store } = this.deps;
     const secret = await this.secretOf(connection, { forceRefresh: true });
     const id = connection.id;
     const mem = this.memory.get(id);
     if (mem && mem.held.secretVersion !== secret.versionId) this.memory.delete(id);
     if (connection.dialect.grantType === 'static') return { evicted: false, minted: false, secretVersion: secret.versionId };
-    const evicted = await store.deleteToken(id, { notSecretVersion: secret.versionId });
-    const current = await store.getToken(id);
-    if (current?.secretVersion === secret.versionId && current.expiresAt > this.deps.clock.now()) {
+    const evicted = await this.store.deleteToken(id, { notSecretVersion: secret.versionId });
+    const current = (await this.store.read(id)).token;
+    if (current?.secretVersion === secret.versionId && current.expiresAt > this.clock.now()) {
       return { evicted, minted: false, secretVersion: secret.versionId };
     }
-    this.cooldowns.delete(id);
-    const served = await this.mintUnderLease(connection, (t) => t.secretVersion === secret.versionId, true, {
-      overrideCooldown: true,
+    this.cooldowns.end(id);
+    const served = await this.mint(connection, (t) => t.secretVersion === secret.versionId, {
+      wait: true,
+      ignoreCooldown: true,
     });
     return { evicted, minted: served?.source === 'vendor', secretVersion: secret.versionId };
   }
 
-  /** Resolves when background refreshes started so far have settled (tests, graceful shutdown). */
+  /** An admin's view of a connection's health, from the table: nothing secret. */
+  async status(callerArn: string, connectionId: string): Promise<ConnectionStatus> {
+    const connection = this.authorizeAdmin(callerArn, connectionId);
+    const base = { connection: connection.id, dialect: connection.dialectName };
+    if (connection.dialect.grantType === 'static') return { ...base, static: true };
+    const record = await this.store.read(connection.id);
+    const status: ConnectionStatus = { ...base, static: false };
+    const t = record.token;
+    if (t) {
+      status.token = {
+        expiresAt: t.expiresAt,
+        mintedAt: t.mintedAt,
+        mintedBy: t.mintedBy,
+        fingerprint: t.fingerprint,
+        secretVersion: fingerprint(t.secretVersion),
+      };
+    }
+    const cooldown = this.cooldowns.fromTable(connection.id, record.failure);
+    if (cooldown) status.cooldown = { until: cooldown.until, code: cooldown.code };
+    const f = record.failure;
+    if (f) status.lastFailure = { code: f.code, at: f.at, ...(f.vendorStatus === undefined ? {} : { vendorStatus: f.vendorStatus }) };
+    const l = record.lease;
+    if (l && l.until > this.clock.now()) status.lease = { holder: l.holder, until: l.until };
+    return status;
+  }
+
+  /** Resolves when background refreshes started so far have settled (the local server's shutdown, tests). */
   async drain(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
-  private issue(connection: Connection, held: HeldToken, source: TokenSource): IssuedToken {
-    const now = this.deps.clock.now();
-    const left = Math.floor((held.expiresAt - now) / 1000) - this.opts.safetyMarginSeconds;
-    const expiresIn = Math.max(0, Math.min(left, connection.maxTtl));
-    return {
-      connection: connection.id,
-      accessToken: held.accessToken,
-      tokenType: held.tokenType,
-      expiresIn,
-      expiresAt: now + expiresIn * 1000,
-      fingerprint: held.fingerprint,
-      source,
-    };
+  /** How many tasks of this broker are still running: after a Lambda handler answers, this must be 0. */
+  pendingWork(): number {
+    return this.background.size + this.lookups.size + this.mints.size;
   }
 
-  private async serve(connection: Connection, minTtl: number): Promise<Served> {
-    const id = connection.id;
-    const now = this.deps.clock.now();
-    const needUntil = now + (minTtl + this.opts.safetyMarginSeconds) * 1000;
-    const mem = this.memory.get(id);
-    if (mem && now - mem.cachedAt < this.opts.memoryTtlMs && mem.held.expiresAt >= needUntil) {
-      this.considerRefresh(connection, mem.held);
-      return { held: mem.held, source: 'memory' };
-    }
-    if (connection.dialect.grantType === 'static') return this.staticToken(connection);
+  // ---- helpers --------------------------------------------------------------------------------------------------
 
-    // Within one instance, concurrent callers share one look-up (and at most one mint).
-    const shared = this.inflight.get(id);
-    if (shared) {
-      const got = await shared;
-      if (got.held.expiresAt >= needUntil) return got;
-    }
-    const own = this.lookUp(connection, needUntil, minTtl).finally(() => {
-      if (this.inflight.get(id) === own) this.inflight.delete(id);
-    });
-    if (!this.inflight.has(id)) this.inflight.set(id, own);
-    return own;
+  private authorizeAdmin(callerArn: string, connectionId: string): Connection {
+    const connection = this.config.byId.get(connectionId);
+    if (!connection || !isAdmin(callerArn, this.config)) throw new ForbiddenError({ context: { connection: connectionId } });
+    return connection;
   }
 
-  private async staticToken(connection: Connection, fresh = false): Promise<Served> {
-    const secret = await this.secretOf(connection, fresh ? { forceRefresh: true } : {});
+  /** A static credential, derived from the secret on each call: never minted, never stored. */
+  private async fromSecret(connection: Connection, read: { freshSecret?: boolean }): Promise<Served> {
+    const secret = await this.secretOf(connection, read.freshSecret ? { forceRefresh: true } : {});
     const token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
-    const held = this.toHeld(connection, token, secret.versionId, this.deps.clock.now());
-    return { held, source: 'secret' };
-  }
-
-  private async lookUp(connection: Connection, needUntil: number, minTtl: number): Promise<Served> {
-    const id = connection.id;
-    let stored: StoredToken | undefined;
-    try {
-      stored = await this.deps.store.getToken(id);
-    } catch (err) {
-      if (err instanceof StoreUnavailableError) return this.degraded(connection, (t) => t.expiresAt >= needUntil, err);
-      throw err;
-    }
-    const now = this.deps.clock.now();
-    if (stored && stored.expiresAt >= needUntil) {
-      const held = await this.open(stored);
-      if (held) {
-        this.remember(held);
-        this.considerRefresh(connection, held);
-        return { held, source: 'table' };
-      }
-    }
-    // A token as fresh as this vendor makes would still be too short: minting again would not help.
-    if (stored && stored.lifetime * 1000 < needUntil - now) throw this.unsatisfiable(connection, stored.lifetime, minTtl);
-    this.checkCooldown(connection);
-    const served = await this.mintUnderLease(connection, (t) => t.expiresAt >= needUntil, true);
-    if (!served) throw new VendorTimeoutError(`${id}: no token could be obtained in time`);
-    if (served.held.expiresAt < needUntil) throw this.unsatisfiable(connection, served.held.lifetime, minTtl);
-    return served;
-  }
-
-  private unsatisfiable(connection: Connection, lifetime: number, minTtl: number): BrokerError {
-    return new InvalidRequestError(
-      `${connection.id}: its tokens live ${lifetime} s, so min_ttl ${minTtl} (plus a ${this.opts.safetyMarginSeconds} s margin) cannot be met`,
-    );
-  }
-
-  /** This instance's record of the connection's cooldown, while it lasts. */
-  private activeCooldown(connection: Connection): Cooldown | undefined {
-    const c = this.cooldowns.get(connection.id);
-    if (c && c.until <= this.deps.clock.now()) this.cooldowns.delete(connection.id);
-    return c && c.until > this.deps.clock.now() ? c : undefined;
-  }
-
-  private checkCooldown(connection: Connection): void {
-    const c = this.activeCooldown(connection);
-    if (c) throw this.cooldownError(connection, c);
-  }
-
-  private cooldownError(connection: Connection, c: Cooldown): BrokerError {
-    const retryAfter = Math.max(1, Math.ceil((c.until - this.deps.clock.now()) / 1000));
-    return errorFromCode(c.code, c.message, retryAfter, { connection: connection.id });
-  }
-
-  /**
-   * Takes the connection's lease and mints, or waits for the instance that holds it. Returns undefined only when
-   * `wait` is false and another instance holds the lease.
-   */
-  private async mintUnderLease(
-    connection: Connection,
-    want: Want,
-    wait: boolean,
-    mode: MintMode = {},
-  ): Promise<Served | undefined> {
-    const id = connection.id;
-    const { clock, store } = this.deps;
-    const deadline = clock.now() + this.opts.maxWaitMs;
-    for (let round = 0; round < MAX_WAIT_ROUNDS; round++) {
-      const now = clock.now();
-      let lease;
-      try {
-        lease = await store.acquireLease(id, this.instanceId, now, now + this.opts.leaseMs, {
-          overrideCooldown: mode.overrideCooldown ?? false,
-        });
-      } catch (err) {
-        if (err instanceof StoreUnavailableError) return this.degraded(connection, want, err);
-        throw err;
-      }
-      if (lease.acquired) return this.mintAsHolder(connection, want, mode);
-      if (lease.cooldown) {
-        this.cooldowns.set(id, lease.cooldown);
-        throw this.cooldownError(connection, lease.cooldown);
-      }
-      if (!wait) return undefined;
-      if (round === 0) this.metrics.count('LeaseWaits', 1);
-      if (clock.now() >= deadline) break;
-      const cap = Math.min(this.opts.waitBackoffCapMs, this.opts.waitBackoffBaseMs * 2 ** Math.min(round, 10));
-      await clock.sleep(cap / 2 + (this.random() * cap) / 2);
-      const stored = await store.getToken(id).catch(() => undefined);
-      if (stored && want(stored)) {
-        const held = await this.open(stored);
-        if (held) {
-          this.remember(held);
-          return { held, source: 'table' };
-        }
-      }
-    }
-    throw new VendorTimeoutError(`${id}: another instance is minting a token and did not finish in time`, {
-      retryAfter: 1,
-      context: { connection: id },
-    });
-  }
-
-  private async mintAsHolder(connection: Connection, want: Want, mode: MintMode): Promise<Served> {
-    const id = connection.id;
-    const { store } = this.deps;
-    try {
-      // Another instance may have stored a token between our look and our lease.
-      const again = await store.getToken(id);
-      if (again && want(again)) {
-        const held = await this.open(again);
-        if (held) {
-          await store.releaseLease(id, this.instanceId);
-          this.remember(held);
-          return { held, source: 'table' };
-        }
-      }
-      const held = await this.exchange(connection, { forceRefresh: mode.freshSecret ?? false });
-      await store.putToken(await this.seal(held));
-      await store.releaseLease(id, this.instanceId);
-      this.cooldowns.delete(id);
-      this.remember(held);
-      return { held, source: 'vendor' };
-    } catch (err) {
-      const cooldown = this.coolDown(connection, err);
-      if (!cooldown) {
-        await store.releaseLease(id, this.instanceId).catch(() => undefined);
-        throw err;
-      }
-      // Recorded on the lease item (which also gives the lease back) so every instance honours it.
-      await store.startCooldown(id, this.instanceId, cooldown).catch(() => undefined);
-      throw this.cooldownError(connection, cooldown);
-    }
-  }
-
-  /** Reads the secret and exchanges it; when the vendor refuses it, reads it again past the cache, once. */
-  private async exchange(connection: Connection, read: { forceRefresh?: boolean } = {}): Promise<HeldToken> {
-    const { clock } = this.deps;
-    const started = performance.now();
-    let secret = await this.secretOf(connection, read);
-    let token: TokenSet;
-    try {
-      token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
-    } catch (err) {
-      if (!(err instanceof VendorRejectedCredentialsError)) throw this.countFailure(err);
-      const fresh = await this.secretOf(connection, { forceRefresh: true });
-      // The same secret again would only be refused again (and brings a vendor lock-out closer).
-      if (fresh.versionId === secret.versionId) throw this.countFailure(err);
-      secret = fresh;
-      try {
-        token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
-      } catch (retryErr) {
-        throw this.countFailure(retryErr);
-      }
-    }
-    this.metrics.count('Exchanges', 1);
-    this.metrics.timing('ExchangeLatency', performance.now() - started);
-    const held = this.toHeld(connection, token, secret.versionId, clock.now());
-    this.log.info('minted a token', {
-      connection: connection.id,
-      fingerprint: held.fingerprint,
-      expiresAt: new Date(held.expiresAt).toISOString(),
-      secretVersion: held.secretVersion,
-    });
-    return held;
+    const now = this.clock.now();
+    return { held: this.toHeld(connection, token, secret.versionId, now), source: 'secret' };
   }
 
   /** The connection's secret; a missing or malformed one is reported with the connection's name. */
@@ -509,7 +660,7 @@ export class Broker {
       return await this.deps.secrets.getSecret(connection.secretId, opts);
     } catch (err) {
       if (err instanceof ConfigurationError && !err.message.startsWith(`${connection.id}: `)) {
-        throw new ConfigurationError(`${connection.id}: ${err.message}`, { context: { connection: connection.id } });
+        throw new ConfigurationError(`${connection.id}: ${err.message}`, { context: { connection: connection.id }, cause: err });
       }
       throw err;
     }
@@ -523,110 +674,54 @@ export class Broker {
     return err;
   }
 
-  private toHeld(connection: Connection, token: TokenSet, secretVersion: string, now: number): HeldToken {
+  private toHeld(connection: Connection, token: TokenSet, secretVersion: string, mintedAt: number): HeldToken {
     return {
       connection: connection.id,
       accessToken: token.accessToken,
       tokenType: token.tokenType,
       expiresAt: token.expiresAt,
-      mintedAt: now,
+      mintedAt,
       lifetime: token.lifetime,
       secretVersion,
       fingerprint: fingerprint(token.accessToken),
+      mintedBy: this.instanceId,
     };
   }
 
-  private async seal(held: HeldToken): Promise<StoredToken> {
-    const { accessToken, ...meta } = held;
-    return { ...meta, ciphertext: await this.deps.cipher.encrypt(accessToken, aadFor(meta)) };
-  }
-
-  /** Decrypts a stored token; a ciphertext that does not belong to its item is refused and treated as absent. */
-  private async open(stored: StoredToken): Promise<HeldToken | undefined> {
-    const { ciphertext, ...meta } = stored;
+  /**
+   * Decrypts a stored token. Treated as absent: a ciphertext that does not belong to its item, and an authentic
+   * item older than one this instance has already seen (an old item put back into the table).
+   */
+  private async open(stored: StoredToken | undefined): Promise<HeldToken | undefined> {
+    if (!stored) return undefined;
+    const newest = this.newest.get(stored.connection);
+    if (newest !== undefined && stored.mintedAt < newest) {
+      this.metrics.count('StaleTokensRefused', 1);
+      this.log.warn('the table holds a token older than one already seen; ignoring it', { connection: stored.connection });
+      return undefined;
+    }
+    let held: HeldToken;
     try {
-      return { ...meta, accessToken: await this.deps.cipher.decrypt(ciphertext, aadFor(meta)) };
+      held = await openToken(this.deps.cipher, stored);
     } catch (err) {
       if (!(err instanceof DecryptionError)) throw err;
       this.metrics.count('DecryptionFailures', 1);
       this.log.error('a stored token failed to decrypt; ignoring it', { connection: stored.connection });
       return undefined;
     }
+    this.noteNewest(held);
+    return held;
+  }
+
+  private noteNewest(held: HeldToken): void {
+    if ((this.newest.get(held.connection) ?? -Infinity) < held.mintedAt) this.newest.set(held.connection, held.mintedAt);
   }
 
   private remember(held: HeldToken): void {
-    this.memory.set(held.connection, { held, cachedAt: this.deps.clock.now() });
-  }
-
-  /**
-   * Refresh ahead (XFetch): inside the refreshBefore window, a read starts a background refresh with a probability
-   * that grows as expiry nears, so a fleet spreads its refreshes instead of all going at the same instant.
-   */
-  private considerRefresh(connection: Connection, held: HeldToken): void {
-    const window = connection.refreshBefore * 1000;
-    const left = held.expiresAt - this.deps.clock.now();
-    if (window <= 0 || left > window || this.refreshing.has(connection.id)) return;
-    if (-Math.log(1 - this.random()) * (window / 4) < left) return;
-    this.refreshing.add(connection.id);
-    const task = this.refreshAhead(connection, held)
-      .catch((err: unknown) =>
-        this.log.warn('refresh ahead failed', {
-          connection: connection.id,
-          code: err instanceof BrokerError ? err.code : 'internal_error',
-        }),
-      )
-      .finally(() => {
-        this.refreshing.delete(connection.id);
-        this.background.delete(task);
-      });
-    this.background.add(task);
-  }
-
-  private async refreshAhead(connection: Connection, current: HeldToken): Promise<void> {
-    if (this.activeCooldown(connection)) return;
-    this.metrics.count('RefreshAhead', 1);
-    await this.mintUnderLease(connection, (t) => t.expiresAt > current.expiresAt, false);
-  }
-
-  /** The table is unreachable: serve what this instance has, else exchange directly (in-process single-flight). */
-  private async degraded(connection: Connection, want: Want, err: StoreUnavailableError): Promise<Served> {
-    this.metrics.count('StoreDegraded', 1);
-    this.log.warn('the token table is unreachable; serving without it', { connection: connection.id, reason: err.message });
-    const mem = this.memory.get(connection.id);
-    if (mem && want(mem.held)) return { held: mem.held, source: 'memory' };
-    this.checkCooldown(connection);
-    try {
-      const held = await this.exchange(connection);
-      this.remember(held);
-      return { held, source: 'vendor' };
-    } catch (e) {
-      const cooldown = this.coolDown(connection, e);
-      throw cooldown ? this.cooldownError(connection, cooldown) : e;
-    }
-  }
-
-  /**
-   * After a failed exchange (or a secret the dialect cannot use), the connection cools down for 30 s or the
-   * vendor's Retry-After when longer. Returns undefined for failures that are not the vendor's or the setup's.
-   */
-  private coolDown(connection: Connection, err: unknown): Cooldown | undefined {
-    if (!(err instanceof BrokerError) || !(err.code.startsWith('vendor_') || err.code === 'misconfigured')) return undefined;
-    const cooldown: Cooldown = {
-      until: this.deps.clock.now() + Math.max(this.opts.cooldownMs, (err.retryAfter ?? 0) * 1000),
-      code: err.code,
-      message: err.message,
-    };
-    this.cooldowns.set(connection.id, cooldown);
-    this.metrics.count('Cooldowns', 1);
-    this.log.warn('exchange failed; cooling down', {
-      connection: connection.id,
-      code: err.code,
-      until: new Date(cooldown.until).toISOString(),
-    });
-    return cooldown;
+    this.memory.set(held.connection, { held, cachedAt: this.clock.now() });
   }
 
   private exchangeOptions(): ExchangeOptions {
-    return { http: this.deps.http, clock: this.deps.clock, random: this.random, ...this.opts.exchange };
+    return { http: this.deps.http, clock: this.clock, random: this.random, ...this.opts.exchange };
   }
 }

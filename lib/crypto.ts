@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Clock } from './clock';
 import { BrokerError } from './errors';
-import type { KeyRing } from './ports';
+import type { HeldToken, KeyRing, StoredToken } from './ports';
 
 // Envelope encryption of tokens: AES-256-GCM under a data key from the key ring (KMS GenerateDataKey in AWS;
 // KMS Encrypt takes 4 KB and tokens reach 50 KB). The additional authenticated data binds a ciphertext to its
@@ -119,6 +119,27 @@ export class TokenCipher {
       this.decrypted.delete(oldest);
     }
   }
+}
+
+/**
+ * What a stored token's ciphertext is bound to: its item and every attribute a reader acts on (expiry, mint time,
+ * secret version, who minted it). Edit any of them in the table and the token no longer decrypts; the mint time
+ * being bound is what lets a reader refuse an authentic but older item put back (see the broker's high-water mark).
+ */
+export function tokenBinding(t: Omit<StoredToken, 'ciphertext'>): string {
+  return ['tb2', `token#${t.connection}`, t.tokenType, t.expiresAt, t.mintedAt, t.lifetime, t.secretVersion, t.fingerprint, t.mintedBy].join('|');
+}
+
+/** A token ready for the table: the token encrypted, bound to its metadata. */
+export async function sealToken(cipher: TokenCipher, held: HeldToken): Promise<StoredToken> {
+  const { accessToken, ...meta } = held;
+  return { ...meta, ciphertext: await cipher.encrypt(accessToken, tokenBinding(meta)) };
+}
+
+/** A stored token decrypted; a DecryptionError when its ciphertext does not belong to this item and metadata. */
+export async function openToken(cipher: TokenCipher, stored: StoredToken): Promise<HeldToken> {
+  const { ciphertext, ...meta } = stored;
+  return { ...meta, accessToken: await cipher.decrypt(ciphertext, tokenBinding(meta)) };
 }
 
 /** The local stand-in for KMS: data keys wrapped with AES-256-GCM under one local master key. */

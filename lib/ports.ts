@@ -6,55 +6,100 @@ export { type Clock } from './clock';
 /** A token as the table keeps it: metadata in the clear, the token itself only as ciphertext. */
 export interface StoredToken {
   connection: string;
-  /** Envelope ciphertext (crypto.ts), bound to this item and its metadata. */
+  /** Envelope ciphertext (crypto.ts), bound to this item and all the metadata below. */
   ciphertext: Uint8Array;
   tokenType: string;
   /** Epoch ms when the vendor stops accepting it. */
   expiresAt: number;
-  /** Epoch ms when it was minted. */
+  /** Epoch ms when it was minted; the table refuses a token minted before the one it holds. */
   mintedAt: number;
   /** Seconds it was issued for. */
   lifetime: number;
   /** The secret version (Secrets Manager VersionId) it was minted with. */
   secretVersion: string;
   fingerprint: string;
+  /** The broker instance that minted it (shown by the status route). */
+  mintedBy: string;
 }
+
+/** A token in the broker's hands: the stored metadata with the token itself, decrypted. */
+export type HeldToken = Omit<StoredToken, 'ciphertext'> & { accessToken: string };
 
 export type TokenMatch = { fingerprint: string; mintedBefore?: number } | { notSecretVersion: string };
 
-export interface Cooldown {
-  /** Epoch ms. */
-  until: number;
+/** A failed exchange as the table records it for every instance: codes and numbers, never the vendor's text. */
+export interface RecordedFailure {
+  /** A problem code (vendor_* or misconfigured). */
   code: string;
-  message: string;
+  /** The vendor's HTTP status, when it answered. */
+  vendorStatus?: number;
+  /** The RFC 6749 5.2 error code the vendor sent, when it sent one of them. */
+  vendorError?: string;
+  /** Epoch ms. */
+  at: number;
+  /** Epoch ms until which the connection cools down; absent when the failure starts no cooldown. */
+  coolUntil?: number;
 }
 
-export type LeaseResult = { acquired: true } | { acquired: false; cooldown?: Cooldown };
+/** Who holds a connection's mint lease. */
+export interface LeaseHold {
+  /** The fencing token: unique to one acquisition; every write that depends on the lease names it. */
+  fence: string;
+  /** The broker instance that took it. */
+  holder: string;
+  /** Epoch ms (the holder's clock): past it, another instance may take the lease over. */
+  until: number;
+}
 
+/** Everything the table knows about one connection, from one consistent read. */
+export interface ConnectionRecord {
+  token?: StoredToken;
+  /** The latest mint time ever stored (kept when a token is deleted): no token minted earlier is accepted. */
+  mintedAt?: number;
+  lease?: LeaseHold;
+  failure?: RecordedFailure;
+}
+
+export interface LeaseClaim {
+  fence: string;
+  holder: string;
+  /** This instance's clock: a lease whose `until` is before it has lapsed. */
+  now: number;
+  until: number;
+  /**
+   * Honour a recorded cooldown only when it ends after `now` and no later than this (a cooldown beyond it was not
+   * written by a broker, and is ignored). Absent: take the lease whatever the cooldown (admin refresh, rotation).
+   */
+  cooldownCeiling?: number;
+}
+
+export type LeaseOutcome = { acquired: boolean; record: ConnectionRecord };
+
+/**
+ * The token table (DynamoDB in AWS, memory-store.ts in tests and simulations). Both pass the same contract tests
+ * (test/store-contract.ts). Every write that depends on the lease is conditioned on its fencing token.
+ */
 export interface TokenStore {
-  getToken(connection: string): Promise<StoredToken | undefined>;
-  /** Writes the token unless the table already holds one minted later. */
-  putToken(token: StoredToken): Promise<void>;
+  read(connection: string): Promise<ConnectionRecord>;
+  /**
+   * Takes the lease when nobody holds a live one and no honoured cooldown runs. Either way returns the record as
+   * it is after the attempt.
+   */
+  acquireLease(connection: string, claim: LeaseClaim): Promise<LeaseOutcome>;
+  /**
+   * Stores the token and gives the lease back, in one write, if `fence` still holds the lease and the token was
+   * minted after every token stored before. False when refused (the lease was lost, or the token is older).
+   */
+  putToken(token: StoredToken, fence: string): Promise<boolean>;
+  /** Records a failed exchange (and its cooldown) and gives the lease back, if `fence` still holds it. */
+  recordFailure(connection: string, fence: string, failure: RecordedFailure): Promise<boolean>;
+  /** Gives the lease back, if `fence` still holds it. */
+  releaseLease(connection: string, fence: string): Promise<boolean>;
   /**
    * Deletes the token if it still matches: the same fingerprint (and minted before `mintedBefore`, when given), or
-   * minted with any other secret version. True if deleted.
+   * minted with any other secret version. The mint time stays as the high-water mark. True if deleted.
    */
   deleteToken(connection: string, match: TokenMatch): Promise<boolean>;
-  /**
-   * Takes the connection's mint lease if nobody holds a live one and it is not cooling down (an admin's refresh
-   * may override the cooldown).
-   */
-  acquireLease(
-    connection: string,
-    owner: string,
-    now: number,
-    until: number,
-    opts?: { overrideCooldown?: boolean },
-  ): Promise<LeaseResult>;
-  /** Gives the lease back (only the owner's lease is removed). */
-  releaseLease(connection: string, owner: string): Promise<void>;
-  /** Gives the lease back and records a cooldown every instance will honour. */
-  startCooldown(connection: string, owner: string, cooldown: Cooldown): Promise<void>;
 }
 
 export interface SecretValue {

@@ -1,6 +1,5 @@
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DynamoTokenStore } from '../lib/adapters/dynamodb';
 import { ManualClock, systemClock } from '../lib/clock';
 import type { ConnectionInput } from '../lib/config';
 import { BrokerError } from '../lib/errors';
@@ -20,6 +19,11 @@ afterEach(async () => {
   await world?.close();
   world = undefined;
 });
+
+/** Another instance's claim on a lease, as a test plants it. */
+function holding(holder: string, now: number, forMs: number) {
+  return { fence: `${holder}-fence`, holder, now, until: now + forMs };
+}
 
 function conn(vendor: SandboxVendor, kind: VendorKind, extra: Partial<ConnectionInput> = {}) {
   return vendorConnectionInput(vendor, kind, { id: kind, ...extra });
@@ -178,8 +182,8 @@ describe('single-flight', () => {
   it('takes the lease over when its holder died mid-exchange, once the lease has expired', async () => {
     const clock = new ManualClock(T0, true);
     const w = await worldOf(clock);
-    const store = w.table.store as DynamoTokenStore;
-    expect(await store.acquireLease('jwt', 'dead-instance', clock.now(), clock.now() + 15_000)).toEqual({ acquired: true });
+    const held = await w.table.store.acquireLease('jwt', holding('dead-instance', clock.now(), 15_000));
+    expect(held.acquired).toBe(true);
     const metrics = new RecordingMetrics();
     const start = clock.now();
     const t = await w.broker({ metrics }).getToken(CALLER, 'jwt');
@@ -193,8 +197,7 @@ describe('single-flight', () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock, { refreshBefore: 0 });
     const first = await w.broker().getToken(CALLER, 'jwt', 0);
-    const store = w.table.store as DynamoTokenStore;
-    await store.acquireLease('jwt', 'busy-instance', clock.now(), clock.now() + 15_000);
+    await w.table.store.acquireLease('jwt', holding('busy-instance', clock.now(), 15_000));
     clock.advance(200_000);
     const t = await w.broker().getToken(CALLER, 'jwt', 60);
     expect(t).toMatchObject({ source: 'table', accessToken: first.accessToken });
@@ -204,10 +207,131 @@ describe('single-flight', () => {
   it('gives up with vendor_timeout when the lease holder neither finishes nor lets its lease lapse in time', async () => {
     const clock = new ManualClock(T0, true);
     const w = await worldOf(clock);
-    const store = w.table.store as DynamoTokenStore;
-    await store.acquireLease('jwt', 'slow-instance', clock.now(), clock.now() + 3_600_000);
+    await w.table.store.acquireLease('jwt', holding('slow-instance', clock.now(), 3_600_000));
     await expectCode(w.broker().getToken(CALLER, 'jwt'), 'vendor_timeout');
     expect(w.vendor.received()).toBe(0);
+  });
+});
+
+describe('the fenced lease', () => {
+  /** Waits (in real time, bounded) for something another task does. */
+  async function until(done: () => boolean): Promise<void> {
+    for (let i = 0; i < 500 && !done(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(done()).toBe(true);
+  }
+
+  function answerLater(w: World) {
+    let answer: ((status: number, body: unknown) => void) | undefined;
+    w.vendor.override((_req, res) => {
+      answer = (status, body) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+    }, 'digitaleo');
+    return (status: number, body: unknown) => answer?.(status, body);
+  }
+
+  it('a holder whose lease lapsed mid-exchange (a frozen Lambda) stores nothing when it resumes', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const answer = answerLater(w);
+    const frozen = w.broker().getToken(CALLER, 'digitaleo');
+    await until(() => w.vendor.received('digitaleo') === 1);
+    clock.advance(16_000); // its lease lapses while it is frozen
+    const fresh = await w.broker().getToken(CALLER, 'digitaleo');
+    expect(fresh.source).toBe('vendor');
+    answer(200, { access_token: 'late-token-from-a-frozen-instance', token_type: 'Bearer', expires_in: 300 });
+    expect((await frozen).accessToken).toBe('late-token-from-a-frozen-instance');
+    const record = await w.table.store.read('digitaleo');
+    expect(record.token?.fingerprint).toBe(fresh.fingerprint);
+    expect(record.lease).toBeUndefined();
+    expect((await w.broker().getToken(CALLER, 'digitaleo')).accessToken).toBe(fresh.accessToken);
+  });
+
+  it('a holder whose lease lapsed records no cooldown for the fleet when its late exchange fails', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 });
+    const answer = answerLater(w);
+    const frozen = w.broker({ options: { exchange: { retries: 0 } } }).getToken(CALLER, 'digitaleo');
+    await until(() => w.vendor.received('digitaleo') === 1);
+    clock.advance(16_000);
+    const fresh = await w.broker().getToken(CALLER, 'digitaleo', 0);
+    answer(503, { error: 'temporarily_unavailable' });
+    await expectCode(frozen, 'vendor_unavailable');
+    expect((await w.table.store.read('digitaleo')).failure).toBeUndefined();
+    // Another instance needing a new token mints one: no cooldown stands in its way.
+    clock.advance(240_000);
+    const next = await w.broker().getToken(CALLER, 'digitaleo', 120);
+    expect(next).toMatchObject({ source: 'vendor' });
+    expect(next.accessToken).not.toBe(fresh.accessToken);
+  });
+
+  it("one instance's background refresh and foreground mint share one exchange (the lease is not re-entrant)", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120 });
+    const b = w.broker({ random: () => 0.999, options: { refreshAhead: 'background' } });
+    await b.getToken(CALLER, 'jwt', 0);
+    clock.advance(200_000); // 100 s left: inside the window
+    await b.getToken(CALLER, 'jwt', 0); // starts the refresh
+    const forced = await b.getToken(CALLER, 'jwt', 150); // needs more than what is left
+    await b.drain();
+    expect(forced.source).toBe('vendor');
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    expect((await w.table.store.read('jwt')).token?.fingerprint).toBe(forced.fingerprint);
+  });
+});
+
+describe('forced mints', () => {
+  it('50 requests with min_ttl=3590 on 3600 s tokens cause one forced exchange per 10 s, the rest 429 with Retry-After', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, {}, 3600);
+    const brokers = [w.broker(), w.broker(), w.broker()];
+    await brokers[0]!.getToken(CALLER, 'digitaleo');
+    const outcomes: (string | number)[] = [];
+    for (let i = 0; i < 50; i++) {
+      clock.advance(200);
+      try {
+        outcomes.push((await brokers[i % 3]!.getToken(CALLER, 'digitaleo', 3590)).source);
+      } catch (err) {
+        const e = err as BrokerError;
+        expect(e.code).toBe('rate_limited');
+        expect(e.retryAfter).toBeGreaterThanOrEqual(1);
+        expect(e.retryAfter).toBeLessThanOrEqual(10);
+        outcomes.push(e.status);
+      }
+    }
+    // 10 s of requests: the first token, then one forced mint once it is 10 s old.
+    expect(w.vendor.exchanges('digitaleo')).toBe(2);
+    expect(outcomes.filter((o) => o === 429).length).toBe(49);
+    expect(outcomes.filter((o) => o === 'vendor')).toHaveLength(1);
+  });
+
+  it('serves the token minted moments ago when it satisfies the request', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 }, 300);
+    const a = w.broker();
+    await a.getToken(CALLER, 'jwt', 0);
+    clock.advance(250_000); // 50 s left
+    const forced = await w.broker().getToken(CALLER, 'jwt', 200);
+    expect(forced.source).toBe('vendor');
+    clock.advance(1_000);
+    const next = await w.broker().getToken(CALLER, 'jwt', 200);
+    expect(next).toMatchObject({ source: 'table', accessToken: forced.accessToken });
+    await expectCode(w.broker().getToken(CALLER, 'jwt', 290), 'rate_limited');
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+  });
+
+  it("an admin's refresh is not bounded", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, {}, 3600);
+    const admin = 'arn:aws:iam::111111111111:role/admin';
+    const b = w.broker({ config: { ...w.config, admins: [admin] } });
+    await b.getToken(CALLER, 'jwt');
+    for (let i = 0; i < 3; i++) {
+      clock.advance(100);
+      await b.refresh(admin, 'jwt');
+    }
+    expect(w.vendor.exchanges('jwt')).toBe(4);
   });
 });
 
@@ -288,7 +412,7 @@ describe('secrets', () => {
     const w = await worldOf(clock, { refreshBefore: 0 });
     const b = w.broker();
     await b.getToken(CALLER, 'digitaleo', 0);
-    const before = (await w.table.store.getToken('digitaleo'))?.secretVersion;
+    const before = (await w.table.store.read('digitaleo')).token?.secretVersion;
     // The central rotation changes the secret and the vendor at once; this instance's cache still has the old one.
     const rotated = { client_id: 'demo-digitaleo-client', client_secret: 'rotated-secret-value' };
     w.vendor.setAccount('digitaleo', rotated);
@@ -296,7 +420,7 @@ describe('secrets', () => {
     clock.advance(250_000); // 50 s left: a new token is due, while the cached secret (5 min) is still the old one
     const t = await b.getToken(CALLER, 'digitaleo', 60);
     expect(t.source).toBe('vendor');
-    const after = (await w.table.store.getToken('digitaleo'))?.secretVersion;
+    const after = (await w.table.store.read('digitaleo')).token?.secretVersion;
     expect(after).not.toBe(before);
     expect(w.vendor.received('digitaleo')).toBe(3); // ok, refused (old secret), ok (new secret)
   });
@@ -362,7 +486,7 @@ describe('encryption at rest', () => {
 });
 
 describe('refresh ahead', () => {
-  it('a read inside refreshBefore refreshes in the background while the caller gets the valid token', async () => {
+  it('in a request (Lambda): the drawing request mints before it answers; a concurrent caller is served the current token', async () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock, { refreshBefore: 120 });
     const metrics = new RecordingMetrics();
@@ -370,16 +494,60 @@ describe('refresh ahead', () => {
     const first = await b.getToken(CALLER, 'jwt', 0);
     clock.advance(100_000); // 200 s left: outside the window
     await b.getToken(CALLER, 'jwt', 0);
-    await b.drain();
     expect(w.vendor.exchanges('jwt')).toBe(1);
     clock.advance(100_000); // 100 s left: inside
+    const both = await Promise.all([b.getToken(CALLER, 'jwt', 0), b.getToken(CALLER, 'jwt', 0)]);
+    const drawing = both.find((t) => t.source === 'vendor');
+    const concurrent = both.find((t) => t !== drawing);
+    expect(drawing?.accessToken).not.toBe(first.accessToken);
+    expect(concurrent?.accessToken).toBe(first.accessToken);
+    expect(b.pendingWork()).toBe(0);
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    expect(metrics.get('RefreshAhead')).toBe(1);
+  });
+
+  it('in a request, a failed refresh still answers the current token', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120 });
+    const b = w.broker({ random: () => 0.999, options: { exchange: { retries: 0 } } });
+    const first = await b.getToken(CALLER, 'jwt', 0);
+    w.vendor.fail('jwt', (_req, res) => {
+      res.writeHead(503);
+      res.end();
+    });
+    clock.advance(200_000);
+    expect((await b.getToken(CALLER, 'jwt', 0)).accessToken).toBe(first.accessToken);
+    expect(w.vendor.received('jwt')).toBe(2);
+  });
+
+  it('leaves a pre-warmed connection to the pre-warm run in Lambda, and refreshes it in the background locally', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120, prewarm: true });
+    const lambda = w.broker({ random: () => 0.999 });
+    await lambda.getToken(CALLER, 'jwt', 0);
+    clock.advance(200_000);
+    await lambda.getToken(CALLER, 'jwt', 0);
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+    const local = w.broker({ random: () => 0.999, options: { refreshAhead: 'background' } });
+    const during = await local.getToken(CALLER, 'jwt', 0);
+    expect(during.source).toBe('table');
+    expect(local.pendingWork()).toBeGreaterThan(0);
+    await local.drain();
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    expect((await local.getToken(CALLER, 'jwt', 0)).accessToken).not.toBe(during.accessToken);
+  });
+
+  it('in the background (local server): the caller gets the valid token while the refresh runs', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120 });
+    const b = w.broker({ random: () => 0.999, options: { refreshAhead: 'background' } });
+    const first = await b.getToken(CALLER, 'jwt', 0);
+    clock.advance(200_000); // 100 s left: inside
     const during = await b.getToken(CALLER, 'jwt', 0);
     expect(during.accessToken).toBe(first.accessToken);
     await b.drain();
     expect(w.vendor.exchanges('jwt')).toBe(2);
-    const after = await b.getToken(CALLER, 'jwt', 0);
-    expect(after.accessToken).not.toBe(first.accessToken);
-    expect(metrics.get('RefreshAhead')).toBe(1);
+    expect((await b.getToken(CALLER, 'jwt', 0)).accessToken).not.toBe(first.accessToken);
   });
 
   it('spreads refreshes: early in the window a read rarely refreshes', async () => {
@@ -414,7 +582,7 @@ describe('refresh ahead', () => {
 });
 
 describe('degraded mode', () => {
-  it('serves from memory, then exchanges directly with in-process single-flight, when the table is gone', async () => {
+  it('serves a valid token from memory when the table is gone; without one, 503 service_unavailable and no exchange', async () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock);
     const metrics = new RecordingMetrics();
@@ -427,9 +595,12 @@ describe('degraded mode', () => {
     expect(metrics.get('StoreDegraded')).toBe(1);
 
     const b = w.broker({ metrics });
-    const direct = await Promise.all(Array.from({ length: 20 }, () => b.getToken(CALLER, 'jwt')));
-    expect(new Set(direct.map((t) => t.accessToken)).size).toBe(1);
-    expect(direct[0]?.source).toBe('vendor');
-    expect(w.vendor.exchanges('jwt')).toBe(2);
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => b.getToken(CALLER, 'jwt')));
+    for (const o of outcomes) {
+      const err = (o as PromiseRejectedResult).reason as BrokerError;
+      expect(err.code).toBe('service_unavailable');
+      expect(err.retryAfter).toBe(5);
+    }
+    expect(w.vendor.exchanges('jwt')).toBe(1);
   });
 });

@@ -77,7 +77,7 @@ describe('vendor faults, through the broker', () => {
     world.vendor.fail('jwt', fault);
 
     await expectCode(b.getToken(CALLER, 'jwt', 120), code);
-    expect((await world.table.store.getToken('jwt'))?.fingerprint).toBe(good.fingerprint);
+    expect((await world.table.store.read('jwt')).token?.fingerprint).toBe(good.fingerprint);
     const received = world.vendor.received('jwt');
 
     // The cooldown: the same answer without another vendor call, from this instance and any other.
@@ -112,9 +112,10 @@ describe('DynamoDB faults', () => {
         new Broker({ config, store, secrets, cipher: new TokenCipher(keyRing, systemClock), clock: systemClock, http: nodeHttpClient, metrics, options: { memoryTtlMs: 0 } });
       const first = await make().getToken(CALLER, 'jwt');
       await db.close();
-      // The table is gone: a new instance exchanges directly; nothing throws.
-      const during = await make().getToken(CALLER, 'jwt');
-      expect(during.source).toBe('vendor');
+      // The table is gone: an instance holding no token answers 503 with Retry-After, and calls no vendor.
+      const during = await expectCode(make().getToken(CALLER, 'jwt'), 'service_unavailable');
+      expect(during.retryAfter).toBeGreaterThanOrEqual(1);
+      expect(vendor.exchanges('jwt')).toBe(1);
       expect(metrics.get('StoreDegraded')).toBeGreaterThanOrEqual(1);
       db = await startDynalite({ path: join(dir, 'db'), port });
       const after = await make().getToken(CALLER, 'jwt');
@@ -126,7 +127,7 @@ describe('DynamoDB faults', () => {
     }
   });
 
-  it('throttling errors from DynamoDB degrade to direct exchanges with in-process single-flight', async () => {
+  it('throttling errors from DynamoDB: 503 with Retry-After, and no exchange that would bypass the lease', async () => {
     const clock = new ManualClock('2026-11-23T10:00:00.000Z');
     world = await startWorld(clock, (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt' })], {}, (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }));
     const throttled = new DynamoTokenStore(
@@ -139,15 +140,15 @@ describe('DynamoDB faults', () => {
     );
     const metrics = new RecordingMetrics();
     const b = world.broker({ store: throttled, metrics });
-    const tokens = await Promise.all(Array.from({ length: 50 }, () => b.getToken(CALLER, 'jwt')));
-    expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
-    expect(world.vendor.exchanges('jwt')).toBe(1);
+    const outcomes = await Promise.allSettled(Array.from({ length: 50 }, () => b.getToken(CALLER, 'jwt')));
+    for (const o of outcomes) expect((o as PromiseRejectedResult).reason).toMatchObject({ code: 'service_unavailable', retryAfter: 5 });
+    expect(world.vendor.received('jwt')).toBe(0);
     expect(metrics.get('StoreDegraded')).toBeGreaterThanOrEqual(1);
   });
 });
 
 describe('a failing vendor while the table is unreachable', () => {
-  it('cools down in-process: one vendor attempt, then the same error with Retry-After', async () => {
+  it('is not called at all: without the table there is no exchange, so no cooldown either', async () => {
     const clock = new ManualClock('2026-11-23T10:00:00.000Z');
     world = await startWorld(clock, (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt' })], {}, (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }));
     const unreachable = new DynamoTokenStore(
@@ -157,11 +158,10 @@ describe('a failing vendor while the table is unreachable', () => {
     world.vendor.fail('jwt', status(503));
     const metrics = new RecordingMetrics();
     const b = world.broker({ store: unreachable, metrics, options: { exchange: { retries: 0 } } });
-    await expectCode(b.getToken(CALLER, 'jwt'), 'vendor_unavailable');
-    const again = await expectCode(b.getToken(CALLER, 'jwt'), 'vendor_unavailable');
-    expect(again.retryAfter).toBe(30);
-    expect(world.vendor.received('jwt')).toBe(1);
-    expect(metrics.get('Cooldowns')).toBe(1);
+    await expectCode(b.getToken(CALLER, 'jwt'), 'service_unavailable');
+    await expectCode(b.getToken(CALLER, 'jwt'), 'service_unavailable');
+    expect(world.vendor.received('jwt')).toBe(0);
+    expect(metrics.get('Cooldowns')).toBe(0);
   });
 });
 

@@ -1,11 +1,9 @@
 import {
   ConditionalCheckFailedException,
   CreateTableCommand,
-  DeleteItemCommand,
   DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
-  PutItemCommand,
   ResourceNotFoundException,
   UpdateItemCommand,
   UpdateTimeToLiveCommand,
@@ -14,25 +12,38 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { StoreUnavailableError } from '../errors';
-import type { Cooldown, LeaseResult, StoredToken, TokenMatch, TokenStore } from '../ports';
+import type {
+  ConnectionRecord,
+  LeaseClaim,
+  LeaseOutcome,
+  RecordedFailure,
+  StoredToken,
+  TokenMatch,
+  TokenStore,
+} from '../ports';
 
-// The token table. One table, one string hash key `pk`:
-//   token#<connection>   the current token: ciphertext + metadata, `ttl` from its expiry
-//   lease#<connection>   who is minting (owner, leaseUntil) and any cooldown after a failure
-// Every item has a numeric `ttl` (epoch seconds) so DynamoDB deletes it; reads check expiry themselves since
-// that deletion may come up to two days late.
+// The token table. One table, one string hash key `pk`, one item per connection, `token#<connection>`, holding:
+//   the current token   ct (ciphertext), tokenType, expiresAt, mintedAt, lifetime, secretVersion, fingerprint, mintedBy
+//   its mint lease      fence (one per acquisition), leaseHolder, leaseUntil
+//   the last failure    failureCode, failureStatus, failureError, failedAt, coolUntil (the cooldown)
+// One item, so that storing a token can be conditioned on the lease in one write (there are no transactions in
+// dynalite, and none are needed). `ttl` (epoch seconds) lets DynamoDB delete the item; reads check expiry
+// themselves since that deletion may come up to two days late.
 
 export const TABLE_KEY = 'pk';
 export const TTL_ATTRIBUTE = 'ttl';
 /** Expired tokens stay a little (for forensics, and so a late reader sees "expired", not "never minted"). */
 const TOKEN_TTL_GRACE_SECONDS = 3600;
+/** An item whose lease or failure is written lives at least this long after the write. */
+const RECORD_TTL_SECONDS = 86_400;
+const TOKEN_ATTRIBUTES = ['ct', 'tokenType', 'expiresAt', 'lifetime', 'secretVersion', 'fingerprint', 'mintedBy'];
+const LEASE_ATTRIBUTES = ['fence', 'leaseHolder', 'leaseUntil'];
 
 // The low-level client with hand-written attribute values: the items are small and fixed, and skipping the
 // document client's marshalling (and its module) keeps both the hot path and the cold start short.
 const S = (v: string): AttributeValue => ({ S: v });
 const N = (v: number): AttributeValue => ({ N: String(v) });
-const tokenKey = (c: string) => ({ [TABLE_KEY]: S(`token#${c}`) });
-const leaseKey = (c: string) => ({ [TABLE_KEY]: S(`lease#${c}`) });
+const itemKey = (c: string) => ({ [TABLE_KEY]: S(`token#${c}`) });
 const num = (a: AttributeValue | undefined) => (a?.N === undefined ? undefined : Number(a.N));
 const str = (a: AttributeValue | undefined) => a?.S ?? '';
 
@@ -46,6 +57,70 @@ function isConditionFailure(err: unknown): boolean {
     err instanceof ConditionalCheckFailedException ||
     (err as { name?: string }).name === 'ConditionalCheckFailedException'
   );
+}
+
+/**
+ * An UpdateItem's expressions from plain parts: every attribute is named through `#name` (several of ours, such
+ * as `connection` and `ttl`, are DynamoDB reserved words).
+ */
+function updateOf(parts: {
+  set?: Record<string, AttributeValue>;
+  remove?: string[];
+  condition: string;
+  values?: Record<string, AttributeValue>;
+}) {
+  const set = Object.entries(parts.set ?? {});
+  const clauses = [
+    ...(set.length ? [`SET ${set.map(([k]) => `#${k} = :set_${k}`).join(', ')}`] : []),
+    ...(parts.remove?.length ? [`REMOVE ${parts.remove.map((k) => `#${k}`).join(', ')}`] : []),
+  ];
+  const names = new Set([...set.map(([k]) => k), ...(parts.remove ?? [])]);
+  for (const m of parts.condition.matchAll(/#(\w+)/g)) names.add(m[1]!);
+  return {
+    UpdateExpression: clauses.join(' '),
+    ConditionExpression: parts.condition,
+    ExpressionAttributeNames: Object.fromEntries([...names].map((n) => [`#${n}`, n])),
+    ExpressionAttributeValues: {
+      ...Object.fromEntries(set.map(([k, v]) => [`:set_${k}`, v])),
+      ...(parts.values ?? {}),
+    },
+  };
+}
+
+function recordOf(connection: string, item: Record<string, AttributeValue> | undefined): ConnectionRecord {
+  if (!item) return {};
+  const record: ConnectionRecord = {};
+  const mintedAt = num(item.mintedAt);
+  if (mintedAt !== undefined) record.mintedAt = mintedAt;
+  const expiresAt = num(item.expiresAt);
+  if (expiresAt !== undefined && item.ct?.B) {
+    record.token = {
+      connection,
+      ciphertext: item.ct.B,
+      tokenType: str(item.tokenType),
+      expiresAt,
+      mintedAt: mintedAt ?? 0,
+      lifetime: num(item.lifetime) ?? 0,
+      secretVersion: str(item.secretVersion),
+      fingerprint: str(item.fingerprint),
+      mintedBy: str(item.mintedBy),
+    };
+  }
+  const leaseUntil = num(item.leaseUntil);
+  if (item.fence?.S && leaseUntil !== undefined) {
+    record.lease = { fence: item.fence.S, holder: str(item.leaseHolder), until: leaseUntil };
+  }
+  const failedAt = num(item.failedAt);
+  if (item.failureCode?.S && failedAt !== undefined) {
+    const failure: RecordedFailure = { code: item.failureCode.S, at: failedAt };
+    const status = num(item.failureStatus);
+    if (status !== undefined) failure.vendorStatus = status;
+    if (item.failureError?.S) failure.vendorError = item.failureError.S;
+    const coolUntil = num(item.coolUntil);
+    if (coolUntil !== undefined) failure.coolUntil = coolUntil;
+    record.failure = failure;
+  }
+  return record;
 }
 
 export class DynamoTokenStore implements TokenStore {
@@ -66,74 +141,11 @@ export class DynamoTokenStore implements TokenStore {
     }
   }
 
-  async getToken(connection: string): Promise<StoredToken | undefined> {
-    const out = await this.call('read a token', (abortSignal) =>
-      this.client.send(new GetItemCommand({ TableName: this.table, Key: tokenKey(connection), ConsistentRead: true }), { abortSignal }),
-    );
-    const item = out.Item;
-    const expiresAt = num(item?.expiresAt);
-    if (!item || expiresAt === undefined || !item.ct?.B) return undefined;
-    return {
-      connection,
-      ciphertext: item.ct.B,
-      tokenType: str(item.tokenType),
-      expiresAt,
-      mintedAt: num(item.mintedAt) ?? 0,
-      lifetime: num(item.lifetime) ?? 0,
-      secretVersion: str(item.secretVersion),
-      fingerprint: str(item.fingerprint),
-    };
-  }
-
-  async putToken(t: StoredToken): Promise<void> {
+  /** An UpdateItem that answers false when its condition does not hold. */
+  private async conditional(what: string, connection: string, parts: Parameters<typeof updateOf>[0]): Promise<boolean> {
     try {
-      await this.call('write a token', (abortSignal) =>
-        this.client.send(
-          new PutItemCommand({
-            TableName: this.table,
-            Item: {
-              ...tokenKey(t.connection),
-              connection: S(t.connection),
-              ct: { B: t.ciphertext },
-              tokenType: S(t.tokenType),
-              expiresAt: N(t.expiresAt),
-              mintedAt: N(t.mintedAt),
-              lifetime: N(t.lifetime),
-              secretVersion: S(t.secretVersion),
-              fingerprint: S(t.fingerprint),
-              [TTL_ATTRIBUTE]: N(Math.ceil(t.expiresAt / 1000) + TOKEN_TTL_GRACE_SECONDS),
-            },
-            // A holder whose lease lapsed must not overwrite a token minted after its own.
-            ConditionExpression: 'attribute_not_exists(#pk) OR mintedAt <= :mintedAt',
-            ExpressionAttributeNames: { '#pk': TABLE_KEY },
-            ExpressionAttributeValues: { ':mintedAt': N(t.mintedAt) },
-          }),
-          { abortSignal },
-        ),
-      );
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-    }
-  }
-
-  async deleteToken(connection: string, match: TokenMatch): Promise<boolean> {
-    const condition =
-      'fingerprint' in match
-        ? {
-            ConditionExpression: `fingerprint = :v${match.mintedBefore === undefined ? '' : ' AND mintedAt < :before'}`,
-            ExpressionAttributeValues: {
-              ':v': S(match.fingerprint),
-              ...(match.mintedBefore === undefined ? {} : { ':before': N(match.mintedBefore) }),
-            },
-          }
-        : {
-            ConditionExpression: 'attribute_exists(#pk) AND secretVersion <> :v',
-            ExpressionAttributeNames: { '#pk': TABLE_KEY },
-            ExpressionAttributeValues: { ':v': S(match.notSecretVersion) },
-          };
-    try {
-      await this.call('delete a token', (abortSignal) =>
-        this.client.send(new DeleteItemCommand({ TableName: this.table, Key: tokenKey(connection), ...condition }), { abortSignal }),
+      await this.call(what, (abortSignal) =>
+        this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(connection), ...updateOf(parts) }), { abortSignal }),
       );
       return true;
     } catch (err) {
@@ -142,98 +154,107 @@ export class DynamoTokenStore implements TokenStore {
     }
   }
 
-  async acquireLease(
-    connection: string,
-    owner: string,
-    now: number,
-    until: number,
-    opts: { overrideCooldown?: boolean } = {},
-  ): Promise<LeaseResult> {
-    const cooldownClause = opts.overrideCooldown ? '' : ' AND (attribute_not_exists(cooldownUntil) OR cooldownUntil <= :now)';
+  async read(connection: string): Promise<ConnectionRecord> {
+    const out = await this.call('read a token', (abortSignal) =>
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: itemKey(connection), ConsistentRead: true }), { abortSignal }),
+    );
+    return recordOf(connection, out.Item);
+  }
+
+  async acquireLease(connection: string, claim: LeaseClaim): Promise<LeaseOutcome> {
+    const honoured = claim.cooldownCeiling === undefined ? '' : ' AND (attribute_not_exists(#coolUntil) OR #coolUntil <= :now OR #coolUntil > :ceiling)';
     try {
-      await this.call('take a lease', (abortSignal) =>
+      const out = await this.call('take a lease', (abortSignal) =>
         this.client.send(
           new UpdateItemCommand({
             TableName: this.table,
-            Key: leaseKey(connection),
-            UpdateExpression: 'SET #owner = :owner, leaseUntil = :until, #ttl = :ttl REMOVE cooldownUntil, failureCode, failureMessage',
-            ConditionExpression: `(attribute_not_exists(leaseUntil) OR leaseUntil < :now OR #owner = :owner)${cooldownClause}`,
-            ExpressionAttributeNames: { '#owner': 'owner', '#ttl': TTL_ATTRIBUTE },
-            ExpressionAttributeValues: {
-              ':owner': S(owner),
-              ':until': N(until),
-              ':now': N(now),
-              ':ttl': N(Math.ceil(until / 1000) + 3600),
-            },
+            Key: itemKey(connection),
+            ReturnValues: 'ALL_NEW',
+            ...updateOf({
+              set: {
+                fence: S(claim.fence),
+                leaseHolder: S(claim.holder),
+                leaseUntil: N(claim.until),
+                [TTL_ATTRIBUTE]: N(Math.ceil(claim.now / 1000) + RECORD_TTL_SECONDS),
+              },
+              condition: `(attribute_not_exists(#leaseUntil) OR #leaseUntil < :now)${honoured}`,
+              values: {
+                ':now': N(claim.now),
+                ...(claim.cooldownCeiling === undefined ? {} : { ':ceiling': N(claim.cooldownCeiling) }),
+              },
+            }),
           }),
           { abortSignal },
         ),
       );
-      return { acquired: true };
+      return { acquired: true, record: recordOf(connection, out.Attributes) };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
     }
-    const out = await this.call('read a lease', (abortSignal) =>
-      this.client.send(new GetItemCommand({ TableName: this.table, Key: leaseKey(connection), ConsistentRead: true }), { abortSignal }),
-    );
-    const item = out.Item;
-    const cooldownUntil = num(item?.cooldownUntil);
-    if (item && cooldownUntil !== undefined && cooldownUntil > now) {
-      return {
-        acquired: false,
-        cooldown: {
-          until: cooldownUntil,
-          code: item.failureCode?.S ?? 'vendor_unavailable',
-          message: item.failureMessage?.S ?? `${connection}: the vendor failed recently`,
-        },
-      };
-    }
-    return { acquired: false };
+    return { acquired: false, record: await this.read(connection) };
   }
 
-  async releaseLease(connection: string, owner: string): Promise<void> {
-    try {
-      await this.call('release a lease', (abortSignal) =>
-        this.client.send(
-          new DeleteItemCommand({
-            TableName: this.table,
-            Key: leaseKey(connection),
-            ConditionExpression: '#owner = :owner',
-            ExpressionAttributeNames: { '#owner': 'owner' },
-            ExpressionAttributeValues: { ':owner': S(owner) },
-          }),
-          { abortSignal },
-        ),
-      );
-    } catch (err) {
-      if (!isConditionFailure(err)) throw err;
-    }
-  }
-
-  async startCooldown(connection: string, owner: string, cooldown: Cooldown): Promise<void> {
-    await this.call('record a cooldown', (abortSignal) =>
-      this.client.send(
-        new UpdateItemCommand({
-          TableName: this.table,
-          Key: leaseKey(connection),
-          UpdateExpression:
-            'SET cooldownUntil = :until, failureCode = :code, failureMessage = :msg, #ttl = :ttl REMOVE #owner, leaseUntil',
-          // Only the holder records its failure; a lease taken over since then is left alone.
-          ConditionExpression: 'attribute_not_exists(#owner) OR #owner = :owner',
-          ExpressionAttributeNames: { '#owner': 'owner', '#ttl': TTL_ATTRIBUTE },
-          ExpressionAttributeValues: {
-            ':until': N(cooldown.until),
-            ':code': S(cooldown.code),
-            ':msg': S(cooldown.message),
-            ':owner': S(owner),
-            ':ttl': N(Math.ceil(cooldown.until / 1000) + 3600),
-          },
-        }),
-        { abortSignal },
-      ),
-    ).catch((err: unknown) => {
-      if (!isConditionFailure(err)) throw err;
+  async putToken(t: StoredToken, fence: string): Promise<boolean> {
+    return this.conditional('write a token', t.connection, {
+      set: {
+        connection: S(t.connection),
+        ct: { B: t.ciphertext },
+        tokenType: S(t.tokenType),
+        expiresAt: N(t.expiresAt),
+        mintedAt: N(t.mintedAt),
+        lifetime: N(t.lifetime),
+        secretVersion: S(t.secretVersion),
+        fingerprint: S(t.fingerprint),
+        mintedBy: S(t.mintedBy),
+        [TTL_ATTRIBUTE]: N(Math.ceil(t.expiresAt / 1000) + TOKEN_TTL_GRACE_SECONDS),
+      },
+      remove: [...LEASE_ATTRIBUTES, 'coolUntil'],
+      // Only the lease's holder stores, and never a token older than the one stored.
+      condition: '#fence = :fence AND (attribute_not_exists(#mintedAt) OR #mintedAt < :mintedAt)',
+      values: { ':fence': S(fence), ':mintedAt': N(t.mintedAt) },
     });
+  }
+
+  async recordFailure(connection: string, fence: string, f: RecordedFailure): Promise<boolean> {
+    const optional = { failureStatus: f.vendorStatus, failureError: f.vendorError, coolUntil: f.coolUntil };
+    const set: Record<string, AttributeValue> = { failureCode: S(f.code), failedAt: N(f.at) };
+    const remove = [...LEASE_ATTRIBUTES];
+    for (const [k, v] of Object.entries(optional)) {
+      if (v === undefined) remove.push(k);
+      else set[k] = typeof v === 'number' ? N(v) : S(v);
+    }
+    return this.conditional('record a failure', connection, {
+      set,
+      remove,
+      condition: '#fence = :fence',
+      values: { ':fence': S(fence) },
+    });
+  }
+
+  async releaseLease(connection: string, fence: string): Promise<boolean> {
+    return this.conditional('release a lease', connection, {
+      remove: LEASE_ATTRIBUTES,
+      condition: '#fence = :fence',
+      values: { ':fence': S(fence) },
+    });
+  }
+
+  async deleteToken(connection: string, match: TokenMatch): Promise<boolean> {
+    const condition =
+      'fingerprint' in match
+        ? {
+            condition: `#fingerprint = :v${match.mintedBefore === undefined ? '' : ' AND #mintedAt < :before'}`,
+            values: {
+              ':v': S(match.fingerprint),
+              ...(match.mintedBefore === undefined ? {} : { ':before': N(match.mintedBefore) }),
+            },
+          }
+        : {
+            condition: 'attribute_exists(#ct) AND #secretVersion <> :v',
+            values: { ':v': S(match.notSecretVersion) },
+          };
+    // The mint time stays: it is the high-water mark no later token may fall below.
+    return this.conditional('delete a token', connection, { remove: TOKEN_ATTRIBUTES, ...condition });
   }
 }
 

@@ -209,6 +209,8 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
       http,
       logger: loggerPort(logger),
       metrics: metricsPort(metrics),
+      // A long-running server may refresh after answering (Lambda may not: see BrokerOptions.refreshAhead).
+      options: { refreshAhead: 'background' },
     });
     const handler = makeHandler({ broker, logger, metrics });
     const server: RunningServer = await startLocalServer({

@@ -59,7 +59,7 @@ describe('the token table (DynamoDB) at its deadline', () => {
     cleanups.push(() => client.destroy());
     const store = new DynamoTokenStore(client, 'tokens');
 
-    const result = await settled(store.getToken('jwt'));
+    const result = await settled(store.read('jwt'));
     expectAborted(result, DYNAMODB_BUDGET, StoreUnavailableError);
     expect(hung.accepted()).toBeGreaterThanOrEqual(1);
     expect(hung.accepted()).toBeLessThanOrEqual(DYNAMODB_BUDGET.maxAttempts);
@@ -77,25 +77,25 @@ describe('the token table (DynamoDB) at its deadline', () => {
     const client = createDynamoClient({ endpoint: db.endpoint, ...AWS });
     cleanups.push(() => client.destroy());
     const store = new DynamoTokenStore(client, 'tokens');
-    expect(await store.getToken('jwt')).toBeUndefined(); // a warm, kept-alive connection, as in Lambda
+    expect(await store.read('jwt')).toEqual({}); // a warm, kept-alive connection, as in Lambda
 
     db.stop();
     const now = Date.now();
     const results = await Promise.all([
-      settled(store.getToken('jwt')),
-      settled(store.acquireLease('jwt', 'me', now, now + 15_000)),
-      settled(store.releaseLease('jwt', 'me')),
+      settled(store.read('jwt')),
+      settled(store.acquireLease('jwt', { fence: 'f1', holder: 'me', now, until: now + 15_000 })),
+      settled(store.releaseLease('jwt', 'f1')),
     ]);
     for (const r of results) expectAborted(r, DYNAMODB_BUDGET, StoreUnavailableError);
 
     db.resume();
-    expect(await store.acquireLease('jwt', 'me', now, now + 15_000)).toEqual({ acquired: true });
+    expect((await store.acquireLease('jwt', { fence: 'f2', holder: 'me', now, until: now + 15_000 })).acquired).toBe(true);
   });
 
   it('a refused connection: StoreUnavailableError at once, within the budget', async () => {
     const client = createDynamoClient({ endpoint: await refusedEndpoint(), ...AWS });
     cleanups.push(() => client.destroy());
-    const result = await settled(new DynamoTokenStore(client, 'tokens').getToken('jwt'));
+    const result = await settled(new DynamoTokenStore(client, 'tokens').read('jwt'));
     expect(result.err).toBeInstanceOf(StoreUnavailableError);
     expect(((result.err as Error).cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
     expect(result.ms).toBeLessThan(DYNAMODB_BUDGET.totalMs + SLACK_MS);

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, createMetrics } from '../../functions/observability';
+import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { makePrewarmHandler } from '../../functions/prewarm';
 import { ManualClock } from '../../lib/clock';
 import type { TokenSource } from '../../lib/ports';
@@ -37,8 +38,10 @@ describe('pre-warming', () => {
       (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
     );
     const metrics = new RecordingMetrics();
-    const callers = [1, 2, 3].map((seed) => world!.broker({ metrics, random: seeded(seed) }));
-    const prewarm = makePrewarmHandler({ broker: world.broker({ metrics }), logger: createLogger(), metrics: createMetrics() });
+    // The in-memory table (it passes the same contract tests as DynamoDB): 8,640 rounds stay quick.
+    const store = new MemoryTokenStore();
+    const callers = [1, 2, 3].map((seed) => world!.broker({ metrics, random: seeded(seed), store }));
+    const prewarm = makePrewarmHandler({ broker: world.broker({ metrics, store }), logger: createLogger(), metrics: createMetrics() });
     const sources = new Map<TokenSource, number>();
     const day = 86_400;
     const step = 10;
@@ -47,7 +50,7 @@ describe('pre-warming', () => {
       const broker = callers[(t / step) % callers.length]!;
       const token = await broker.getToken(CALLER, 'jwt', 60);
       sources.set(token.source, (sources.get(token.source) ?? 0) + 1);
-      await broker.drain();
+      expect(broker.pendingWork()).toBe(0);
       clock.advance(step * 1000);
     }
     // A token lives 300 s and is replaced when it enters its 120 s window: one mint per 180 s of the day.

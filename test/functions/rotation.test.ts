@@ -52,13 +52,13 @@ describe('secret rotation events', () => {
     const { w, handler, rotate } = await rotatingWorld();
     const caller = w.broker();
     const old = await caller.getToken(CALLER, 'jwt');
-    const oldVersion = (await w.table.store.getToken('jwt'))?.secretVersion;
+    const oldVersion = (await w.table.store.read('jwt')).token?.secretVersion;
     const digitaleo = await caller.getToken(CALLER, 'digitaleo');
     rotate('rotated-jwt-secret-1');
 
     const report = await handler(event);
     expect(report).toEqual({ secret: expect.any(String), connections: { jwt: { evicted: true, minted: true } } });
-    const stored = await w.table.store.getToken('jwt');
+    const stored = (await w.table.store.read('jwt')).token;
     expect(stored?.secretVersion).not.toBe(oldVersion);
     expect(stored?.fingerprint).not.toBe(old.fingerprint);
     expect(w.vendor.exchanges('jwt')).toBe(2);
@@ -87,7 +87,7 @@ describe('secret rotation events', () => {
     w.writeSecrets({ 'broker/jwt-test': { client_id: 'demo-jwt-client', client_secret: 'not-at-vendor-yet' }, 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo') });
     const report = await handler(rotationSucceeded);
     expect(report).toMatchObject({ connections: { jwt: { error: 'vendor_rejected_credentials' } } });
-    expect(await w.table.store.getToken('jwt')).toBeUndefined();
+    expect((await w.table.store.read('jwt')).token).toBeUndefined();
   });
 });
 
@@ -102,7 +102,7 @@ describe('testSecret step (a Secrets Manager rotation function)', () => {
       step: 'testSecret',
       verified: ['jwt'],
     });
-    expect(await w.table.store.getToken('jwt')).toBeUndefined();
+    expect((await w.table.store.read('jwt')).token).toBeUndefined();
   });
 
   it('fails the step with vendor_rejected_credentials for a bad pending secret', async () => {
@@ -115,7 +115,7 @@ describe('testSecret step (a Secrets Manager rotation function)', () => {
       'testSecret failed for jwt: vendor_rejected_credentials',
     );
     await expect(handler({ Step: 'createSecret', SecretId: ARN, ClientRequestToken: 'v2' })).rejects.toThrow(/only the testSecret/);
-    expect(await w.table.store.getToken('jwt')).toBeUndefined();
+    expect((await w.table.store.read('jwt')).token).toBeUndefined();
   });
 });
 

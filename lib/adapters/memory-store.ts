@@ -1,0 +1,90 @@
+import type {
+  ConnectionRecord,
+  LeaseClaim,
+  LeaseOutcome,
+  RecordedFailure,
+  StoredToken,
+  TokenMatch,
+  TokenStore,
+} from '../ports';
+
+// The token table in a Map: the same conditions as the DynamoDB store (the shared contract tests hold both to
+// them), for tests and simulations that need many brokers and no server. Every call yields to the event loop
+// first, as a network call would, so interleavings stay possible; records are copied in and out, as DynamoDB's
+// would be, so no caller holds a live reference to the table.
+
+const copy = (r: ConnectionRecord): ConnectionRecord => structuredClone(r);
+
+export class MemoryTokenStore implements TokenStore {
+  private readonly records = new Map<string, ConnectionRecord>();
+
+  private async turn(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  private get(connection: string): ConnectionRecord {
+    let r = this.records.get(connection);
+    if (!r) this.records.set(connection, (r = {}));
+    return r;
+  }
+
+  async read(connection: string): Promise<ConnectionRecord> {
+    await this.turn();
+    return copy(this.records.get(connection) ?? {});
+  }
+
+  async acquireLease(connection: string, claim: LeaseClaim): Promise<LeaseOutcome> {
+    await this.turn();
+    const r = this.get(connection);
+    const leaseFree = !r.lease || r.lease.until < claim.now;
+    const cool = r.failure?.coolUntil;
+    const cooling =
+      claim.cooldownCeiling !== undefined && cool !== undefined && cool > claim.now && cool <= claim.cooldownCeiling;
+    if (!leaseFree || cooling) return { acquired: false, record: copy(r) };
+    r.lease = { fence: claim.fence, holder: claim.holder, until: claim.until };
+    return { acquired: true, record: copy(r) };
+  }
+
+  async putToken(token: StoredToken, fence: string): Promise<boolean> {
+    await this.turn();
+    const r = this.get(token.connection);
+    if (r.lease?.fence !== fence || (r.mintedAt !== undefined && r.mintedAt >= token.mintedAt)) return false;
+    r.token = structuredClone(token);
+    r.mintedAt = token.mintedAt;
+    delete r.lease;
+    if (r.failure) delete r.failure.coolUntil;
+    return true;
+  }
+
+  async recordFailure(connection: string, fence: string, failure: RecordedFailure): Promise<boolean> {
+    await this.turn();
+    const r = this.get(connection);
+    if (r.lease?.fence !== fence) return false;
+    r.failure = structuredClone(failure);
+    delete r.lease;
+    return true;
+  }
+
+  async releaseLease(connection: string, fence: string): Promise<boolean> {
+    await this.turn();
+    const r = this.get(connection);
+    if (r.lease?.fence !== fence) return false;
+    delete r.lease;
+    return true;
+  }
+
+  async deleteToken(connection: string, match: TokenMatch): Promise<boolean> {
+    await this.turn();
+    const r = this.get(connection);
+    const t = r.token;
+    if (!t) return false;
+    const matches =
+      'fingerprint' in match
+        ? t.fingerprint === match.fingerprint && (match.mintedBefore === undefined || t.mintedAt < match.mintedBefore)
+        : t.secretVersion !== match.notSecretVersion;
+    if (!matches) return false;
+    // The mint time stays: it is the high-water mark no later token may fall below.
+    delete r.token;
+    return true;
+  }
+}

@@ -1,0 +1,16 @@
+import { afterAll, beforeAll } from 'vitest';
+import { MemoryTokenStore } from '../lib/adapters/memory-store';
+import { startDynalite, type RunningDynalite } from '../lib/local/dynalite';
+import { startTable } from './support/harness';
+import { describeTokenStoreContract } from './support/store-contract';
+
+let db: RunningDynalite;
+beforeAll(async () => {
+  db = await startDynalite();
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+describeTokenStoreContract('DynamoDB (dynalite)', async () => (await startTable(db)).store);
+describeTokenStoreContract('in memory', async () => new MemoryTokenStore());
