@@ -152,6 +152,7 @@ export class Broker {
   private readonly newest = new Map<string, number>();
   private readonly lookups = new SingleFlight<Served>();
   private readonly mints = new SingleFlight<Served | undefined>();
+  private readonly evictions = new Map<string, Promise<boolean>>();
   private readonly background = new Set<Promise<unknown>>();
   private readonly metrics: Metrics;
   private readonly log: Logger;
@@ -495,11 +496,22 @@ export class Broker {
     const mem = this.memory.get(id);
     if (mem?.held.fingerprint === fp) this.memory.delete(id);
     if (connection.dialect.grantType === 'static') return false;
+    // Concurrent reports of one token to one instance make one eviction; the others learn it was done.
+    const key = `${id}\u0000${fp}`;
+    const running = this.evictions.get(key);
+    if (running) return running.then(() => false);
+    const own = this.evict(connection, fp, mem?.held.fingerprint === fp).finally(() => this.evictions.delete(key));
+    this.evictions.set(key, own);
+    return own;
+  }
+
+  private async evict(connection: Connection, fp: string, wasInMemory: boolean): Promise<boolean> {
+    const id = connection.id;
     let current: StoredToken | undefined;
     try {
       current = (await this.store.read(id)).token;
     } catch (err) {
-      if (err instanceof StoreUnavailableError) return mem?.held.fingerprint === fp;
+      if (err instanceof StoreUnavailableError) return wasInMemory;
       throw err;
     }
     if (!current || current.fingerprint !== fp) return false;
@@ -635,7 +647,7 @@ export class Broker {
 
   /** How many tasks of this broker are still running: after a Lambda handler answers, this must be 0. */
   pendingWork(): number {
-    return this.background.size + this.lookups.size + this.mints.size;
+    return this.background.size + this.lookups.size + this.mints.size + this.evictions.size;
   }
 
   // ---- helpers --------------------------------------------------------------------------------------------------

@@ -17,8 +17,10 @@ import {
   VendorTimeoutError,
   VendorUnavailableError,
   isTransient,
+  type ErrorContext,
 } from './errors';
-import { redact } from './fingerprint';
+import { oauthErrorCode } from './cooldowns';
+import { redact, secretSpellings } from './fingerprint';
 import { HttpTransportError, type HttpClient, type HttpRequest, type HttpResponse } from './http';
 import { checkSigningAlgSupported, discoverIssuer, sharedIssuerMetadata, type IssuerMetadataCache } from './issuer';
 
@@ -355,8 +357,7 @@ export function processTokenResponse(
     let tokenType = 'Bearer';
     if (body.token_type !== undefined && body.token_type !== null) {
       if (typeof body.token_type !== 'string' || body.token_type.toLowerCase() !== 'bearer') {
-        const shown = typeof body.token_type === 'string' ? vendorText(body.token_type, 32, secrets) : typeof body.token_type;
-        throw new VendorProtocolError(`${id}: token_type ${JSON.stringify(shown)} is not supported (only Bearer)`, {
+        throw new VendorProtocolError(`${id}: the vendor's token_type is not supported (only Bearer)`, {
           context: ctx,
         });
       }
@@ -367,33 +368,39 @@ export function processTokenResponse(
     return token;
   }
 
+  // What a caller may read (the problem's detail): the connection, the HTTP status, an RFC 6749 code. The vendor's
+  // own words go only to the log, as `vendorDescription`, stripped of every spelling of the secret.
   const errorBody = ErrorBody.safeParse(parseJson(res.body));
   const fields = errorBody.success ? errorBody.data : {};
-  const vendorError = vendorText(fields.error, 64, secrets);
-  const description = vendorText(fields.error_description ?? fields.message, 200, secrets);
-  const detail = [vendorError, description].filter(Boolean).join(': ');
-  const suffix = detail ? `, ${detail}` : '';
+  const vendorError = oauthErrorCode(fields.error);
+  const vendorDescription = vendorText(fields.error_description ?? fields.message, 200, secrets);
+  const said = `HTTP ${status}${vendorError ? `, ${vendorError}` : ''}`;
+  const context = {
+    ...ctx,
+    ...(vendorError ? { vendorError } : {}),
+    ...(vendorDescription ? { vendorDescription } : {}),
+  };
 
   if (status === 400 || status === 401 || status === 403) {
-    throw new VendorRejectedCredentialsError(`${id}: the vendor refused the credentials (HTTP ${status}${suffix})`, {
-      context: ctx,
+    throw new VendorRejectedCredentialsError(`${id}: the vendor refused the credentials (${said})`, {
+      context,
       vendorStatus: status,
       ...(vendorError ? { vendorError } : {}),
     });
   }
   if (status === 429 || status >= 500) {
     const retryAfter = parseRetryAfter(header(res, 'retry-after'), now);
-    return throwUnavailable(`${id}: the vendor is unavailable (HTTP ${status}${suffix})`, ctx, retryAfter);
+    return throwUnavailable(`${id}: the vendor is unavailable (${said})`, context, retryAfter);
   }
   if (status >= 300 && status < 400) {
     throw new VendorProtocolError(`${id}: the vendor redirected (HTTP ${status}); redirects are not followed`, {
       context: ctx,
     });
   }
-  throw new VendorProtocolError(`${id}: the vendor answered HTTP ${status}${suffix}`, { context: ctx });
+  throw new VendorProtocolError(`${id}: the vendor answered ${said}`, { context });
 }
 
-function throwUnavailable(message: string, context: Record<string, string | number>, retryAfter?: number): never {
+function throwUnavailable(message: string, context: ErrorContext, retryAfter?: number): never {
   throw new VendorUnavailableError(message, retryAfter === undefined ? { context } : { context, retryAfter });
 }
 
@@ -423,7 +430,7 @@ export async function exchangeToken(
   opts: ExchangeOptions,
 ): Promise<TokenSet> {
   const o: ResolvedOptions = { ...EXCHANGE_DEFAULTS, random: Math.random, issuerMetadata: sharedIssuerMetadata, ...opts };
-  const secrets = Object.values(creds);
+  const secrets = secretSpellings(creds);
   const started = performance.now();
   const deadline = new AbortController();
   const timeout = new VendorTimeoutError(

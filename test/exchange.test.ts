@@ -109,7 +109,9 @@ describe('digitaleo dialect', () => {
     const conn = connectionFor(vendor, 'digitaleo');
     const creds = readCredentials(conn, { client_id: 'someone', client_secret: 'wrong-secret-value' });
     const err = await expectCode(exchangeToken(conn, creds, opts()), 'vendor_rejected_credentials');
-    expect(err.message).toContain('The client credentials are invalid');
+    // The vendor's words go to the log only (context.vendorDescription), never to the caller's detail.
+    expect(err.message).not.toContain('The client credentials are invalid');
+    expect(err.context.vendorDescription).toContain('The client credentials are invalid');
     expect(err.message).toContain('HTTP 400');
     expect(err.message).not.toContain('wrong-secret-value');
     expect(vendor.received('digitaleo')).toBe(1);
@@ -511,7 +513,8 @@ describe('failures', () => {
       },
       async (url) => {
         const err = await expectCode(exchangeToken(conn(url), secret, opts()), 'vendor_rejected_credentials');
-        expect(err.message).toContain('bad secret [redacted]');
+        expect(err.message).toContain('HTTP 400, invalid_client');
+        expect(err.context.vendorDescription).toBe('bad secret [redacted]');
         expect(err.message).not.toContain(secret.client_secret);
       },
     );

@@ -13,7 +13,7 @@ import { LocalKeyRing, TokenCipher } from '../../lib/crypto';
 import { nodeHttpClient } from '../../lib/http';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
-import type { Metrics, TokenStore } from '../../lib/ports';
+import type { Logger, Metrics, TokenStore } from '../../lib/ports';
 import { CachedSecretSource } from '../../lib/secrets';
 import { registerSecretValue } from './secrets-registry';
 
@@ -59,6 +59,7 @@ export interface World {
     clock?: Clock;
     options?: Partial<BrokerOptions>;
     metrics?: Metrics;
+    logger?: Logger;
     random?: () => number;
     store?: TokenStore;
     config?: BrokerConfig;
@@ -105,6 +106,7 @@ export async function startWorld(
         clock: o.clock ?? clock,
         http: nodeHttpClient,
         ...(o.metrics ? { metrics: o.metrics } : {}),
+        ...(o.logger ? { logger: o.logger } : {}),
         ...(o.random ? { random: o.random } : {}),
         options: { exchange: { backoffBaseMs: 1, backoffCapMs: 5 }, ...(o.options ?? {}) },
       }),
