@@ -21,7 +21,7 @@ import { secretFor, vendorConnectionInput } from '../test/support/connections';
 import { startTable, startWorld } from '../test/support/harness';
 import { PRICES_READ_ON, PRICE_SOURCES, SIZES, functionMemoryMb, monthlyCost, usd, type MonthlyCost } from './cost';
 import { fleetFigures, fleetSummary } from './fleet/figures';
-import { InterimMemoryStore } from './fleet/interim-store';
+import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { DYNAMODB_BUDGET } from '../lib/adapters/aws';
 import { BROWNOUT, HANDLER_OVERHEAD_MS, LATENCY } from './fleet/latency';
 import { unitRates } from './fleet/rates';
@@ -299,7 +299,7 @@ const sections: string[][] = [];
 let fleet: FleetResult | undefined;
 
 async function fleetDay() {
-  fleet = await simulateFleet({ store: () => new InterimMemoryStore(), progress });
+  fleet = await simulateFleet({ store: () => new MemoryTokenStore(), progress });
   const r = fleet;
   for (const f of fleetFigures(r)) note({ what: `fleet: ${f.what}`, value: f.value, yardstick: f.ideal, ratio: f.ratio, goal: f.goal, ok: f.ok });
   const o = r.options;
@@ -350,7 +350,7 @@ async function fleetDay() {
 
 async function costs() {
   if (!fleet) throw new Error('the cost model needs the simulated day');
-  const measured = await measureLogBytesPerRequest(new InterimMemoryStore());
+  const measured = await measureLogBytesPerRequest(new MemoryTokenStore());
   const memoryMb = functionMemoryMb(ROOT);
   const rates = unitRates(fleet, { logBytesPerRequest: measured + PLATFORM_LINE_BYTES + ACCESS_LOG_LINE_BYTES, memoryMb });
   const results: MonthlyCost[] = SIZES.map((size) => monthlyCost(size, rates));

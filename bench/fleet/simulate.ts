@@ -10,7 +10,7 @@ import { isBrokerError } from '../../lib/errors';
 import type { TokenSource, TokenStore } from '../../lib/ports';
 import { CachedSecretSource } from '../../lib/secrets';
 import { Covers, ServiceAlone, idealContinuousTokens, idealOnDemandTokens, usableSeconds } from './ideal';
-import { InterimMemoryStore } from './interim-store';
+import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { HANDLER_OVERHEAD_MS, IDLE_REAP_MS, LATENCY, MAX_ENVIRONMENT_LIFE_MS } from './latency';
 import { logNormal, quantile, seeded } from './random';
 import { SimClock, SimKeyRing, SimSecretsManager, Tally, requestContext, simulatedTable, type RequestTrace, type SimEnv } from './services';
@@ -198,7 +198,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     secrets.create(`broker/${c.id}`, c.id);
   }
   const keyRing = new SimKeyRing(env);
-  const store = simulatedTable((opts.store ?? (() => new InterimMemoryStore()))(), env);
+  const store = simulatedTable((opts.store ?? (() => new MemoryTokenStore()))(), env);
   const config = brokerConfig(workload);
   const brokerRandom = seeded(o.seed + 2);
   let instanceCount = 0;

@@ -9,8 +9,8 @@ import type {
 } from '../ports';
 
 // The token table in a Map: the same conditions as the DynamoDB store (the shared contract tests hold both to
-// them), for tests and simulations that need many brokers and no server. Every call yields to the event loop
-// first, as a network call would, so interleavings stay possible; records are copied in and out, as DynamoDB's
+// them), for tests and simulations that need many brokers and no server. Every call yields first (a microtask),
+// so concurrent callers interleave as they would over a network; records are copied in and out, as DynamoDB's
 // would be, so no caller holds a live reference to the table.
 
 const copy = (r: ConnectionRecord): ConnectionRecord => structuredClone(r);
@@ -19,7 +19,7 @@ export class MemoryTokenStore implements TokenStore {
   private readonly records = new Map<string, ConnectionRecord>();
 
   private async turn(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await Promise.resolve();
   }
 
   private get(connection: string): ConnectionRecord {
