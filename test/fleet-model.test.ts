@@ -226,7 +226,7 @@ async function runFleet(skews: number[], actions: Action[]): Promise<void> {
   const settle = async () => {
     let quiet = 0;
     let last = -1;
-    for (let round = 0; round < 400 && quiet < 3; round++) {
+    for (let round = 0; round < 400 && quiet < 5; round++) {
       await new Promise((r) => setTimeout(r, 4));
       const mark = observed.seq + arrivals.length + calls.filter((c) => c.outcome).length;
       const busy = observed.inFlight > 0 || httpInFlight !== pending.length;
@@ -252,11 +252,12 @@ async function runFleet(skews: number[], actions: Action[]): Promise<void> {
     highWater = record.mintedAt ?? 0;
     // A holder whose lease was taken over changes nothing.
     expect(observed.staleWrites).toEqual([]);
-    // No live caller is still waiting once its deadline has passed (time moves in steps: checked after each).
-    for (const c of calls) {
-      if (c.outcome || c.everFrozen || c.generation !== generation[c.instance]) continue;
-      expect(trueNow - c.startedAt, 'a caller waited past its deadline').toBeLessThanOrEqual(CALLER_DEADLINE_MS);
-    }
+    // No live caller is still waiting once its deadline has passed (time moves in steps: checked after each). A
+    // step's work may outlast the settling on a loaded machine (a file read, a decryption): it gets a real second.
+    const overdue = () =>
+      calls.filter((c) => !c.outcome && !c.everFrozen && c.generation === generation[c.instance] && trueNow - c.startedAt > CALLER_DEADLINE_MS);
+    for (let k = 0; k < 100 && overdue().length > 0; k++) await new Promise((r) => setTimeout(r, 10));
+    expect(overdue().map((c) => trueNow - c.startedAt), 'a caller waited past its deadline').toEqual([]);
   };
 
   const start = (i: number, minTtl: number) => {
