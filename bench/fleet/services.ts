@@ -58,6 +58,8 @@ export function activeRequest(): RequestTrace | undefined {
 
 export interface SimEnv {
   clock: SimClock;
+  /** Counts every step a simulated call takes, so the simulation knows when all tasks have gone as far as they can. */
+  activity: { n: number };
   rng: Random;
   tally: Tally;
   /** True while the table browns out. */
@@ -116,9 +118,18 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
     else tally.add('dynamodb.wru', Math.max(1, Math.ceil((args.reduce<number>((n, a) => n + bytesOf(a), 0) + ITEM_OVERHEAD_BYTES) / 1024)));
   };
   // An attempt abandoned at its deadline may still have reached the table: half of them do, unanswered.
+  // The store itself may yield to the event loop (as a network call would): the simulation waits for it.
+  const apply = async () => {
+    env.activity.n += 1;
+    try {
+      return await op();
+    } finally {
+      env.activity.n += 1;
+    }
+  };
   const maybeLanded = async () => {
     tally.add('dynamodb.attemptTimeouts');
-    if (rng() < 0.5) bill(await op().catch(() => undefined));
+    if (rng() < 0.5) bill(await apply().catch(() => undefined));
   };
   for (let attempt = 0; attempt < budget.maxAttempts; attempt++) {
     if (attempt > 0) {
@@ -148,7 +159,7 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
       tally.add('dynamodb.throttled');
       continue;
     }
-    const result = await op();
+    const result = await apply();
     bill(result);
     if (read) tally.add('dynamodb.reads');
     else tally.add('dynamodb.writes');

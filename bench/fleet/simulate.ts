@@ -129,8 +129,18 @@ export interface FleetOptions {
   progress?: (line: string) => void;
 }
 
-/** Lets every task run until it waits on the clock again (no real I/O happens in the simulation). */
-const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+/**
+ * Lets every task run until it waits on the clock again: no real I/O happens in the simulation, but a store may
+ * yield to the event loop, so turns are taken until one passes with nothing done.
+ */
+async function settle(activity: { n: number }): Promise<void> {
+  for (let turns = 0; turns < 1_000; turns++) {
+    const seen = activity.n;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (activity.n === seen) return;
+  }
+  throw new Error('the simulation does not settle: a task keeps yielding without waiting on the clock');
+}
 
 function silentLogger() {
   return new Logger({ serviceName: 'token-broker', logLevel: 'SILENT' });
@@ -183,13 +193,17 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
   const end = DAY_START + dayMs;
 
   const wakes = new TimeHeap();
-  const clock = new SimClock(DAY_START, (until) => wakes.push(until));
+  const activity = { n: 0 };
+  const clock = new SimClock(DAY_START, (until) => {
+    activity.n += 1;
+    wakes.push(until);
+  });
   const tally = new Tally();
   const brownoutFrom = DAY_START + o.brownout.startSecond * 1000;
   const brownoutUntil = brownoutFrom + o.brownout.durationSeconds * 1000;
   const outageFrom = DAY_START + o.outage.startSecond * 1000;
   const outageUntil = outageFrom + o.outage.durationSeconds * 1000;
-  const env: SimEnv = { clock, rng: seeded(o.seed + 1), tally, brownout: (t) => t >= brownoutFrom && t < brownoutUntil };
+  const env: SimEnv = { clock, activity, rng: seeded(o.seed + 1), tally, brownout: (t) => t >= brownoutFrom && t < brownoutUntil };
 
   const vendors = new SimVendors(env, [{ vendor: o.outage.vendor, fromMs: outageFrom, untilMs: outageUntil }]);
   const secrets = new SimSecretsManager(env, (clientId, secret) => vendors.issueSecret(clientId, secret));
@@ -422,7 +436,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
   const arrivals = workload.arrivals();
   let next = arrivals.next();
   for (;;) {
-    await settle();
+    await settle(activity);
     const tArrival = next.done ? Infinity : DAY_START + next.value.t;
     const tJob = jobs[0]?.t ?? Infinity;
     const tWake = wakes.peek() ?? Infinity;
