@@ -20,7 +20,7 @@ import { signRequest } from '../lib/sigv4';
 import { secretFor, vendorConnectionInput } from '../test/support/connections';
 import { startTable, startWorld } from '../test/support/harness';
 import { PRICES_READ_ON, PRICE_SOURCES, SIZES, functionMemoryMb, monthlyCost, usd, type MonthlyCost } from './cost';
-import { fleetFigures, fleetSummary } from './fleet/figures';
+import { fleetFigures, fleetNotes, fleetSummary } from './fleet/figures';
 import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { DYNAMODB_BUDGET } from '../lib/adapters/aws';
 import { BROWNOUT, HANDLER_OVERHEAD_MS, LATENCY } from './fleet/latency';
@@ -325,6 +325,7 @@ async function fleetDay() {
     '',
     ...fleetSummary(r),
     '',
+    ...(fleetNotes(r).length > 0 ? ['What explains the goals missed (from the same day):', '', ...fleetNotes(r), ''] : []),
     'The workload (bench/fleet/workload.ts, seeded, the same on every run):',
     '',
     `- ${o.connections} connections over ${o.vendors} vendors; token lifetimes ${o.lifetimesSeconds.map((x) => (x >= 3600 ? `${x / 3600} h` : `${x / 60} min`)).join(', ')} in turn; ${Math.round(o.prewarmShare * 100)}% pre-warmed; refreshBefore ${o.refreshBeforeSeconds} s; callers ask min_ttl ${o.minTtlSeconds}.`,

@@ -115,7 +115,7 @@ export function fleetFigures(r: FleetResult): Figure[] {
     },
     {
       what: 'table brownout: slowest answer (any status), simulated time from arrival',
-      value: `max ${ms(r.brownout.maxLatencyMs)}; ${n(r.brownout.over3s)} over 3 s`,
+      value: `max ${ms(r.brownout.maxLatencyMs)}; ${n(r.brownout.over3s)} over 3 s${when(r.brownout.slowOutcomes)}`,
       ideal: '3 s',
       ratio: r2(r.brownout.maxLatencyMs / 3000),
       goal: 'every answer ≤ 3 s',
@@ -147,4 +147,28 @@ export function fleetSummary(r: FleetResult): string[] {
       .map(([k, v]) => `${k} ${n(v)}`)
       .join(', ')}.`,
   ];
+}
+
+/** What explains the figures that miss their goal, in numbers from the same day. */
+export function fleetNotes(r: FleetResult): string[] {
+  const notes: string[] = [];
+  const t = (k: string) => r.tally[k] ?? 0;
+  if (kmsAndSecretsPerInstanceHour(r) > 15) {
+    const sm = r.secretsManager.getSecretValue;
+    notes.push(
+      `- KMS and Secrets Manager: ${n(sm)} GetSecretValue for ${n(r.exchanges.tokens)} tokens minted (${(sm / Math.max(1, r.exchanges.tokens)).toFixed(2)} per token; ${n(t('secretsmanager.GetSecretValue.inRequest'))} of them inside a caller's request, the rest in the pre-warm and rotation functions): a mint reads the secret unless the environment minting read it in the last 5 minutes (lib/secrets.ts), and mints land wherever the lease is taken. ${n(r.kms.decrypt)} Decrypt (${n(t('kms.Decrypt.inRequest'))} in requests) over ${n(r.instances.started)} environments: each environment decrypts the data key of every token it reads once, and every minting environment seals under a new data key every 5 minutes (lib/crypto.ts), so a reader meets many keys. The calls follow mints and environments, not hours: ${r.instances.instanceHours.toFixed(0)} instance-hours is what they are divided by.`,
+    );
+  }
+  const pw = r.waits.prewarmed;
+  if (pw.waits > 0) {
+    notes.push(
+      `- Pre-warmed connections still made callers wait ${n(pw.waits)} times${when(pw.byWhen)}. "Otherwise" is the pre-warm run's timing: a run finds a token with refreshBefore (120 s) plus the moments its own mint took last time left, so it is "fresh"; the next run comes 60 s later, and in between the token has less than a caller's min_ttl plus the safety margin (70 s) left, so callers mint. Pre-warming needs to replace a token that will not last until the next run (refreshBefore + 60 s), or refreshBefore must exceed min_ttl + margin + 60 s.`,
+    );
+  }
+  if (r.brownout.over3s > 0) {
+    notes.push(
+      `- Table brownout: ${n(r.brownout.over3s)} answers took over 3 s${when(r.brownout.slowOutcomes)}. A table call gives up after ${'2 s'} (lib/adapters/aws.ts), but a request can make several in a row (read, lease, read again) and a caller may wait on another environment's lease.`,
+    );
+  }
+  return notes;
 }

@@ -180,12 +180,14 @@ export class SimKeyRing implements KeyRing {
 
   async generateDataKey(context: Record<string, string>) {
     this.env.tally.add('kms.GenerateDataKey');
+    if (activeRequest()) this.env.tally.add('kms.GenerateDataKey.inRequest');
     await this.env.clock.sleep(sample.kms(this.env.rng));
     return this.inner.generateDataKey(context);
   }
 
   async decryptDataKey(encrypted: Uint8Array, context: Record<string, string>) {
     this.env.tally.add('kms.Decrypt');
+    if (activeRequest()) this.env.tally.add('kms.Decrypt.inRequest');
     await this.env.clock.sleep(sample.kms(this.env.rng));
     return this.inner.decryptDataKey(encrypted, context);
   }
@@ -224,6 +226,7 @@ export class SimSecretsManager implements SecretSource {
 
   async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
     this.env.tally.add('secretsmanager.GetSecretValue');
+    if (activeRequest()) this.env.tally.add('secretsmanager.GetSecretValue.inRequest');
     await this.env.clock.sleep(sample.secrets(this.env.rng));
     const s = this.secrets.get(secretId);
     const stage = opts.versionStage ?? 'AWSCURRENT';

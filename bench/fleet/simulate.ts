@@ -97,6 +97,8 @@ export interface WindowFigures {
   servable: number;
   maxLatencyMs: number;
   over3s: number;
+  /** The answers that took over 3 s: by where the token came from, or the error code. */
+  slowOutcomes: Record<string, number>;
 }
 
 export interface FleetResult {
@@ -282,7 +284,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
   const requestTimes = workload.connections.map(() => [] as number[]);
   const idealReads = new Covers();
   const alone = new ServiceAlone();
-  const window = (): WindowFigures => ({ requests: 0, answered: 0, fromHeldToken: 0, servable: 0, maxLatencyMs: 0, over3s: 0 });
+  const window = (): WindowFigures => ({ requests: 0, answered: 0, fromHeldToken: 0, servable: 0, maxLatencyMs: 0, over3s: 0, slowOutcomes: {} });
   const outage = window();
   const brownout = window();
   let requests = 0;
@@ -325,13 +327,16 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     const trace: RequestTrace = { connection: spec.id, ended: false, vendorCalls: 0, leaseWaits: 0 };
     const started = clock.now();
     let source: TokenSource | undefined;
+    let outcome = 'internal_error';
     try {
       const token = await requestContext.run(trace, () => inst.broker.getToken(CALLER, spec.id, o.minTtlSeconds));
       source = token.source;
+      outcome = source;
       answered += 1;
       sources[source] = (sources[source] ?? 0) + 1;
     } catch (err) {
       const code = isBrokerError(err) ? err.code : 'internal_error';
+      outcome = code;
       errors[code] = (errors[code] ?? 0) + 1;
     }
     trace.ended = true;
@@ -368,7 +373,10 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
       if (source && source !== 'vendor' && source !== 'secret') w.fromHeldToken += 1;
       if (servable) w.servable += 1;
       w.maxLatencyMs = Math.max(w.maxLatencyMs, latency);
-      if (latency > 3000) w.over3s += 1;
+      if (latency > 3000) {
+        w.over3s += 1;
+        w.slowOutcomes[outcome] = (w.slowOutcomes[outcome] ?? 0) + 1;
+      }
     }
     inst.busyUntil = done + HANDLER_OVERHEAD_MS;
     inst.lastUsed = done;
