@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The operators' CLI: runs lib/cli.ts through tsx, which the package depends on.
+// The operators' CLI from this repository's sources (installed, it is @token-broker/client's own `token-broker`).
 import { register } from 'tsx/esm/api';
 
 register();

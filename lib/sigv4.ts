@@ -2,11 +2,15 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { Sha256 } from '@aws-crypto/sha256-js';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { decodeSegments } from '../packages/client/src/index';
 import { UnauthenticatedError } from './errors';
 
 // SigV4 as API Gateway checks it (the local server) and as an SDK signs (the client SDK, tests) for AWS_IAM routes (service execute-api): the Authorization header's scope,
 // the signed headers (host and x-amz-date at least), the payload hash, a 5-minute clock-skew limit, and the
 // signature recomputed with @smithy/signature-v4 over exactly the headers the client signed.
+
+// Signing lives once, in the client package; the tests and the local tools sign through it too.
+export { signRequest } from '../packages/client/src/index';
 
 export interface CallerKey {
   secretAccessKey: string;
@@ -40,19 +44,6 @@ function parseAmzDate(v: string | undefined): number | undefined {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(v ?? '');
   if (!m) return undefined;
   return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
-}
-
-function decodeSegments(path: string): string {
-  return path
-    .split('/')
-    .map((s) => {
-      try {
-        return decodeURIComponent(s);
-      } catch {
-        return s;
-      }
-    })
-    .join('/');
 }
 
 /** Returns the caller's access key id and ARN, or throws UnauthenticatedError (never saying which check failed). */
@@ -120,39 +111,4 @@ export async function verifySigV4(
   const b = Buffer.from(signature!, 'hex');
   if (a.length !== b.length || !timingSafeEqual(a, b)) return fail('signature mismatch');
   return { accessKeyId: accessKeyId!, arn: key.arn };
-}
-
-/** Signs a request the way an AWS SDK would (tests, the client SDK): returns the headers to send. */
-export async function signRequest(opts: {
-  url: URL;
-  method: string;
-  body?: string;
-  headers?: Record<string, string>;
-  credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  region: string;
-  signingDate?: Date;
-}): Promise<Record<string, string>> {
-  const query: Record<string, string | string[]> = {};
-  for (const [k, v] of opts.url.searchParams) {
-    const prev = query[k];
-    query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
-  }
-  const signer = new SignatureV4({
-    credentials: opts.credentials,
-    region: opts.region,
-    service: 'execute-api',
-    sha256: Sha256,
-  });
-  const request = new HttpRequest({
-    method: opts.method,
-    protocol: opts.url.protocol,
-    hostname: opts.url.hostname,
-    ...(opts.url.port ? { port: Number(opts.url.port) } : {}),
-    path: decodeSegments(opts.url.pathname),
-    query,
-    headers: { host: opts.url.host, ...(opts.headers ?? {}) },
-    ...(opts.body !== undefined ? { body: opts.body } : {}),
-  });
-  const signed = await signer.sign(request, opts.signingDate ? { signingDate: opts.signingDate } : {});
-  return signed.headers as Record<string, string>;
 }

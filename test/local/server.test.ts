@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../lib/cli';
-import { TokenBrokerClient, TokenBrokerError } from '../../lib/client';
+import { TokenBrokerClient } from '../../lib/client';
 import { startLocalBroker, type LocalBroker } from '../../lib/local/app';
 import { SandboxVendor } from '../../lib/local/sandbox-vendor';
 import { signRequest } from '../../lib/sigv4';
@@ -146,85 +145,6 @@ describe('local server: embedded table', () => {
     const again = await signedFetch('/v1/connections/digitaleo/token');
     expect(again.json.access_token).toBe(first.json.access_token);
     expect(vendor.exchanges('digitaleo')).toBe(minted);
-  });
-});
-
-describe('client SDK', () => {
-  it('reuses a token in-process while it covers minTtl and shares one request between concurrent callers', async () => {
-    let calls = 0;
-    const client = new TokenBrokerClient({
-      baseUrl: local.url,
-      credentials: CALLER,
-      fetch: (input, init) => {
-        calls += 1;
-        return fetch(input, init);
-      },
-    });
-    const tokens = await Promise.all(Array.from({ length: 10 }, () => client.getToken('jwt', { minTtl: 60 })));
-    expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
-    expect(calls).toBe(1);
-    await client.getToken('jwt', { minTtl: 600 });
-    expect(calls).toBe(1);
-    expect(tokens[0]?.authorization).toBe(`Bearer ${tokens[0]?.accessToken}`);
-  });
-
-  it('surfaces the problem code, status and message', async () => {
-    const client = new TokenBrokerClient({ baseUrl: local.url, credentials: OTHER });
-    const err = await client.getToken('digitaleo').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TokenBrokerError);
-    expect(err).toMatchObject({ status: 403, code: 'forbidden' });
-  });
-
-  it('fetch() reports a token the vendor rejects with 401 and retries once with a new one', async () => {
-    const client = new TokenBrokerClient({ baseUrl: local.url, credentials: CALLER });
-    const first = await client.getToken('jwt');
-    const seen: string[] = [];
-    const api = await import('node:http').then(
-      ({ createServer }) =>
-        new Promise<{ url: string; close: () => void }>((resolve) => {
-          const server = createServer((req, res) => {
-            seen.push(String(req.headers.authorization));
-            res.writeHead(seen.length === 1 ? 401 : 200, { 'content-type': 'text/plain' });
-            res.end(seen.length === 1 ? 'Authorization has been denied for this request' : 'ok');
-          });
-          server.listen(0, '127.0.0.1', () => {
-            const port = (server.address() as { port: number }).port;
-            resolve({ url: `http://127.0.0.1:${port}/api/v1/JobTypes`, close: () => server.close() });
-          });
-        }),
-    );
-    try {
-      const res = await client.fetch('jwt', api.url);
-      expect(res.status).toBe(200);
-      expect(seen).toHaveLength(2);
-      expect(seen[0]).toBe(first.authorization);
-    } finally {
-      api.close();
-    }
-  });
-});
-
-describe('CLI', () => {
-  it('prints a token as JSON, or the Authorization header value with --header', async () => {
-    const lines: string[] = [];
-    process.env.AWS_ACCESS_KEY_ID = CALLER.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = CALLER.secretAccessKey;
-    try {
-      expect(await runCli(['token', 'jwt', '--url', local.url, '--min-ttl', '30'], (l) => lines.push(l))).toBe(0);
-      const json = JSON.parse(lines[0] ?? '{}') as { authorization: string; token_type: string };
-      expect(json.token_type).toBe('Bearer');
-      expect(await runCli(['token', 'jwt', '--url', local.url, '--header'], (l) => lines.push(l))).toBe(0);
-      expect(lines[1]).toBe(json.authorization);
-      expect(await runCli(['token', 'digitaleo', '--url', local.url, '--min-ttl', 'x'], (l) => lines.push(l))).toBe(2);
-      expect(await runCli(['connections', '--url', local.url], (l) => lines.push(l))).toBe(0);
-      expect(JSON.parse(lines.at(-1) ?? '[]')).toEqual([
-        { id: 'digitaleo', dialect: 'digitaleo' },
-        { id: 'jwt', dialect: 'oauth2' },
-      ]);
-    } finally {
-      delete process.env.AWS_ACCESS_KEY_ID;
-      delete process.env.AWS_SECRET_ACCESS_KEY;
-    }
   });
 });
 

@@ -1,0 +1,297 @@
+import { parseArgs } from 'node:util';
+import { TokenBrokerClient, TokenBrokerError, type ConnectionStatus } from './index';
+
+// `token-broker <command>`: the client for operators and scripts. Results go to stdout, errors to stderr, and the
+// exit code says what kind of failure it was, so a script can tell "not allowed" from "try again later".
+
+export const EXIT = {
+  ok: 0,
+  /** The broker failed in another way (misconfigured, internal error, an answer that is not JSON). */
+  failed: 1,
+  /** The command line is wrong, or the broker found the request malformed. */
+  usage: 2,
+  /** No credentials, a signature the broker refused, or a connection this identity may not use. */
+  forbidden: 3,
+  /** The vendor refused the stored credentials or answered something that is not a token. */
+  vendorRefused: 4,
+  /** The broker or the vendor is unavailable, rate-limits, or did not answer in time: try again later. */
+  unavailable: 5,
+} as const;
+
+/** The exit code for an error code (see EXIT). */
+export function exitCodeFor(code: string): number {
+  switch (code) {
+    case 'invalid_request':
+    case 'not_found':
+      return EXIT.usage;
+    case 'unauthenticated':
+    case 'forbidden':
+    case 'no_credentials':
+      return EXIT.forbidden;
+    case 'vendor_rejected_credentials':
+    case 'vendor_protocol_error':
+      return EXIT.vendorRefused;
+    case 'rate_limited':
+    case 'vendor_unavailable':
+    case 'vendor_timeout':
+    case 'service_unavailable':
+    case 'unreachable':
+    case 'timeout':
+      return EXIT.unavailable;
+    default:
+      return EXIT.failed;
+  }
+}
+
+const COMMON = `common options:
+  --url URL        the broker's base URL (default $TOKEN_BROKER_URL)
+  --region REGION  the region requests are signed for (default $AWS_REGION, else us-east-1)
+  --json           print the broker's answer as JSON
+  -h, --help       this help
+Credentials come from the AWS default chain (environment, AWS_PROFILE, SSO, web identity, container, EC2).`;
+
+const EXITS = `exit codes: 0 ok, 1 other failure, 2 usage or invalid request, 3 no credentials / unauthenticated / forbidden,
+            4 the vendor refused, 5 unavailable, rate-limited or timed out (try again later)`;
+
+const COMMANDS = {
+  token: {
+    usage: 'token-broker token <connection> [--min-ttl N] [--header | --json]',
+    about: 'A token valid for at least N seconds (default 60). --header prints only the Authorization value.',
+  },
+  connections: {
+    usage: 'token-broker connections [--admin] [--json]',
+    about: 'The connections this identity may use (--admin: every connection it administers).',
+  },
+  invalidate: {
+    usage: 'token-broker invalidate <connection> <access-token | -> [--json]',
+    about: 'Report a token the vendor rejected early ("-" reads it from stdin); the broker evicts it if still current.',
+  },
+  refresh: {
+    usage: 'token-broker refresh <connection> [--json]',
+    about: 'Admins: mint a new token now.',
+  },
+  verify: {
+    usage: 'token-broker verify <connection> [--stage AWSPENDING] [--json]',
+    about: "Admins: exchange with that secret version stage, cache nothing, report whether the vendor accepts it.",
+  },
+  status: {
+    usage: 'token-broker status [connection ...] [--json]',
+    about: 'Admins: each connection\'s health (token expiry, minting, secret fingerprint, cooldown, last failure); ' +
+      'with no connection named, every connection this identity administers.',
+  },
+} as const;
+
+type Command = keyof typeof COMMANDS;
+
+const USAGE = `usage: token-broker <command> [options]
+
+commands:
+${Object.values(COMMANDS)
+  .map((c) => `  ${c.usage}\n      ${c.about}`)
+  .join('\n')}
+
+${COMMON}
+${EXITS}
+"token-broker <command> --help" shows one command's help.`;
+
+function commandHelp(command: Command): string {
+  return `usage: ${COMMANDS[command].usage}\n  ${COMMANDS[command].about}\n\n${COMMON}\n${EXITS}`;
+}
+
+export interface CliIo {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  readStdin?(): Promise<string>;
+  env?: Record<string, string | undefined>;
+  /** Options for the client (tests inject credentials or a clock); the command line wins over them. */
+  client?: ConstructorParameters<typeof TokenBrokerClient>[0];
+}
+
+const processIo: CliIo = {
+  stdout: (t) => void process.stdout.write(`${t}\n`),
+  stderr: (t) => void process.stderr.write(`${t}\n`),
+  readStdin: async () => {
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin) chunks.push(c as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  },
+};
+
+class UsageError extends Error {}
+
+/** Aligned columns, for people; --json is for scripts. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+const when = (v: unknown) => (typeof v === 'string' && v ? v : '-');
+
+function statusRow(s: ConnectionStatus): string[] {
+  const token = s.token as { expires_at?: string; minted_at?: string; minted_by?: string } | null | undefined;
+  const cooldown = s.cooldown as { code?: string; until?: string } | null | undefined;
+  const failure = s.last_failure as { code?: string; at?: string } | null | undefined;
+  return [
+    String(s.connection),
+    when(token?.expires_at),
+    when(token?.minted_at),
+    when(token?.minted_by),
+    when(s.secret_version_fingerprint),
+    cooldown ? `${when(cooldown.code)} until ${when(cooldown.until)}` : '-',
+    failure ? `${when(failure.code)} at ${when(failure.at)}` : '-',
+  ];
+}
+
+const STATUS_HEADER = ['CONNECTION', 'TOKEN EXPIRES', 'MINTED', 'BY', 'SECRET', 'COOLDOWN', 'LAST FAILURE'];
+
+export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        url: { type: 'string' },
+        region: { type: 'string' },
+        json: { type: 'boolean' },
+        header: { type: 'boolean' },
+        admin: { type: 'boolean' },
+        'min-ttl': { type: 'string' },
+        stage: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    io.stderr(`token-broker: ${(err as Error).message}\n\n${USAGE}`);
+    return EXIT.usage;
+  }
+  const { values, positionals } = parsed;
+  const [name, ...args] = positionals;
+  if (name === 'help' || (!name && values.help)) {
+    io.stdout(USAGE);
+    return EXIT.ok;
+  }
+  if (!name || !Object.hasOwn(COMMANDS, name)) {
+    io.stderr(`${name ? `token-broker: unknown command "${name}"\n\n` : ''}${USAGE}`);
+    return EXIT.usage;
+  }
+  const command = name as Command;
+  if (values.help) {
+    io.stdout(commandHelp(command));
+    return EXIT.ok;
+  }
+  const env = io.env ?? process.env;
+  try {
+    const baseUrl = values.url ?? env.TOKEN_BROKER_URL;
+    if (!baseUrl) throw new UsageError('the broker URL is missing: pass --url or set TOKEN_BROKER_URL');
+    const region = values.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+    let client: TokenBrokerClient;
+    try {
+      client = new TokenBrokerClient({ ...(io.client ?? {}), baseUrl, ...(region ? { region } : {}) });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const needId = (n: number) => {
+      if (args.length !== n) throw new UsageError(`expected ${n === 1 ? 'a connection id' : `${n} arguments`}`);
+      return args[0]!;
+    };
+    const print = (json: unknown, text: string) => io.stdout(values.json ? JSON.stringify(json, null, 2) : text);
+
+    switch (command) {
+      case 'token': {
+        const id = needId(1);
+        const raw = values['min-ttl'] ?? '60';
+        const minTtl = /^\d{1,4}$/.test(raw) ? Number(raw) : NaN;
+        if (!(minTtl >= 0 && minTtl <= 3600)) throw new UsageError('--min-ttl must be an integer from 0 to 3600');
+        if (values.header && values.json) throw new UsageError('--header and --json exclude each other');
+        const t = await client.getToken(id, { minTtl });
+        const expiresAt = new Date(t.expiresAt).toISOString();
+        if (values.header) io.stdout(t.authorization);
+        else
+          print(
+            { connection: t.connection, access_token: t.accessToken, token_type: t.tokenType, expires_in: t.expiresIn, expires_at: expiresAt, authorization: t.authorization },
+            table([
+              ['connection', t.connection],
+              ['token_type', t.tokenType],
+              ['expires_in', `${t.expiresIn} s (${expiresAt})`],
+              ['authorization', t.authorization],
+            ]),
+          );
+        return EXIT.ok;
+      }
+      case 'connections': {
+        if (args.length !== 0) throw new UsageError('connections takes no argument');
+        const list = await client.listConnections(values.admin ? { admin: true } : {});
+        print(list, list.length === 0 ? '(none)' : table([['ID', 'DIALECT'], ...list.map((c) => [c.id, c.dialect])]));
+        return EXIT.ok;
+      }
+      case 'invalidate': {
+        if (args.length !== 2) throw new UsageError('expected a connection id and the access token (or - to read it from stdin)');
+        let token = args[1]!;
+        if (token === '-') token = ((await io.readStdin?.()) ?? '').trim();
+        if (!token) throw new UsageError('the access token is empty');
+        const invalidated = await client.invalidate(args[0]!, token);
+        print({ invalidated }, invalidated ? 'invalidated: the broker will mint a new token' : 'not invalidated: it is not the current token');
+        return EXIT.ok;
+      }
+      case 'refresh': {
+        const r = await client.refresh(needId(1));
+        print(r, `refreshed ${r.connection}: the new token expires at ${r.expires_at}`);
+        return EXIT.ok;
+      }
+      case 'verify': {
+        const stage = values.stage ?? 'AWSPENDING';
+        const r = await client.verify(needId(1), stage);
+        print(r, `verified ${r.connection}: the vendor accepts the ${r.versionStage} secret (token lifetime ${r.expires_in} s)`);
+        return EXIT.ok;
+      }
+      case 'status': {
+        const ids = args.length > 0 ? args : (await client.listConnections({ admin: true })).map((c) => c.id);
+        const results = await mapBounded(ids, 4, (id) =>
+          client.status(id).then(
+            (s) => ({ id, s }),
+            (err: unknown) => ({ id, err }),
+          ),
+        );
+        const failed = results.filter((r): r is { id: string; err: unknown } => 'err' in r);
+        for (const f of failed) io.stderr(`token-broker: ${f.id}: ${describe(f.err)}`);
+        const ok = results.flatMap((r) => ('s' in r ? [r.s] : []));
+        print(ok, ok.length === 0 ? '(none)' : table([STATUS_HEADER, ...ok.map(statusRow)]));
+        return failed.length > 0 ? exitCodeOf(failed[0]!.err) : EXIT.ok;
+      }
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`token-broker ${command}: ${err.message}\n\n${commandHelp(command)}`);
+      return EXIT.usage;
+    }
+    io.stderr(`token-broker: ${describe(err)}`);
+    return exitCodeOf(err);
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof TokenBrokerError) {
+    return `${err.message}${err.retryAfter !== undefined ? ` (retry after ${err.retryAfter} s)` : ''}`;
+  }
+  if (err instanceof RangeError || err instanceof TypeError) return err.message;
+  return `unexpected failure: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+function exitCodeOf(err: unknown): number {
+  return err instanceof TokenBrokerError ? exitCodeFor(err.code) : EXIT.failed;
+}
+
+async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
