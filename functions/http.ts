@@ -3,7 +3,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import type { Broker, IssuedToken } from '../lib/broker';
-import { InvalidRequestError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
+import { InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { principalArn } from '../lib/policy';
 import { lambdaEntry, withPowertools } from './entry';
@@ -68,7 +68,7 @@ function route(event: APIGatewayProxyEvent): { route: Route; connectionId?: stri
     if (!id.success) throw new InvalidRequestError('the connection id must be 1-128 characters of A-Z a-z 0-9 . _ -');
     return { route: r.route, connectionId: id.data };
   }
-  throw new InvalidRequestError(`there is no route ${method} ${path.slice(0, 200)}`);
+  throw new NotFoundError(`there is no route ${method} ${path.slice(0, 200)}`);
 }
 
 function minTtlOf(event: APIGatewayProxyEvent): number {

@@ -59,6 +59,7 @@ export const ProblemAnswer = z.object({
   status: integer(),
   code: z.enum([
     'invalid_request',
+    'not_found',
     'unauthenticated',
     'forbidden',
     'vendor_rejected_credentials',

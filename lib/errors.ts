@@ -3,6 +3,7 @@
 
 export type ProblemCode =
   | 'invalid_request'
+  | 'not_found'
   | 'unauthenticated'
   | 'forbidden'
   | 'vendor_rejected_credentials'
@@ -54,6 +55,13 @@ type Opts = ConstructorParameters<typeof BrokerError>[3];
 export class InvalidRequestError extends BrokerError {
   constructor(message: string, opts?: Opts) {
     super('invalid_request', 400, message, opts);
+  }
+}
+
+/** A path or method that is no route of the API (never an unknown connection: that is ForbiddenError). */
+export class NotFoundError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('not_found', 404, message, opts);
   }
 }
 
@@ -158,6 +166,7 @@ export interface Problem {
 
 const TITLES: Record<ProblemCode, string> = {
   invalid_request: 'Invalid request',
+  not_found: 'Not found',
   unauthenticated: 'Unauthenticated',
   forbidden: 'Forbidden',
   vendor_rejected_credentials: 'The vendor rejected the credentials',

@@ -128,11 +128,26 @@ describe('GET /v1/connections/{id}/token', () => {
     [`/v1/connections/${'a'.repeat(129)}/token`],
     ['/v1/connections/%E0%A4%A/token'],
     ['/v1/connections//token'],
-    ['/v2/connections/digitaleo-prod/token'],
   ])('refuses the malformed path %s with invalid_request', async (path) => {
     const res = await call({ method: 'GET', path, userArn: CAMPAIGNS });
     expect(res.statusCode).toBe(400);
     expect(res.json.code).toBe('invalid_request');
+  });
+
+  it.each([
+    ['GET', '/v2/connections/digitaleo-prod/token'],
+    ['GET', '/'],
+    ['GET', '/v1/connections/digitaleo-prod'],
+    ['GET', '/v1/connections/digitaleo-prod/token/extra'],
+    ['DELETE', '/v1/connections/digitaleo-prod/token'],
+    ['POST', '/v1/connections'],
+    ['GET', '/v1/connections/digitaleo-prod/refresh'],
+    ['PUT', '/v1/connections/digitaleo-prod/verify'],
+  ])('answers %s %s, which is no route of the API, with 404 not_found', async (method, path) => {
+    const res = await call({ method, path, userArn: CAMPAIGNS });
+    expect(res.statusCode).toBe(404);
+    expect(res.headers?.['content-type']).toBe('application/problem+json');
+    expect(res.json).toMatchObject({ status: 404, code: 'not_found', title: 'Not found' });
   });
 });
 
