@@ -3,11 +3,11 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import type { Broker, IssuedToken } from '../lib/broker';
-import { InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
+import { ForbiddenError, InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
-import { principalArn } from '../lib/policy';
+import { isAdmin, principalArn } from '../lib/policy';
 import { lambdaEntry, withPowertools } from './entry';
-import { ConnectionId, InvalidateBody, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
+import { ConnectionId, InvalidateBody, ListRole, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
 
 // The HTTP API (DESIGN.md "HTTP API (v1)") as one API Gateway REST proxy handler: identity from the IAM
 // authorizer's request context, validation with zod at the edge, one call into the broker, the answer shaped here.
@@ -71,6 +71,15 @@ function route(event: APIGatewayProxyEvent): { route: Route; connectionId?: stri
   throw new NotFoundError(`there is no route ${method} ${path.slice(0, 200)}`);
 }
 
+/** `?role=admin`: the list of connections an admin administers, rather than those it may get tokens from. */
+function listsAdministered(event: APIGatewayProxyEvent): boolean {
+  if ((event.multiValueQueryStringParameters?.role?.length ?? 0) > 1) throw new InvalidRequestError('role is given more than once');
+  const raw = event.queryStringParameters?.role;
+  if (raw === undefined || raw === null) return false;
+  if (!ListRole.safeParse(raw).success) throw new InvalidRequestError('role must be "admin"');
+  return true;
+}
+
 function minTtlOf(event: APIGatewayProxyEvent): number {
   const multi = event.multiValueQueryStringParameters?.min_ttl;
   if (multi && multi.length > 1) throw new InvalidRequestError('min_ttl is given more than once');
@@ -127,8 +136,12 @@ export function makeRequestHandler(deps: HttpDeps) {
       const r = route(event);
       const id = r.connectionId as string;
       switch (r.route) {
-        case 'list':
-          return json(200, { connections: broker.listConnections(who.arn) });
+        case 'list': {
+          if (!listsAdministered(event)) return json(200, { connections: broker.listConnections(who.arn) });
+          // Every connection an admin administers: what `token-broker status` walks over.
+          if (!isAdmin(who.arn, broker.config)) throw new ForbiddenError();
+          return json(200, { connections: broker.config.connections.map((c) => ({ id: c.id, dialect: c.dialectName })) });
+        }
         case 'token': {
           const minTtl = minTtlOf(event);
           const token = await broker.getToken(who.arn, id, minTtl);

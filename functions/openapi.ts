@@ -4,6 +4,7 @@ import {
   ConnectionList,
   InvalidateAnswer,
   InvalidateBody,
+  ListRole,
   MinTtl,
   ProblemAnswer,
   RefreshAnswer,
@@ -66,8 +67,14 @@ export function openApiDocument() {
       '/v1/connections': {
         get: {
           operationId: 'listConnections',
-          summary: 'The connections this caller may use',
-          responses: { '200': json('ids and dialects, no secrets', 'ConnectionList'), '401': errors['401'] },
+          summary: 'The connections this caller may use (role=admin: every connection this admin administers)',
+          parameters: [{ name: 'role', in: 'query', required: false, schema: schema(ListRole, 'input') }],
+          responses: {
+            '200': json('ids and dialects, no secrets', 'ConnectionList'),
+            '400': errors['400'],
+            '401': errors['401'],
+            '403': problem('forbidden: role=admin from a caller that is not an admin'),
+          },
         },
       },
       '/v1/connections/{id}/token': {

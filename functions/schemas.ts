@@ -23,6 +23,11 @@ export const MinTtl = described(
   'Seconds the token must stay valid at least (0-3600, default 60)',
 );
 
+export const ListRole = described(
+  z.literal('admin'),
+  'admin: every connection this admin administers (for the status of each), instead of those it may get tokens from',
+);
+
 export const InvalidateBody = z.looseObject({
   access_token: described(z.string().check(z.minLength(1), z.maxLength(MAX_BODY_BYTES)), 'The token the vendor rejected'),
 });

@@ -134,6 +134,17 @@ describe('GET /v1/connections/{id}/token', () => {
     expect(res.json.code).toBe('invalid_request');
   });
 
+  it('lists every connection to an admin that asks with role=admin, and refuses that to a caller', async () => {
+    const own = await call({ method: 'GET', path: '/v1/connections', userArn: ADMIN });
+    expect(own.json).toEqual({ connections: [{ id: 'billing-api', dialect: 'oauth2' }] });
+    const all = await call({ method: 'GET', path: '/v1/connections', userArn: ADMIN, query: { role: 'admin' } });
+    expect((all.json.connections as { id: string }[]).map((c) => c.id)).toEqual(['digitaleo-prod', 'billing-api', 'docoon-prod', 'docoon-basic', 'usage']);
+    const caller = await call({ method: 'GET', path: '/v1/connections', userArn: BILLING, query: { role: 'admin' } });
+    expect(caller.statusCode).toBe(403);
+    const bad = await call({ method: 'GET', path: '/v1/connections', userArn: ADMIN, query: { role: 'root' } });
+    expect(bad.json.code).toBe('invalid_request');
+  });
+
   it.each([
     ['GET', '/v2/connections/digitaleo-prod/token'],
     ['GET', '/'],
