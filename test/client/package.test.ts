@@ -61,7 +61,7 @@ afterAll(async () => {
   if (project) rmSync(project, { recursive: true, force: true });
 });
 
-describe('@token-broker/client, packed and installed elsewhere', () => {
+describe('@token-broker/client, packed and installed elsewhere', { timeout: 150_000 }, () => {
   it('ships dist/ only, with ESM, CommonJS and type entry points, and installs without the broker', () => {
     const root = join(project, 'node_modules/@token-broker/client');
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {

@@ -1,0 +1,153 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startLocalBroker, type LocalBroker } from '../lib/local/app';
+import { ADMIN, CALLER, OTHER, localFiles, type Identity, type LocalFiles } from './support/local-broker';
+import { registerSecret } from './support/secrets-registry';
+
+// The real `token-broker` command (bin/token-broker.mjs) against a running local broker: what it prints where,
+// and the exit code a script reads.
+
+const bin = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'bin/token-broker.mjs');
+let files: LocalFiles;
+let local: LocalBroker;
+let home: string;
+
+beforeAll(async () => {
+  files = await localFiles();
+  local = await startLocalBroker(files.env);
+  home = mkdtempSync(join(tmpdir(), 'cli-home-'));
+});
+
+afterAll(async () => {
+  await local?.close();
+  await files?.close();
+  rmSync(home, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI with only the environment given (no AWS profile of this machine can leak in). */
+function cli(args: string[], opts: { as?: Identity | null; input?: string; url?: string | null } = {}): Promise<Run> {
+  const identity = opts.as === undefined ? CALLER : opts.as;
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: home,
+    AWS_CONFIG_FILE: join(home, 'none'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_REGION: 'us-east-1',
+    ...(opts.url === null ? {} : { TOKEN_BROKER_URL: opts.url ?? local.url }),
+    ...(identity ? { AWS_ACCESS_KEY_ID: identity.accessKeyId, AWS_SECRET_ACCESS_KEY: identity.secretAccessKey } : {}),
+  };
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+// Each run starts a Node process that compiles the CLI: seconds each on a shared machine.
+describe('token-broker CLI: answers', { timeout: 90_000 }, () => {
+  it('token: a table by default, the answer with --json, the Authorization value alone with --header', async () => {
+    const json = await cli(['token', 'jwt', '--min-ttl', '120', '--json']);
+    expect(json).toMatchObject({ code: 0, stderr: '' });
+    const answer = JSON.parse(json.stdout) as { token_type: string; authorization: string; access_token: string; expires_in: number };
+    registerSecret(answer.access_token);
+    expect(answer.token_type).toBe('Bearer');
+    expect(answer.expires_in).toBeGreaterThanOrEqual(120);
+    const header = await cli(['token', 'jwt', '--header']);
+    expect(header).toMatchObject({ code: 0, stdout: `${answer.authorization}\n`, stderr: '' });
+    const human = await cli(['token', 'jwt']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^connection +jwt$/m);
+    expect(human.stdout).toMatch(/^expires_in +\d+ s \(\d{4}-\d\d-\d\dT/m);
+  });
+
+  it('connections: a table, or JSON', async () => {
+    const table = await cli(['connections']);
+    expect(table).toMatchObject({ code: 0, stderr: '' });
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID +DIALECT$/);
+    expect(table.stdout).toMatch(/^digitaleo +digitaleo$/m);
+    const json = await cli(['connections', '--json']);
+    expect(JSON.parse(json.stdout)).toEqual([
+      { id: 'digitaleo', dialect: 'digitaleo' },
+      { id: 'jwt', dialect: 'oauth2' },
+    ]);
+  });
+
+  it('invalidate: reads the token from stdin with "-", and says whether it was evicted', async () => {
+    const run = await cli(['invalidate', 'jwt', '-', '--json'], { input: 'a-token-that-is-not-current\n' });
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(run.stdout)).toEqual({ invalidated: false });
+  });
+
+  it('refresh and verify: for admins', async () => {
+    const refresh = await cli(['refresh', 'jwt', '--json'], { as: ADMIN });
+    expect(refresh).toMatchObject({ code: 0, stderr: '' });
+    expect(JSON.parse(refresh.stdout)).toMatchObject({ connection: 'jwt', expires_at: expect.any(String) });
+    const verify = await cli(['verify', 'jwt', '--stage', 'AWSCURRENT'], { as: ADMIN });
+    expect(verify).toMatchObject({ code: 0, stderr: '' });
+    expect(verify.stdout).toContain('verified jwt: the vendor accepts the AWSCURRENT secret');
+  });
+});
+
+describe('token-broker CLI: exit codes, errors on stderr only', { timeout: 90_000 }, () => {
+  it('2 for usage: no command, an unknown one, a missing id, a bad --min-ttl, an unknown option, no URL', async () => {
+    for (const args of [[], ['mint'], ['token'], ['token', 'jwt', '--min-ttl', 'x'], ['token', 'jwt', '--nope']]) {
+      const run = await cli(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stdout, args.join(' ')).toBe('');
+      expect(run.stderr).toContain('usage: token-broker');
+    }
+    const noUrl = await cli(['connections'], { url: null });
+    expect(noUrl).toMatchObject({ code: 2, stdout: '' });
+    expect(noUrl.stderr).toContain('TOKEN_BROKER_URL');
+  });
+
+  it('--help per command, on stdout with exit 0', async () => {
+    const help = await cli(['verify', '--help']);
+    expect(help).toMatchObject({ code: 0, stderr: '' });
+    expect(help.stdout).toContain('usage: token-broker verify <connection> [--stage AWSPENDING]');
+    expect(help.stdout).toContain('exit codes: 0 ok');
+  });
+
+  it('3 when forbidden, unauthenticated, or without credentials (with what to do about it)', async () => {
+    const forbidden = await cli(['token', 'digitaleo'], { as: OTHER });
+    expect(forbidden).toMatchObject({ code: 3, stdout: '' });
+    expect(forbidden.stderr).toContain('forbidden');
+    const refused = await cli(['refresh', 'jwt'], { as: CALLER });
+    expect(refused).toMatchObject({ code: 3, stdout: '' });
+    const unsigned = await cli(['connections'], { as: { ...CALLER, secretAccessKey: 'not-the-right-secret-key' } });
+    expect(unsigned).toMatchObject({ code: 3, stdout: '' });
+    expect(unsigned.stderr).toContain('unauthenticated');
+    const none = await cli(['connections'], { as: null });
+    expect(none).toMatchObject({ code: 3, stdout: '' });
+    expect(none.stderr).toContain('no AWS credentials found: set AWS_PROFILE');
+  });
+
+  it('4 when the vendor refuses the credentials', async () => {
+    files.vendor.setAccount('digitaleo', { client_id: 'someone-else', client_secret: 'vendor-side-secret-0' });
+    const run = await cli(['token', 'digitaleo']);
+    expect(run).toMatchObject({ code: 4, stdout: '' });
+    expect(run.stderr).toContain('vendor_rejected_credentials');
+  });
+
+  it('5 when the broker cannot be reached', async () => {
+    const run = await cli(['connections'], { url: 'http://127.0.0.1:9' });
+    expect(run).toMatchObject({ code: 5, stdout: '' });
+    expect(run.stderr).toContain('unreachable');
+  });
+});
