@@ -9,12 +9,14 @@ import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/d
 import { FileSecretSource } from '../adapters/file-secrets';
 import { Broker } from '../broker';
 import { systemClock, type Clock } from '../clock';
-import { loadConfig, parseConfig, type BrokerConfig } from '../config';
+import { parseConfig, type BrokerConfig } from '../config';
 import { LocalKeyRing, TokenCipher } from '../crypto';
 import { ConfigurationError } from '../errors';
+import { readCredentials } from '../exchange';
 import { createHttpClient, nodeHttpClient, type HttpClient } from '../http';
 import { CachedSecretSource } from '../secrets';
 import { startDynalite, type RunningDynalite } from './dynalite';
+import { readJsonFile } from './json-file';
 import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
 import { startLocalServer, type RunningServer } from './server';
 import type { CallerKey } from '../sigv4';
@@ -50,23 +52,63 @@ export interface LocalBroker {
 const DEMO_CALLER_ARN = 'arn:aws:iam::000000000000:role/demo-caller';
 const DEMO_ADMIN_ARN = 'arn:aws:iam::000000000000:role/demo-admin';
 
+const CALLER_ARN = /^arn:aws[a-z-]*:(?:iam|sts)::\d{12}:\S+$/;
+
+/** The callers file: access key id → { secretAccessKey, arn }, the identities SigV4 is checked against. */
 function readCallers(path: string): Map<string, CallerKey> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch {
-    throw new ConfigurationError(`the callers file ${path} cannot be read as JSON`);
+  const raw = readJsonFile(path, 'callers file', 'BROKER_CALLERS_FILE');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigurationError(`the callers file ${path} must be a JSON object: access key id → { "secretAccessKey", "arn" }`);
   }
-  if (typeof raw !== 'object' || raw === null) throw new ConfigurationError(`the callers file ${path} is not an object`);
   const callers = new Map<string, CallerKey>();
   for (const [akid, v] of Object.entries(raw as Record<string, unknown>)) {
-    const entry = v as Partial<CallerKey>;
-    if (typeof entry?.secretAccessKey !== 'string' || typeof entry.arn !== 'string') {
-      throw new ConfigurationError(`the callers file ${path}: ${akid} needs secretAccessKey and arn`);
+    const entry = (typeof v === 'object' && v !== null ? v : {}) as Partial<CallerKey>;
+    if (typeof entry.secretAccessKey !== 'string' || entry.secretAccessKey.length === 0) {
+      throw new ConfigurationError(`the callers file ${path}: ${akid} needs a "secretAccessKey" string`);
+    }
+    if (typeof entry.arn !== 'string' || !CALLER_ARN.test(entry.arn)) {
+      throw new ConfigurationError(`the callers file ${path}: ${akid} needs an "arn" such as arn:aws:iam::111111111111:role/name`);
     }
     callers.set(akid, { secretAccessKey: entry.secretAccessKey, arn: entry.arn });
   }
   return callers;
+}
+
+/**
+ * Every connection's secret must be in the secrets file with the keys its dialect needs: told at start, naming the
+ * connection and the key, rather than as a 500 at the first request.
+ */
+async function checkSecrets(config: BrokerConfig, path: string): Promise<void> {
+  const all = readJsonFile(path, 'secrets file', 'BROKER_SECRETS_FILE');
+  if (typeof all !== 'object' || all === null || Array.isArray(all)) {
+    throw new ConfigurationError(`the secrets file ${path} must be a JSON object: secret id → the secret's JSON value`);
+  }
+  const source = new FileSecretSource(path);
+  const problems: string[] = [];
+  for (const connection of config.connections) {
+    try {
+      if (!Object.hasOwn(all, connection.secretId)) {
+        throw new ConfigurationError(`${connection.id}: its secret ${connection.secretId} is not in the secrets file`);
+      }
+      readCredentials(connection, (await source.getSecret(connection.secretId)).value);
+    } catch (err) {
+      if (!(err instanceof ConfigurationError)) throw err;
+      problems.push(err.message.startsWith(`${connection.id}:`) ? err.message : `${connection.id}: ${err.message}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigurationError(`the secrets file ${path} does not hold what the connections need:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** PORT as a port number; anything else is refused before anything starts. */
+export function portOf(value: string | undefined): number {
+  if (value === undefined || value === '') return 8080;
+  const port = /^\d{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(port >= 0 && port <= 65_535)) {
+    throw new ConfigurationError(`PORT must be a port number from 0 to 65535 (0 picks a free one), not ${JSON.stringify(value.slice(0, 20))}`);
+  }
+  return port;
 }
 
 /** The local key ring's master key, kept beside the embedded table so a restart can read what it stored. */
@@ -150,6 +192,7 @@ async function demoSetup(dir: string) {
 export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd?: string } = {}): Promise<LocalBroker> {
   const clock = opts.clock ?? systemClock;
   const cwd = opts.cwd ?? process.cwd();
+  const port = portOf(env.PORT);
   const region = env.AWS_REGION || 'us-east-1';
   const tableName = env.BROKER_TABLE || 'token-broker';
   const dataDir = resolve(cwd, env.BROKER_DATA_DIR || '.data');
@@ -169,9 +212,10 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
     if (configured) {
       if (!env.BROKER_SECRETS_FILE) throw new ConfigurationError('BROKER_SECRETS_FILE must name the secrets file');
       if (!env.BROKER_CALLERS_FILE) throw new ConfigurationError('BROKER_CALLERS_FILE must name the callers file');
-      config = loadConfig(configPath, { allowLoopbackHttp: true });
+      config = parseConfig(readJsonFile(configPath, 'connections file', 'BROKER_CONFIG'), { allowLoopbackHttp: true });
       secretsPath = resolve(cwd, env.BROKER_SECRETS_FILE);
       callers = readCallers(resolve(cwd, env.BROKER_CALLERS_FILE));
+      await checkSecrets(config, secretsPath);
     } else {
       const dir = mkdtempSync(join(tmpdir(), 'token-broker-demo-'));
       closers.push(async () => rmSync(dir, { recursive: true, force: true }));
@@ -218,8 +262,14 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
       callers,
       region,
       clock,
-      port: env.PORT === undefined ? 8080 : Number(env.PORT),
+      port,
       onRefused: (reason) => logger.info('signature refused', { reason }),
+    }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EADDRINUSE') {
+        throw new ConfigurationError(`port ${port} is already in use: set PORT to a free port (PORT=0 picks one)`);
+      }
+      if (err.code === 'EACCES') throw new ConfigurationError(`port ${port} needs privileges this process lacks: set PORT above 1023`);
+      throw err;
     });
     closers.push(() => server.close());
     closers.push(() => broker.drain());

@@ -3,8 +3,11 @@ import { startLocalBroker } from './app';
 
 // `npm start`: the broker on http://127.0.0.1:${PORT:-8080}; a demo when nothing is configured.
 
-// Local mode keeps EMF metrics off stdout unless asked for; the structured logs (with the audit lines) stay on.
+// Local mode keeps EMF metrics off stdout unless asked for; the structured logs (with the audit lines) stay on,
+// indented for a person to read (Powertools' dev mode) unless BROKER_LOG_FORMAT=json asks for one JSON line each.
 process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+if (process.env.BROKER_LOG_FORMAT === 'json') process.env.POWERTOOLS_DEV = 'false';
+else process.env.POWERTOOLS_DEV ??= 'true';
 
 async function main() {
   const local = await startLocalBroker(process.env);
@@ -24,11 +27,11 @@ Ask for a token:
 List what this caller may use:
   curl -s ${sigv4} --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" ${local.url}/v1/connections
 
-The same from code (the client SDK, default AWS credential chain):
-  import { TokenBrokerClient } from 'token-broker/lib/client';
+The same from code (npm install @token-broker/client; the default AWS credential chain):
+  import { TokenBrokerClient } from '@token-broker/client';
   const broker = new TokenBrokerClient({ baseUrl: '${local.url}', region: '${local.region}' });
   const { authorization } = await broker.getToken('demo-digitaleo', { minTtl: 300 });
-Or the CLI:  npx token-broker token demo-digitaleo --url ${local.url}
+Or the CLI:  npx token-broker token demo-digitaleo --url ${local.url}   (npx token-broker --help)
 
 An admin (${admin.arn}) may refresh and verify:
   curl -s ${sigv4} --user "${admin.accessKeyId}:${admin.secretAccessKey}" -X POST ${local.url}/v1/connections/demo-oauth2-jwt/refresh

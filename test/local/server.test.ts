@@ -112,6 +112,13 @@ describe('local server: SigV4 as API Gateway checks it', () => {
     expect(res.status).toBe(403);
   });
 
+  it('answers a signed request to no route with 404 not_found, an unsigned one with 401', async () => {
+    const res = await signedFetch('/v1/tokens');
+    expect(res.status).toBe(404);
+    expect(res.json.code).toBe('not_found');
+    expect((await fetch(`${local.url}/v1/tokens`)).status).toBe(401);
+  });
+
   it('refuses a body over 64 KB with invalid_request', async () => {
     const big = JSON.stringify({ access_token: 'a'.repeat(70_000) });
     const res = await signedFetch('/v1/connections/digitaleo/token/invalidate', { method: 'POST', body: big });
