@@ -9,7 +9,7 @@ import { isAdmin, principalArn } from '../lib/policy';
 import { lambdaEntry, withPowertools } from './entry';
 import { ConnectionId, InvalidateBody, ListRole, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
 
-// The HTTP API (DESIGN.md "HTTP API (v1)") as one API Gateway REST proxy handler: identity from the IAM
+// The HTTP API (docs/api.md) as one API Gateway REST proxy handler: identity from the IAM
 // authorizer's request context, validation with zod at the edge, one call into the broker, the answer shaped here.
 
 export interface HttpDeps {

@@ -195,7 +195,7 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
   };
   if (e?.expose) problem.detail = e.message;
   if (instance) problem.instance = instance;
-  // 429 and 503 always say when to come back (DESIGN.md), even when nobody said how long.
+  // 429 and 503 always say when to come back (docs/api.md), even when nobody said how long.
   const retryAfter = e?.retryAfter ?? (status === 429 || status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
   return retryAfter !== undefined ? { problem, retryAfter } : { problem };
 }

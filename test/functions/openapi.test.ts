@@ -7,7 +7,7 @@ describe('OpenAPI document', () => {
     expect(readFileSync(new URL('../../openapi.json', import.meta.url), 'utf8')).toBe(openApiText());
   });
 
-  it('describes every route of DESIGN.md with its problem codes', () => {
+  it('describes every route of the API with its problem codes', () => {
     const doc = openApiDocument();
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/v1/connections',

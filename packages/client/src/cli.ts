@@ -128,15 +128,15 @@ export function table(rows: string[][]): string {
 const when = (v: unknown) => (typeof v === 'string' && v ? v : '-');
 
 function statusRow(s: ConnectionStatus): string[] {
-  const token = s.token as { expires_at?: string; minted_at?: string; minted_by?: string } | null | undefined;
-  const cooldown = s.cooldown as { code?: string; until?: string } | null | undefined;
-  const failure = s.last_failure as { code?: string; at?: string } | null | undefined;
+  const token = s.token as { expires_at?: string; minted_at?: string; minted_by?: string; secret_version?: string } | undefined;
+  const cooldown = s.cooldown as { code?: string; until?: string } | undefined;
+  const failure = s.last_failure as { code?: string; at?: string } | undefined;
   return [
     String(s.connection),
-    when(token?.expires_at),
+    s.static === true ? 'static' : when(token?.expires_at),
     when(token?.minted_at),
     when(token?.minted_by),
-    when(s.secret_version_fingerprint),
+    when(token?.secret_version),
     cooldown ? `${when(cooldown.code)} until ${when(cooldown.until)}` : '-',
     failure ? `${when(failure.code)} at ${when(failure.at)}` : '-',
   ];
