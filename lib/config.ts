@@ -12,6 +12,7 @@ import {
   type StaticDialect,
 } from './dialects';
 import { ConfigurationError } from './errors';
+import { principalPatternProblem } from './policy';
 
 // The connections file, read by the functions at cold start and by the CDK app at synth time: one schema, one
 // loader. It fails fast, and its message names the bad field. zod/mini keeps the functions' bundle and cold start
@@ -19,12 +20,16 @@ import { ConfigurationError } from './errors';
 z.config(en());
 
 export const CONNECTION_ID = /^[A-Za-z0-9._-]{1,128}$/;
-// An IAM role or user ARN; `*` may stand for part of one segment (see policy.ts).
-const PRINCIPAL_PATTERN = /^arn:aws[a-z-]*:iam::(\d{12}|\*):(role|user)\/[A-Za-z0-9+=,.@_\-/*]+$/;
-
-const Principal = z
-  .string()
-  .check(z.regex(PRINCIPAL_PATTERN, 'must be an IAM role or user ARN, e.g. arn:aws:iam::111111111111:role/name'));
+// An IAM role or user ARN; `*` may stand for part of one segment. policy.ts says which patterns can match a caller.
+const Principal = z.string().check(
+  z.superRefine((pattern, ctx) => {
+    const problem = principalPatternProblem(pattern);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, input: pattern });
+  }),
+);
+// A secret's name (Secrets Manager's characters: no IAM wildcard can slip into a grant) or its ARN.
+const SECRET_ID = /^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]{1,128}$/;
 
 const Seconds = (min: number, max: number) => z.number().check(z.int(), z.minimum(min), z.maximum(max));
 const Text = (max: number) => z.string().check(z.minLength(1), z.maxLength(max));
@@ -35,7 +40,8 @@ const ConnectionInput = z.strictObject({
   tokenUrl: z.optional(z.string()),
   // Instead of tokenUrl: the token endpoint is read from this issuer's RFC 8414 / OIDC metadata.
   issuer: z.optional(z.string()),
-  secretId: Text(2048),
+  secretId: z.string().check(z.regex(SECRET_ID, "must be a secret's name or ARN (names: A-Z a-z 0-9 / _ + = . @ -)")),
+  secretKmsKeyArn: z.optional(z.string().check(z.regex(KMS_KEY_ARN, 'must be a KMS key ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)'))),
   callers: z._default(z.array(Principal), []),
   maxTtl: z._default(Seconds(1, 86_400), 900),
   refreshBefore: z._default(Seconds(0, 86_400), 120),
@@ -65,6 +71,8 @@ interface ConnectionCommon {
   id: string;
   dialectName: DialectName;
   secretId: string;
+  /** The customer-managed KMS key that encrypts the secret, when it is not Secrets Manager's own key. */
+  secretKmsKeyArn?: string;
   callers: string[];
   maxTtl: number;
   refreshBefore: number;
@@ -193,6 +201,7 @@ function common(c: ParsedConnection): ConnectionCommon {
     id: c.id,
     dialectName: c.dialect,
     secretId: c.secretId,
+    ...(c.secretKmsKeyArn ? { secretKmsKeyArn: c.secretKmsKeyArn } : {}),
     callers: c.callers,
     maxTtl: c.maxTtl,
     refreshBefore: c.refreshBefore,
