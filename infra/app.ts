@@ -4,14 +4,12 @@ import { App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import { loadConfig } from '../lib/config';
 import { PROJECT_ROOT } from './constructs/broker-function';
+import { readSettings } from './settings';
 import { BrokerStack, BrokerStatefulStack } from './stacks';
 
-// The CDK app. Context (cdk.json, or -c key=value):
-//   stage            names the stacks and resources (default dev)
-//   connectionsFile  the connections file (default broker.config.json when it exists, else the example in infra/)
-//   allowedAccounts  comma-separated accounts whose principals may call the API (default: this account)
-//   organizationId   admit a whole AWS Organization instead
-//   alarmTopicArn    an SNS topic for the alarms (default: a new topic)
+// The CDK app. Its settings come from CDK context (cdk.json, or -c key=value), read and checked in settings.ts:
+//   stage, connectionsFile, allowedAccounts, organizationId, alarmTopicArn, cloudTrail (create | existing),
+//   endpointType (REGIONAL | PRIVATE), vpcEndpointIds, apiGatewayCloudWatchRole (true | false).
 // The connections file is validated here, at synth time, by the same loader the functions use at cold start.
 
 export function connectionsFileFor(context: string | undefined): string {
@@ -20,27 +18,34 @@ export function connectionsFileFor(context: string | undefined): string {
   return existsSync(own) ? own : resolve(PROJECT_ROOT, 'infra/connections.example.json');
 }
 
-const list = (v: unknown) =>
-  String(v ?? '')
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
+/** cdk-nag's AWS Solutions and Serverless packs: a finding not acknowledged on its construct fails the synth. */
+export function addChecks(app: App): void {
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }), new ServerlessChecks(app, { verbose: true }));
+}
 
-export function buildApp(app = new App()) {
+/** The stacks' account and region: CDK's defaults (the CLI's credentials and region) unless given. */
+export interface AppEnvironment {
+  account?: string | undefined;
+  region?: string | undefined;
+}
+
+export function buildApp(app = new App(), environment: AppEnvironment = { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION }) {
   // Keep the producer stack's exports protected (the default), and say so, as CDK asks.
   if (app.node.tryGetContext('@aws-cdk/core:defaultCrossStackReferences') === undefined) {
     app.node.setContext('@aws-cdk/core:defaultCrossStackReferences', 'strong');
   }
-  const stage = String(app.node.tryGetContext('stage') || 'dev');
-  const connectionsFile = connectionsFileFor(app.node.tryGetContext('connectionsFile') || undefined);
+  const settings = readSettings(app.node);
+  const { stage } = settings;
+  const connectionsFile = connectionsFileFor(settings.connectionsFile);
   const config = loadConfig(connectionsFile);
-  const env = { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION };
+  const env = { account: environment.account, region: environment.region };
 
   const stateful = new BrokerStatefulStack(app, `TokenBrokerData-${stage}`, {
     stage,
     env,
     description: 'token-broker: the token table and its KMS key (stateful, retained)',
     terminationProtection: stage === 'prod',
+    cloudTrail: settings.cloudTrail,
   });
   const broker = new BrokerStack(app, `TokenBroker-${stage}`, {
     stage,
@@ -50,15 +55,19 @@ export function buildApp(app = new App()) {
     connectionsFile,
     table: stateful.store.table,
     key: stateful.store.key,
-    allowedAccounts: list(app.node.tryGetContext('allowedAccounts')),
-    organizationId: String(app.node.tryGetContext('organizationId') || '') || undefined,
-    alarmTopicArn: String(app.node.tryGetContext('alarmTopicArn') || '') || undefined,
+    allowedAccounts: settings.allowedAccounts,
+    ...(settings.organizationId ? { organizationId: settings.organizationId } : {}),
+    ...(settings.alarmTopicArn ? { alarmTopicArn: settings.alarmTopicArn } : {}),
+    cloudTrail: settings.cloudTrail,
+    endpointType: settings.endpointType,
+    vpcEndpointIds: settings.vpcEndpointIds,
+    apiGatewayCloudWatchRole: settings.apiGatewayCloudWatchRole,
   });
   broker.addStackDependency(stateful);
   Tags.of(app).add('app', 'token-broker');
   Tags.of(app).add('stage', stage);
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }), new ServerlessChecks(app, { verbose: true }));
-  return { app, stateful, broker, config };
+  addChecks(app);
+  return { app, stateful, broker, config, settings };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(PROJECT_ROOT, 'infra/app.ts')) {

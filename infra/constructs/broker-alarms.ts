@@ -12,22 +12,39 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
-// What an operator is woken for, and what they look at: alarms on exchange failures, cooldowns, the API's 5xx,
-// Lambda throttles and the dead-letter queue, all sent to one topic; one dashboard.
+// What an operator is woken for, and what they look at: alarms on what they must act on (exchange failures,
+// cooldowns, a degraded table, tokens that do not decrypt, the broker's own 500s, each function's errors and
+// throttles, the dead-letter queue), all sent to one topic; one dashboard. The API's 5xx are not an alarm: most are
+// the vendor's 502/503/504 that the broker is meant to pass on, and those already raise ExchangeFailures.
 
 export interface BrokerAlarmsProps {
   stage: string;
   api: SpecRestApi;
   functions: Record<string, IFunction>;
+  /** The HTTP function's log group: its `request failed` lines with status 500 are the broker's own errors. */
+  httpLogs: ILogGroup;
   deadLetters: IQueue;
   topic: ITopic;
 }
 
 const NAMESPACE = 'TokenBroker';
+
+/**
+ * The broker's own 500s, counted from functions/http.ts's log line for an error it did not expect (`request failed`
+ * with status 500); a vendor's failure it passes on logs the same message with 502, 503 or 504.
+ */
+export const INTERNAL_ERRORS = {
+  metricName: 'InternalErrors',
+  message: 'request failed',
+  status: 500,
+  filterPattern: () =>
+    FilterPattern.all(FilterPattern.stringValue('$.message', '=', INTERNAL_ERRORS.message), FilterPattern.numberValue('$.status', '=', INTERNAL_ERRORS.status)),
+};
 const brokerMetric = (name: string, dimensions: Record<string, string> = {}) =>
   new Metric({ namespace: NAMESPACE, metricName: name, dimensionsMap: { service: 'token-broker', ...dimensions }, statistic: 'Sum', period: Duration.minutes(5) });
 
@@ -53,10 +70,21 @@ export class BrokerAlarms extends Construct {
       return a;
     };
 
+    const internalErrors = new MetricFilter(this, 'InternalErrorsFilter', {
+      logGroup: props.httpLogs,
+      filterPattern: INTERNAL_ERRORS.filterPattern(),
+      metricNamespace: NAMESPACE,
+      metricName: INTERNAL_ERRORS.metricName,
+      metricValue: '1',
+    }).metric({ statistic: 'Sum', period: Duration.minutes(5) });
+
     alarm('ExchangeFailures', brokerMetric('ExchangeFailures'), 3, 'Vendor exchanges failed (3 or more in 5 minutes): credentials, outage or protocol change');
     alarm('Cooldowns', brokerMetric('Cooldowns'), 1, 'A connection is cooling down after a failed exchange: callers may be refused');
-    alarm('Api5xx', props.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }), 5, 'The API answered 5xx 5 or more times in 5 minutes');
+    alarm('StoreDegraded', brokerMetric('StoreDegraded'), 1, 'The token table did not answer in time: tokens are served from memory or refused with 503');
+    alarm('DecryptionFailures', brokerMetric('DecryptionFailures'), 1, 'A cached token could not be decrypted (key access, key policy or a tampered item): it is re-minted');
+    alarm('InternalErrors', internalErrors, 1, 'The broker answered 500 internal_error: a fault of its own, not a vendor failure passed on');
     for (const [name, fn] of Object.entries(props.functions)) {
+      alarm(`${name}Errors`, fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 1, `The ${name} function failed (crash, timeout or out of memory)`);
       alarm(`${name}Throttles`, fn.metricThrottles({ period: Duration.minutes(5), statistic: 'Sum' }), 1, `The ${name} function was throttled`);
     }
     alarm(
@@ -82,7 +110,8 @@ export class BrokerAlarms extends Construct {
       }),
       new GraphWidget({
         title: 'Exchanges, failures, cooldowns, lease waits',
-        left: [brokerMetric('Exchanges'), brokerMetric('ExchangeFailures'), brokerMetric('Cooldowns'), brokerMetric('LeaseWaits'), brokerMetric('StoreDegraded')],
+        left: [brokerMetric('Exchanges'), brokerMetric('ExchangeFailures'), brokerMetric('Cooldowns'), brokerMetric('LeaseWaits')],
+        right: [brokerMetric('StoreDegraded'), brokerMetric('DecryptionFailures'), internalErrors],
         width: 12,
       }),
     );
@@ -103,6 +132,13 @@ export class BrokerAlarms extends Construct {
         left: Object.values(props.functions).flatMap((fn) => [fn.metricErrors(), fn.metricThrottles()]),
         right: Object.values(props.functions).map((fn) => fn.metricDuration({ statistic: 'p99' })),
         width: 8,
+      }),
+    );
+    dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Dead-letter queue: messages waiting',
+        left: [props.deadLetters.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum' })],
+        width: 24,
       }),
     );
   }

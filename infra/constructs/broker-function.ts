@@ -1,10 +1,10 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Policy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { Architecture, LoggingFormat, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, LoggingFormat, Runtime, type CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -17,6 +17,8 @@ import { TABLE_ITEM_ACTIONS } from './token-store';
 // Our Lambda defaults in one place (Node 22 on ARM64, ESM, minified with source maps, active tracing, JSON logs in
 // their own log group with a retention, Powertools settings, the connections file bundled beside the code), and
 // bind helpers that set an environment variable and its least-privilege grant in one call, so they cannot drift.
+// Each function has its own role that may write only to its own log group (no AWSLambdaBasicExecutionRole, whose
+// logs permissions are on every log group).
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -28,8 +30,10 @@ export interface BrokerFunctionProps {
   timeout: Duration;
   /** The validated connections file, copied into the bundle as broker.config.json. */
   connectionsFile: string;
-  /** Asynchronous invocations that fail twice go here. */
+  /** Asynchronous invocations that fail for good go here. */
   onFailure?: IQueue;
+  /** Retries of a failed asynchronous invocation (Lambda's default is 2). */
+  retryAttempts?: number;
   logRetention?: RetentionDays;
 }
 
@@ -39,6 +43,11 @@ export class BrokerFunction extends NodejsFunction {
       retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    const role = new Role(scope, `${id}ServiceRole`, {
+      assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
+      description: `token-broker ${id} function: its own log group, the table, the key, its secrets`,
+    });
+    logGroup.grantWrite(role);
     super(scope, id, {
       entry: resolve(PROJECT_ROOT, props.entry),
       handler: 'handler',
@@ -47,7 +56,7 @@ export class BrokerFunction extends NodejsFunction {
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize,
       timeout: props.timeout,
-      tracing: Tracing.ACTIVE,
+      role,
       logGroup,
       loggingFormat: LoggingFormat.JSON,
       projectRoot: PROJECT_ROOT,
@@ -68,8 +77,22 @@ export class BrokerFunction extends NodejsFunction {
           afterBundling: (_input: string, output: string) => [`cp "${props.connectionsFile}" "${output}/broker.config.json"`],
         },
       },
-      ...(props.onFailure ? { onFailure: new SqsDestination(props.onFailure), retryAttempts: 2 } : {}),
+      ...(props.onFailure ? { onFailure: new SqsDestination(props.onFailure), retryAttempts: props.retryAttempts ?? 2 } : {}),
     });
+    // Active tracing, with its two X-Ray actions (which take no resource) in a policy of their own, so the one
+    // acknowledged Resource::* is theirs and a * added to the role's other grants is still reported.
+    (this.node.defaultChild as CfnFunction).tracingConfig = { mode: 'Active' };
+    const tracing = new Policy(scope, `${id}Tracing`, {
+      roles: [role],
+      statements: [new PolicyStatement({ actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], resources: ['*'] })],
+    });
+    this.node.addDependency(tracing);
+    Validations.of(tracing).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
+      reason: 'Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions; this policy holds nothing else.',
+    });
+    const runtime = 'The runtime is pinned to nodejs22.x, the runtime the project supports and tests on.';
+    Validations.of(this).acknowledge({ id: 'AwsSolutions::AwsSolutions-L1', reason: runtime }, { id: 'Serverless::Serverless-LambdaLatestVersion', reason: runtime });
   }
 
   /** BROKER_TABLE, and the item actions the broker uses on that table only (its key through DynamoDB only). */
@@ -78,7 +101,8 @@ export class BrokerFunction extends NodejsFunction {
     this.addToRolePolicy(new PolicyStatement({ actions: [...TABLE_ITEM_ACTIONS], resources: [table.tableArn] }));
     this.addToRolePolicy(
       new PolicyStatement({
-        actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:DescribeKey'],
+        // Only the actions whose requests carry the table's encryption context can match this condition.
+        actions: ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey'],
         resources: [key.keyArn],
         conditions: {
           StringEquals: {
@@ -106,20 +130,48 @@ export class BrokerFunction extends NodejsFunction {
     return this;
   }
 
-  /** GetSecretValue on exactly the connections' secrets. */
-  bindSecrets(secretArns: readonly string[]): this {
-    if (secretArns.length === 0) return this;
-    this.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [...secretArns] }));
+  /**
+   * GetSecretValue on exactly the connections' secrets, and kms:Decrypt through Secrets Manager on the customer
+   * keys that encrypt some of them.
+   */
+  bindSecrets(connections: readonly SecretReference[]): this {
+    if (connections.length === 0) return this;
+    const stack = Stack.of(this);
+    const secrets = [...new Set(connections.flatMap((c) => secretResourcePatterns(stack, c.secretId)))];
+    this.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: secrets }));
+    const keys = [...new Set(connections.flatMap((c) => (c.secretKmsKeyArn ? [c.secretKmsKeyArn] : [])))];
+    if (keys.length > 0) {
+      this.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['kms:Decrypt'],
+          resources: keys,
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` } },
+        }),
+      );
+    }
     return this;
   }
 }
 
-/** The ARN pattern a connection's secretId stands for: a name gets Secrets Manager's 6-character suffix. */
-export function secretArnPattern(stack: Stack, secretId: string): string {
-  if (/^arn:aws[a-z-]*:secretsmanager:/.test(secretId)) {
-    return /-[A-Za-z0-9]{6}$/.test(secretId) ? secretId : `${secretId}-??????`;
-  }
-  return stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${secretId}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+/** What a connection says about its secret. */
+export interface SecretReference {
+  secretId: string;
+  secretKmsKeyArn?: string | undefined;
+}
+
+export const SECRET_ARN = /^arn:(aws[a-z-]*):secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)$/;
+// Secrets Manager ends every secret's ARN with "-" and six random characters.
+const SUFFIX = /-[A-Za-z0-9]{6}$/;
+
+/**
+ * The resource ARNs a connection's secretId is granted as, so every spelling reaches that secret and no other:
+ * a name or a partial ARN gets `-??????` (exactly six characters: the random suffix), a full ARN is granted as
+ * it is. An ARN that ends in "-" and six characters may be either (a name like broker/docoon-client looks like a
+ * full ARN), so it is granted both ways: as that exact ARN, and as the secret of that name.
+ */
+export function secretResourcePatterns(stack: Stack, secretId: string): string[] {
+  if (SECRET_ARN.test(secretId)) return SUFFIX.test(secretId) ? [secretId, `${secretId}-??????`] : [`${secretId}-??????`];
+  return [stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${secretId}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME })];
 }
 
 export const DEFAULT_TIMEOUTS = {

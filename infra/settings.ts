@@ -1,0 +1,80 @@
+import type { Node } from 'constructs';
+
+// The deploy-time settings, read from CDK context (cdk.json, or `-c key=value`) and checked once, so a typo fails
+// the synth with a message naming the setting instead of deploying something else.
+
+export interface BrokerSettings {
+  /** Names the stacks and resources. */
+  stage: string;
+  /** The connections file; empty means broker.config.json when it exists, else the example in infra/. */
+  connectionsFile: string | undefined;
+  /** Accounts whose principals may call the API (default: the stack's own). */
+  allowedAccounts: string[];
+  /** Admit a whole AWS Organization instead of a list of accounts. */
+  organizationId: string | undefined;
+  /** An existing SNS topic for the alarms (default: a new topic). */
+  alarmTopicArn: string | undefined;
+  /** `create`: a CloudTrail trail for the secret change events; `existing`: rely on one the account already has. */
+  cloudTrail: 'create' | 'existing';
+  /** REGIONAL, or PRIVATE (reachable only through the interface VPC endpoints named in vpcEndpointIds). */
+  endpointType: 'REGIONAL' | 'PRIVATE';
+  vpcEndpointIds: string[];
+  /**
+   * Create the region's AWS::ApiGateway::Account CloudWatch role. There is one per account and region, shared by
+   * every API and stage there, so only one stack should own it.
+   */
+  apiGatewayCloudWatchRole: boolean;
+}
+
+const list = (v: unknown) =>
+  String(v ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function oneOf<T extends string>(node: Node, key: string, allowed: readonly T[], fallback: T): T {
+  const raw = node.tryGetContext(key);
+  if (raw === undefined || raw === null || raw === '') return fallback;
+  const value = String(raw);
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new Error(`context ${key}: must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
+  }
+  return value as T;
+}
+
+function flag(node: Node, key: string): boolean {
+  const raw = node.tryGetContext(key);
+  if (raw === undefined || raw === null || raw === '' || raw === false || raw === 'false') return false;
+  if (raw === true || raw === 'true') return true;
+  throw new Error(`context ${key}: must be true or false (got ${JSON.stringify(raw)})`);
+}
+
+export function readSettings(node: Node): BrokerSettings {
+  const text = (key: string) => String(node.tryGetContext(key) ?? '') || undefined;
+  const allowedAccounts = list(node.tryGetContext('allowedAccounts'));
+  for (const a of allowedAccounts) {
+    if (!/^\d{12}$/.test(a)) throw new Error(`context allowedAccounts: ${JSON.stringify(a)} is not a 12-digit account id`);
+  }
+  const vpcEndpointIds = list(node.tryGetContext('vpcEndpointIds'));
+  for (const id of vpcEndpointIds) {
+    if (!/^vpce-[0-9a-f]{8,17}$/.test(id)) throw new Error(`context vpcEndpointIds: ${JSON.stringify(id)} is not a VPC endpoint id (vpce-...)`);
+  }
+  const endpointType = oneOf(node, 'endpointType', ['REGIONAL', 'PRIVATE'] as const, 'REGIONAL');
+  if (endpointType === 'PRIVATE' && vpcEndpointIds.length === 0) {
+    throw new Error('context endpointType PRIVATE needs vpcEndpointIds: the interface VPC endpoints (vpce-...) callers reach the API through');
+  }
+  if (endpointType === 'REGIONAL' && vpcEndpointIds.length > 0) {
+    throw new Error('context vpcEndpointIds is only used with endpointType PRIVATE');
+  }
+  return {
+    stage: text('stage') ?? 'dev',
+    connectionsFile: text('connectionsFile'),
+    allowedAccounts,
+    organizationId: text('organizationId'),
+    alarmTopicArn: text('alarmTopicArn'),
+    cloudTrail: oneOf(node, 'cloudTrail', ['create', 'existing'] as const, 'create'),
+    endpointType,
+    vpcEndpointIds,
+    apiGatewayCloudWatchRole: flag(node, 'apiGatewayCloudWatchRole'),
+  };
+}
