@@ -663,11 +663,11 @@ describe('cdk synth', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cdk-cli-'));
     try {
       // Rejects on a non-zero exit, which is also how cdk-nag findings would show.
-      await run('npx', ['cdk', 'synth', '--quiet', '--no-notices', '-o', dir], { cwd: new URL('../..', import.meta.url).pathname, timeout: 170_000 });
+      await run('npx', ['cdk', 'synth', '--quiet', '--no-notices', '-o', dir], { cwd: new URL('../..', import.meta.url).pathname, timeout: 290_000 });
       const files = readdirSync(dir);
       expect(files).toEqual(expect.arrayContaining(['manifest.json', 'TokenBroker-dev.template.json', 'TokenBrokerData-dev.template.json']));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, 300_000);
 });
