@@ -66,7 +66,7 @@ export function fleetFigures(r: FleetResult): Figure[] {
       ok: undefined,
     },
     {
-      what: 'DynamoDB writes vs the ideal: lease taken, token put, lease given back, per ideal token',
+      what: 'DynamoDB writes vs the ideal: the lease taken and the token stored under it (which gives the lease back), per ideal token',
       value: n(r.dynamodb.writes),
       ideal: n(r.dynamodb.idealWrites),
       ratio: r2(r.dynamodb.writes / r.dynamodb.idealWrites),
