@@ -1,13 +1,9 @@
 import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
-import { Broker } from '../lib/broker';
-import { systemClock } from '../lib/clock';
+import { createBroker } from '../lib/compose';
 import { loadConfig } from '../lib/config';
-import { TokenCipher } from '../lib/crypto';
 import { ConfigurationError } from '../lib/errors';
-import { nodeHttpClient } from '../lib/http';
-import { CachedSecretSource } from '../lib/secrets';
 import { createLogger, createMetrics, loggerPort, metricsPort } from './observability';
 
 // How the functions are wired in AWS: the config file bundled with the function, the table and key from the
@@ -23,16 +19,16 @@ export function lambdaRuntime() {
   const logger = createLogger();
   const metrics = createMetrics();
   const config = loadConfig(process.env.BROKER_CONFIG ?? 'broker.config.json');
-  const broker = new Broker({
+  const broker = createBroker({
     config,
     store: new DynamoTokenStore(createDynamoClient(), required('BROKER_TABLE')),
     // Secrets Manager and KMS load their SDK modules on first use: only the slow path needs them.
-    secrets: new CachedSecretSource(new SecretsManagerSource(), systemClock),
-    cipher: new TokenCipher(new KmsKeyRing(required('BROKER_KEY_ID')), systemClock),
-    clock: systemClock,
-    http: nodeHttpClient,
+    secrets: new SecretsManagerSource(),
+    keyRing: new KmsKeyRing(required('BROKER_KEY_ID')),
     logger: loggerPort(logger),
     metrics: metricsPort(metrics),
+    // Nothing runs after a Lambda function answers: a refresh happens inside the request that draws it.
+    options: { refreshAhead: 'in-request' },
   });
   return { broker, logger, metrics, config };
 }

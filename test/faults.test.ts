@@ -7,13 +7,11 @@ import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../lib/adapters/dynamodb';
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
-import { Broker } from '../lib/broker';
-import { ManualClock, systemClock } from '../lib/clock';
-import { LocalKeyRing, TokenCipher } from '../lib/crypto';
-import { nodeHttpClient } from '../lib/http';
+import { createBroker } from '../lib/compose';
+import { ManualClock } from '../lib/clock';
+import { LocalKeyRing } from '../lib/crypto';
 import { startDynalite } from '../lib/local/dynalite';
 import { SandboxVendor } from '../lib/local/sandbox-vendor';
-import { CachedSecretSource } from '../lib/secrets';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { parseConfig } from '../lib/config';
 import { secretFor, vendorConnectionInput } from './support/connections';
@@ -109,7 +107,7 @@ describe('DynamoDB faults', () => {
       const keyRing = new LocalKeyRing();
       const metrics = new RecordingMetrics();
       const make = () =>
-        new Broker({ config, store, secrets, cipher: new TokenCipher(keyRing, systemClock), clock: systemClock, http: nodeHttpClient, metrics, options: { memoryTtlMs: 0 } });
+        createBroker({ config, store, secrets, keyRing, metrics, options: { memoryTtlMs: 0 } });
       const first = await make().getToken(CALLER, 'jwt');
       await db.close();
       // The table is gone: an instance holding no token answers 503 with Retry-After, and calls no vendor.
@@ -178,13 +176,12 @@ describe('Secrets Manager faults', () => {
     const clock = new ManualClock('2026-11-23T10:00:00.000Z');
     world = await startWorld(clock, (v) => [vendorConnectionInput(v, 'digitaleo', { id: 'digitaleo-prod' })]);
     const w = world;
-    return new Broker({
+    return createBroker({
       config: w.config,
       store: w.table.store,
-      secrets: new CachedSecretSource(new SecretsManagerSource(fakeClient(answer) as never), clock),
-      cipher: new TokenCipher(w.keyRing, clock),
+      secrets: new SecretsManagerSource(fakeClient(answer) as never),
+      keyRing: w.keyRing,
       clock,
-      http: nodeHttpClient,
     });
   }
 
@@ -243,13 +240,11 @@ describe('a lease holder killed mid-exchange', () => {
       expect(hung).toBe(1);
       child.kill('SIGKILL');
       const config = parseConfig({ connections: [{ ...vendorConnectionInput(vendor, 'jwt', { id: 'jwt' }), secretId: 's' }] }, { allowLoopbackHttp: true });
-      const b = new Broker({
+      const b = createBroker({
         config,
         store,
         secrets: { getSecret: async () => ({ value: secretFor(vendor, 'jwt'), versionId: 'v1' }) },
-        cipher: new TokenCipher(new LocalKeyRing(), systemClock),
-        clock: systemClock,
-        http: nodeHttpClient,
+        keyRing: new LocalKeyRing(),
       });
       const t = await b.getToken(CALLER, 'jwt');
       expect(t.source).toBe('vendor');

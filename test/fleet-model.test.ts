@@ -3,14 +3,14 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoTokenStore } from '../lib/adapters/dynamodb';
 import { FileSecretSource } from '../lib/adapters/file-secrets';
-import { Broker, type IssuedToken } from '../lib/broker';
+import type { IssuedToken } from '../lib/broker';
+import { createBroker } from '../lib/compose';
 import { ManualClock } from '../lib/clock';
-import { LocalKeyRing, TokenCipher } from '../lib/crypto';
+import { LocalKeyRing } from '../lib/crypto';
 import { BrokerError, StoreUnavailableError } from '../lib/errors';
 import { nodeHttpClient, type HttpClient } from '../lib/http';
 import type { RunningDynalite } from '../lib/local/dynalite';
 import type { ConnectionRecord, LeaseClaim, RecordedFailure, StoredToken, TokenMatch, TokenStore } from '../lib/ports';
-import { CachedSecretSource } from '../lib/secrets';
 import { secretFor, vendorConnectionInput } from './support/connections';
 import { startTable, startWorld, type World } from './support/harness';
 
@@ -191,11 +191,11 @@ async function runFleet(skews: number[], actions: Action[]): Promise<void> {
         httpInFlight--;
       }
     };
-    return new Broker({
+    return createBroker({
       config: world.config,
       store: stores[i]!,
-      secrets: new CachedSecretSource(new FileSecretSource(world.secretsPath), clocks[i]!),
-      cipher: new TokenCipher(keyRing, clocks[i]!),
+      secrets: new FileSecretSource(world.secretsPath),
+      keyRing,
       clock: clocks[i]!,
       http: tagged,
       random: () => 0.5,

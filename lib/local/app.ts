@@ -7,14 +7,14 @@ import { createLogger, createMetrics, loggerPort, metricsPort } from '../../func
 import { makeHandler } from '../../functions/http';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/dynamodb';
 import { FileSecretSource } from '../adapters/file-secrets';
-import { Broker } from '../broker';
+import type { Broker } from '../broker';
 import { systemClock, type Clock } from '../clock';
+import { createBroker } from '../compose';
 import { parseConfig, type BrokerConfig } from '../config';
-import { LocalKeyRing, TokenCipher } from '../crypto';
+import { LocalKeyRing } from '../crypto';
 import { ConfigurationError } from '../errors';
 import { readCredentials } from '../exchange';
 import { createHttpClient, nodeHttpClient, type HttpClient } from '../http';
-import { CachedSecretSource } from '../secrets';
 import { startDynalite, type RunningDynalite } from './dynalite';
 import { readJsonFile } from './json-file';
 import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
@@ -244,11 +244,11 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
 
     const logger = createLogger();
     const metrics = createMetrics();
-    const broker = new Broker({
+    const broker = createBroker({
       config,
       store: new DynamoTokenStore(createDynamoClient(dynamoConfig), tableName),
-      secrets: new CachedSecretSource(new FileSecretSource(secretsPath), clock),
-      cipher: new TokenCipher(new LocalKeyRing(localMasterKey(dataDir)), clock),
+      secrets: new FileSecretSource(secretsPath),
+      keyRing: new LocalKeyRing(localMasterKey(dataDir)),
       clock,
       http,
       logger: loggerPort(logger),

@@ -6,15 +6,15 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { UNHURRIED_BUDGET } from '../../lib/adapters/aws';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../../lib/adapters/dynamodb';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';
-import { Broker, type BrokerOptions } from '../../lib/broker';
+import type { Broker, BrokerOptions } from '../../lib/broker';
 import type { Clock } from '../../lib/clock';
 import { parseConfig, type BrokerConfig, type ConnectionInput } from '../../lib/config';
-import { LocalKeyRing, TokenCipher } from '../../lib/crypto';
+import { createBroker } from '../../lib/compose';
+import { LocalKeyRing } from '../../lib/crypto';
 import { nodeHttpClient } from '../../lib/http';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
 import type { Logger, Metrics, TokenStore } from '../../lib/ports';
-import { CachedSecretSource } from '../../lib/secrets';
 import { registerSecretValue } from './secrets-registry';
 
 /** Metrics that remember what was counted, for assertions. */
@@ -98,11 +98,11 @@ export async function startWorld(
     keyRing,
     writeSecrets,
     broker: (o = {}) =>
-      new Broker({
+      createBroker({
         config: o.config ?? config,
         store: o.store ?? table.store,
-        secrets: new CachedSecretSource(new FileSecretSource(secretsPath), o.clock ?? clock),
-        cipher: new TokenCipher(keyRing, o.clock ?? clock),
+        secrets: new FileSecretSource(secretsPath),
+        keyRing,
         clock: o.clock ?? clock,
         http: nodeHttpClient,
         ...(o.metrics ? { metrics: o.metrics } : {}),

@@ -1,11 +1,9 @@
 // A broker instance in its own process, to be killed with SIGKILL while it holds the mint lease (faults.test.ts).
 import { UNHURRIED_BUDGET } from '../../lib/adapters/aws';
 import { DynamoTokenStore, createDynamoClient } from '../../lib/adapters/dynamodb';
-import { Broker } from '../../lib/broker';
-import { systemClock } from '../../lib/clock';
+import { createBroker } from '../../lib/compose';
 import { parseConfig } from '../../lib/config';
-import { LocalKeyRing, TokenCipher } from '../../lib/crypto';
-import { nodeHttpClient } from '../../lib/http';
+import { LocalKeyRing } from '../../lib/crypto';
 
 const env = (name: string) => {
   const v = process.env[name];
@@ -17,7 +15,7 @@ const config = parseConfig(
   { connections: [{ id: 'jwt', dialect: 'oauth2', tokenUrl: env('TOKEN_URL'), secretId: 's', callers: ['arn:aws:iam::111111111111:role/caller'] }] },
   { allowLoopbackHttp: true },
 );
-const broker = new Broker({
+const broker = createBroker({
   config,
   store: new DynamoTokenStore(
     // It must hold the lease in the table, however loaded the machine (a timeout would make it degrade instead).
@@ -26,9 +24,7 @@ const broker = new Broker({
     UNHURRIED_BUDGET.totalMs,
   ),
   secrets: { getSecret: async () => ({ value: { client_id: env('CLIENT_ID'), client_secret: env('CLIENT_SECRET') }, versionId: 'v1' }) },
-  cipher: new TokenCipher(new LocalKeyRing(), systemClock),
-  clock: systemClock,
-  http: nodeHttpClient,
+  keyRing: new LocalKeyRing(),
   options: { leaseMs: Number(env('LEASE_MS')), exchange: { deadlineMs: 60_000, retries: 0 } },
 });
 await broker.getToken('arn:aws:iam::111111111111:role/caller', 'jwt').catch(() => undefined);
