@@ -131,17 +131,31 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<Runnin
     const requestId = randomUUID();
     const chunks: Buffer[] = [];
     let size = 0;
-    let tooLarge = false;
+    // The body is not authenticated yet: past the limit, answer and close the connection instead of reading on.
+    let refused = false;
+    const refuse = () => {
+      refused = true;
+      req.removeAllListeners('data');
+      req.pause();
+      res.setHeader('connection', 'close');
+      send(res, problemResponse(new InvalidRequestError('the body is larger than 64 KB'), requestId));
+      // FIN after the answer so the client reads it; the socket goes a second later whatever the client does.
+      res.once('finish', () => {
+        req.socket.end();
+        setTimeout(() => req.socket.destroy(), 1_000).unref();
+      });
+    };
+    if (Number(req.headers['content-length'] ?? 0) > maxBody) return refuse();
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > maxBody) tooLarge = true;
+      if (size > maxBody) refuse();
       else chunks.push(c);
     });
     req.on('error', () => res.destroy());
     req.on('end', () => {
+      if (refused) return;
       void (async () => {
         try {
-          if (tooLarge) throw new InvalidRequestError('the body is larger than 64 KB');
           const body = Buffer.concat(chunks);
           const target = req.url ?? '/';
           const now = opts.clock.now();

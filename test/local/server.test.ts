@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -125,6 +127,35 @@ describe('local server: SigV4 as API Gateway checks it', () => {
     expect(res.status).toBe(400);
     expect(res.json.code).toBe('invalid_request');
   });
+
+  it.each(['chunked', 'content-length'] as const)(
+    'stops reading an unsigned %s body at 64 KB: 400 invalid_request, the connection closed, not 1 GB read',
+    async (framing) => {
+      const url = new URL(local.url);
+      const socket = net.connect(Number(url.port), url.hostname);
+      await once(socket, 'connect');
+      let response = '';
+      let open = true;
+      socket.on('data', (d: Buffer) => (response += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve(void (open = false))));
+      const length = framing === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${1024 ** 3}`;
+      socket.write(`POST /v1/connections/jwt/token/invalidate HTTP/1.1\r\nHost: ${url.host}\r\n${length}\r\nContent-Type: application/json\r\n\r\n`);
+      const chunk = Buffer.alloc(256 * 1024, 0x61);
+      const piece = framing === 'chunked' ? Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]) : chunk;
+      let sent = 0;
+      // As fast as the server takes it, up to 1 GB, until it answers: a server that reads it all takes it all.
+      while (open && sent < 1024 ** 3 && !response.includes('"code":"invalid_request"')) {
+        sent += chunk.length;
+        if (!socket.write(piece)) await Promise.race([new Promise((r) => socket.once('drain', r)), closed]);
+      }
+      socket.destroy();
+      expect(response).toMatch(/^HTTP\/1\.1 400 /);
+      expect(response.toLowerCase()).toContain('connection: close');
+      expect(response).toContain('"code":"invalid_request"');
+      expect(sent).toBeLessThan(32 * 1024 * 1024);
+    },
+  );
 
   it("accepts the system curl's --aws-sigv4, and refuses it with a wrong secret", async () => {
     const url = `${local.url}/v1/connections/jwt/token?min_ttl=60`;
