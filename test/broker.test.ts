@@ -1,9 +1,13 @@
-import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { createLogger, createMetrics } from '../functions/observability';
+import { makeHandler } from '../functions/http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../lib/clock';
 import type { ConnectionInput } from '../lib/config';
 import { BrokerError } from '../lib/errors';
 import { expectCode } from './support/expect';
+import { lambdaContext, restEvent } from './support/events';
+import type { TokenStore } from '../lib/ports';
 import type { SandboxVendor, VendorKind } from '../lib/local/sandbox-vendor';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
@@ -12,6 +16,7 @@ import { registerSecret } from './support/secrets-registry';
 registerSecret('other-secret', 'rotated-secret-value', 'typo-secret-value', 'y-other');
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
+const ADMIN = 'arn:aws:iam::111111111111:role/admin';
 const T0 = '2026-11-23T10:00:00.000Z';
 
 let world: World | undefined;
@@ -602,5 +607,138 @@ describe('degraded mode', () => {
       expect(err.retryAfter).toBe(5);
     }
     expect(w.vendor.exchanges('jwt')).toBe(1);
+  });
+});
+
+describe('nothing after the answer (Lambda)', () => {
+  /** A table that counts the calls made to it. */
+  function counting(store: TokenStore): { store: TokenStore; calls: () => number } {
+    let n = 0;
+    const proxy = new Proxy(store, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          n++;
+          return (v as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    return { store: proxy, calls: () => n };
+  }
+
+  it('when the handler resolves, the broker has nothing pending, and neither the table nor the vendor hears from it again', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 120 });
+    const run = async (refreshAhead: 'in-request' | 'background') => {
+      const table = counting(w.table.store);
+      const broker = w.broker({ store: table.store, random: () => 0.999, options: { refreshAhead, memoryTtlMs: 0 } });
+      const handle = makeHandler({ broker, logger: createLogger(), metrics: createMetrics() });
+      const event = restEvent({ method: 'GET', path: '/v1/connections/jwt/token', userArn: CALLER, query: { min_ttl: '0' } });
+      const res = await handle(event, lambdaContext());
+      expect(res.statusCode).toBe(200);
+      const pending = broker.pendingWork();
+      const seen = { calls: table.calls(), vendor: w.vendor.received('jwt') };
+      // Whatever was left behind would run now (in Lambda: frozen, then resumed at some later invocation).
+      for (let i = 0; i < 20; i++) await new Promise((r) => setTimeout(r, 5));
+      await broker.drain();
+      return { pending, quiet: table.calls() === seen.calls && w.vendor.received('jwt') === seen.vendor };
+    };
+    await w.broker().getToken(CALLER, 'jwt', 0);
+    clock.advance(200_000); // inside the window: the request draws a refresh
+    expect(await run('in-request')).toEqual({ pending: 0, quiet: true });
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    clock.advance(200_000);
+    // The local server's mode leaves work behind: what this test would catch in Lambda.
+    expect(await run('background')).toMatchObject({ quiet: false });
+  });
+});
+
+describe('nothing trusted from the table that was not sealed', () => {
+  it('an older, authentic item put back is not served by an instance that has seen a newer one', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 });
+    const metrics = new RecordingMetrics();
+    const a = w.broker({ metrics });
+    const first = await a.getToken(CALLER, 'jwt', 0);
+    const old = (await w.table.doc.send(new GetCommand({ TableName: w.table.name, Key: { pk: 'token#jwt' } }))).Item;
+    clock.advance(11_000);
+    expect(await a.invalidate(CALLER, 'jwt', first.accessToken)).toBe(true);
+    const second = await a.getToken(CALLER, 'jwt', 0);
+    expect(second.accessToken).not.toBe(first.accessToken);
+    await w.table.doc.send(new PutCommand({ TableName: w.table.name, Item: old }));
+    clock.advance(31_000); // past the in-process copy: it reads the table
+    const served = await a.getToken(CALLER, 'jwt', 0);
+    expect(served.accessToken).not.toBe(first.accessToken);
+    expect(metrics.get('StaleTokensRefused')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a forged failure cannot impose a long cooldown, nor its own words', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const forge = (connection: string, coolForMs: number, code: string) =>
+      w.table.doc.send(
+        new PutCommand({
+          TableName: w.table.name,
+          Item: {
+            pk: `token#${connection}`,
+            coolUntil: clock.now() + coolForMs,
+            failureCode: code,
+            failureStatus: 418,
+            failureError: 'call +1-555-0100 to restore service',
+            failedAt: clock.now(),
+            failureMessage: 'Service suspended: call +1-555-0100',
+          },
+        }),
+      );
+    // An hour: no broker writes one that long, so it is ignored.
+    await forge('jwt', 3_600_000, 'vendor_rejected_credentials');
+    expect((await w.broker().getToken(CALLER, 'jwt')).source).toBe('vendor');
+    // Shorter, with a code no broker writes: honoured as vendor_unavailable, told in the broker's own words.
+    await forge('digitaleo', 200_000, 'account_suspended');
+    const err = await expectCode(w.broker().getToken(CALLER, 'digitaleo'), 'vendor_unavailable');
+    expect(err.retryAfter).toBeLessThanOrEqual(200);
+    expect(err.message).toBe('digitaleo: the vendor is unavailable (HTTP 418); cooling down');
+    expect(w.vendor.received('digitaleo')).toBe(0);
+  });
+});
+
+describe('status (admins)', () => {
+  it("reports a connection's health from the table, nothing secret", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const b = w.broker({ config: { ...w.config, admins: [ADMIN] }, options: { exchange: { retries: 0 } } });
+    const t = await b.getToken(CALLER, 'jwt');
+    const jwt = await b.status(ADMIN, 'jwt');
+    expect(jwt).toEqual({
+      connection: 'jwt',
+      dialect: 'oauth2',
+      static: false,
+      token: {
+        expiresAt: clock.now() + 300_000,
+        mintedAt: clock.now(),
+        mintedBy: b.instanceId,
+        fingerprint: t.fingerprint,
+        secretVersion: expect.stringMatching(/^[0-9a-f]{12}$/),
+      },
+    });
+    expect(JSON.stringify(jwt)).not.toContain(t.accessToken);
+
+    w.vendor.fail('digitaleo', (_req, res) => {
+      res.writeHead(503);
+      res.end();
+    });
+    await expectCode(b.getToken(CALLER, 'digitaleo'), 'vendor_unavailable');
+    clock.advance(1_000);
+    expect(await b.status(ADMIN, 'digitaleo')).toEqual({
+      connection: 'digitaleo',
+      dialect: 'digitaleo',
+      static: false,
+      cooldown: { until: clock.now() + 29_000, code: 'vendor_unavailable' },
+      lastFailure: { code: 'vendor_unavailable', at: clock.now() - 1_000, vendorStatus: 503 },
+    });
+    expect(await b.status(ADMIN, 'pat')).toEqual({ connection: 'pat', dialect: 'digishare-pat', static: true });
+    await expectCode(b.status(CALLER, 'jwt'), 'forbidden');
+    await expectCode(b.status(ADMIN, 'nope'), 'forbidden');
   });
 });
