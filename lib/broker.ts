@@ -87,8 +87,6 @@ export interface BrokerDeps {
   options?: Partial<BrokerOptions>;
 }
 
-export type { HeldToken };
-
 /** What a caller receives. */
 export interface IssuedToken {
   connection: string;
@@ -500,18 +498,18 @@ export class Broker {
     const key = `${id}\u0000${fp}`;
     const running = this.evictions.get(key);
     if (running) return running.then(() => false);
-    const own = this.evict(connection, fp, mem?.held.fingerprint === fp).finally(() => this.evictions.delete(key));
+    const own = this.evict(connection, fp, { inMemory: mem?.held.fingerprint === fp }).finally(() => this.evictions.delete(key));
     this.evictions.set(key, own);
     return own;
   }
 
-  private async evict(connection: Connection, fp: string, wasInMemory: boolean): Promise<boolean> {
+  private async evict(connection: Connection, fp: string, was: { inMemory: boolean }): Promise<boolean> {
     const id = connection.id;
     let current: StoredToken | undefined;
     try {
       current = (await this.store.read(id)).token;
     } catch (err) {
-      if (err instanceof StoreUnavailableError) return wasInMemory;
+      if (err instanceof StoreUnavailableError) return was.inMemory;
       throw err;
     }
     if (!current || current.fingerprint !== fp) return false;

@@ -79,12 +79,8 @@ export class ForbiddenError extends BrokerError {
 }
 
 export class VendorRejectedCredentialsError extends BrokerError {
-  readonly vendorStatus: number | undefined;
-  readonly vendorError: string | undefined;
-  constructor(message: string, opts?: Opts & { vendorStatus?: number; vendorError?: string }) {
+  constructor(message: string, opts?: Opts) {
     super('vendor_rejected_credentials', 502, message, opts);
-    this.vendorStatus = opts?.vendorStatus;
-    this.vendorError = opts?.vendorError;
   }
 }
 
@@ -126,23 +122,8 @@ export class DependencyUnavailableError extends BrokerError {
   }
 }
 
-/** The token table could not be reached: the broker degrades to its in-process cache and direct exchanges. */
+/** The token table could not be reached: the broker serves a valid token it holds in memory, else 503. */
 export class StoreUnavailableError extends DependencyUnavailableError {}
-
-const BY_CODE: Partial<Record<ProblemCode, new (message: string, opts?: Opts) => BrokerError>> = {
-  vendor_rejected_credentials: VendorRejectedCredentialsError,
-  vendor_protocol_error: VendorProtocolError,
-  vendor_unavailable: VendorUnavailableError,
-  vendor_timeout: VendorTimeoutError,
-  misconfigured: ConfigurationError,
-  service_unavailable: DependencyUnavailableError,
-};
-
-/** Rebuilds an error of the given code (e.g. a failure recorded by another instance), with a Retry-After. */
-export function errorFromCode(code: string, message: string, retryAfter?: number, context?: ErrorContext): BrokerError {
-  const Ctor = BY_CODE[code as ProblemCode] ?? VendorUnavailableError;
-  return new Ctor(message, { ...(retryAfter === undefined ? {} : { retryAfter }), ...(context ? { context } : {}) });
-}
 
 export function isBrokerError(err: unknown): err is BrokerError {
   return err instanceof BrokerError;

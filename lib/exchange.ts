@@ -382,11 +382,7 @@ export function processTokenResponse(
   };
 
   if (status === 400 || status === 401 || status === 403) {
-    throw new VendorRejectedCredentialsError(`${id}: the vendor refused the credentials (${said})`, {
-      context,
-      vendorStatus: status,
-      ...(vendorError ? { vendorError } : {}),
-    });
+    throw new VendorRejectedCredentialsError(`${id}: the vendor refused the credentials (${said})`, { context });
   }
   if (status === 429 || status >= 500) {
     const retryAfter = parseRetryAfter(header(res, 'retry-after'), now);
