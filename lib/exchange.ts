@@ -42,6 +42,10 @@ export interface TokenSet {
   scope?: string;
   /** A credential derived from the secret, never exchanged with a vendor. */
   static?: boolean;
+  /** The vendor's refresh token, to be kept (encrypted) for the next mint. */
+  refreshToken?: string;
+  /** How a refresh token given to the mint went: `used`, or `refused` and replaced by the connection's own grant. */
+  refresh?: 'used' | 'refused';
 }
 
 export interface ExchangeOptions {
@@ -132,12 +136,17 @@ export interface TokenRequest {
 export interface RequestTarget {
   tokenUrl: URL;
   now: number;
+  /** Ask with this refresh token (RFC 6749 §6) instead of the connection's own grant. */
+  refreshToken?: string;
 }
 
 /** The request the dialect describes; a client assertion is signed afresh for every attempt (its own jti). */
 export function buildTokenRequest(connection: ExchangingConnection, creds: Credentials, target: RequestTarget): TokenRequest {
   const d = connection.dialect;
-  const params: [string, string][] = [['grant_type', d.grantType]];
+  const refreshing = target.refreshToken !== undefined;
+  const params: [string, string][] = refreshing
+    ? [['grant_type', 'refresh_token'], ['refresh_token', target.refreshToken as string]]
+    : [['grant_type', d.grantType]];
   const clientId = creds.client_id as string;
   let clientCertificate: TokenRequest['clientCertificate'];
   switch (d.clientAuth) {
@@ -164,14 +173,17 @@ export function buildTokenRequest(connection: ExchangingConnection, creds: Crede
     case 'basic':
       break;
   }
-  if (d.grantType === 'password') {
-    const template = d.usernameTemplate ?? '{login}';
-    params.push(['username', template.split('{login}').join(creds.login as string)]);
-    params.push(['password', creds.password as string]);
+  // A refresh carries only the client's authentication: the grant's own parameters were given when it was issued.
+  if (!refreshing) {
+    if (d.grantType === 'password') {
+      const template = d.usernameTemplate ?? '{login}';
+      params.push(['username', template.split('{login}').join(creds.login as string)]);
+      params.push(['password', creds.password as string]);
+    }
+    if (d.scope) params.push(['scope', d.scope]);
+    if (d.audience) params.push(['audience', d.audience]);
+    for (const [k, v] of Object.entries(d.params ?? {})) params.push([k, v]);
   }
-  if (d.scope) params.push(['scope', d.scope]);
-  if (d.audience) params.push(['audience', d.audience]);
-  for (const [k, v] of Object.entries(d.params ?? {})) params.push([k, v]);
 
   const headers: Record<string, string> = { accept: 'application/json', 'user-agent': USER_AGENT };
   if (d.clientAuth === 'basic') {
@@ -230,6 +242,7 @@ async function endpointOf(
 // Everything is optional and loosely typed on purpose: the checks below give each defect its own message.
 const TokenResponseBody = z.looseObject({
   access_token: z.optional(z.unknown()),
+  refresh_token: z.optional(z.unknown()),
   token_type: z.optional(z.unknown()),
   expires_in: z.optional(z.unknown()),
   scope: z.optional(z.unknown()),
@@ -365,6 +378,10 @@ export function processTokenResponse(
     const lifetime = lifetimeOf(connection, body.expires_in, accessToken, now);
     const token: TokenSet = { accessToken, tokenType, expiresAt: now + lifetime * 1000, lifetime };
     if (typeof body.scope === 'string') token.scope = body.scope;
+    // Kept only when a header could carry it back; a malformed one is dropped, not fatal: the token is good.
+    if (typeof body.refresh_token === 'string' && /^[\x21-\x7E]{1,8192}$/.test(body.refresh_token)) {
+      token.refreshToken = body.refresh_token;
+    }
     return token;
   }
 
@@ -424,9 +441,10 @@ export async function exchangeToken(
   connection: ExchangingConnection,
   creds: Credentials,
   opts: ExchangeOptions,
+  refreshToken?: string,
 ): Promise<TokenSet> {
   const o: ResolvedOptions = { ...EXCHANGE_DEFAULTS, random: Math.random, issuerMetadata: sharedIssuerMetadata, ...opts };
-  const secrets = secretSpellings(creds);
+  const secrets = secretSpellings(refreshToken === undefined ? creds : { ...creds, refresh_token: refreshToken });
   const started = performance.now();
   const deadline = new AbortController();
   const timeout = new VendorTimeoutError(
@@ -439,7 +457,11 @@ export async function exchangeToken(
       let error: BrokerError;
       try {
         const tokenUrl = await tokenUrlOf(connection, creds, o, deadline.signal);
-        const request = buildTokenRequest(connection, creds, { tokenUrl, now: o.clock.now() });
+        const request = buildTokenRequest(connection, creds, {
+          tokenUrl,
+          now: o.clock.now(),
+          ...(refreshToken === undefined ? {} : { refreshToken }),
+        });
         const res = await o.http({
           url: request.url,
           method: 'POST',
@@ -470,8 +492,31 @@ export async function exchangeToken(
   }
 }
 
-/** The token for a connection: derived from the secret for static dialects, exchanged with the vendor otherwise. */
-export async function mintToken(connection: Connection, creds: Credentials, opts: ExchangeOptions): Promise<TokenSet> {
+export interface MintOptions {
+  /** The refresh token kept from the last answer under the same secret version: tried first. */
+  refreshToken?: string;
+}
+
+/**
+ * The token for a connection: derived from the secret for static dialects, exchanged with the vendor otherwise.
+ * Given a refresh token, it asks with it first; when the vendor refuses it (`invalid_grant`), it falls back to the
+ * connection's own grant once, and says so in `refresh`.
+ */
+export async function mintToken(
+  connection: Connection,
+  creds: Credentials,
+  opts: ExchangeOptions,
+  mint: MintOptions = {},
+): Promise<TokenSet> {
   if (connection.kind === 'static') return staticToken(connection, creds, opts.clock.now());
-  return exchangeToken(connection, creds, opts);
+  const { refreshToken } = mint;
+  if (refreshToken === undefined) return exchangeToken(connection, creds, opts);
+  try {
+    const token = await exchangeToken(connection, creds, opts, refreshToken);
+    // RFC 6749 §6: a vendor that sends no new refresh token lets the client keep the one it has.
+    return { ...token, refreshToken: token.refreshToken ?? refreshToken, refresh: 'used' };
+  } catch (err) {
+    if (!(err instanceof VendorRejectedCredentialsError && err.vendorError === 'invalid_grant')) throw err;
+  }
+  return { ...(await exchangeToken(connection, creds, opts)), refresh: 'refused' };
 }
