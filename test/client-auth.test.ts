@@ -421,3 +421,23 @@ describe('verify, before a rotation promotes a secret version', () => {
     }
   });
 });
+
+describe('the sandbox as an issuer', () => {
+  it('publishes RFC 8414 metadata: private_key_jwt at its token endpoint, mutual TLS at its alias', async () => {
+    const pk = exchanging(
+      parseConfig(
+        { connections: [{ id: 'pk-issuer', clientAuth: 'private_key_jwt', issuer: vendor.url, secretId: 's' }] },
+        { allowLoopbackHttp: true },
+      ).connections[0],
+    );
+    await exchangeToken(pk, readCredentials(pk, secretFor(vendor, 'private-key-jwt')), opts());
+    expect(vendor.requests.map((r) => r.kind)).toEqual(['private-key-jwt']);
+
+    const mtls = exchanging(
+      parseConfig({ connections: [{ id: 'mtls-issuer', clientAuth: 'tls_client_auth', issuer: vendor.tlsUrl, secretId: 's' }] })
+        .connections[0],
+    );
+    const token = await exchangeToken(mtls, readCredentials(mtls, secretFor(vendor, 'mtls')), opts());
+    expect(token.accessToken).toMatch(/^mtls-/);
+  });
+});

@@ -143,10 +143,11 @@ async function demoSetup(dir: string) {
     },
     { id: 'demo-oauth2-jwt', dialect: 'oauth2', tokenUrl: vendor.tokenUrl('jwt'), secretId: 'demo/oauth2-jwt', prewarm: true },
     {
+      // Found through the sandbox's RFC 8414 metadata rather than a token URL.
       id: 'demo-private-key-jwt',
       dialect: 'oauth2',
       clientAuth: 'private_key_jwt',
-      tokenUrl: vendor.tokenUrl('private-key-jwt'),
+      issuer: vendor.url,
       secretId: 'demo/private-key-jwt',
     },
     {

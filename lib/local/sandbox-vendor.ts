@@ -204,6 +204,22 @@ export class SandboxVendor {
     return `${kind === 'mtls' ? this.tlsUrl : this.url}${VENDOR_PATHS[kind]}`;
   }
 
+  /**
+   * RFC 8414 metadata, so a connection can name the sandbox as its `issuer`: the token endpoint is the
+   * private_key_jwt one, and mutual TLS has its alias on the TLS port.
+   */
+  metadata(tls = false): Record<string, unknown> {
+    const issuer = tls ? this.tlsUrl : this.url;
+    return {
+      issuer,
+      token_endpoint: `${issuer}${VENDOR_PATHS['private-key-jwt']}`,
+      token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_jwt', 'tls_client_auth'],
+      token_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256', 'HS256'],
+      grant_types_supported: ['client_credentials'],
+      mtls_endpoint_aliases: { token_endpoint: this.tokenUrl('mtls') },
+    };
+  }
+
   /** Refresh tokens issued so far stop working, as a vendor revoking them would. */
   revokeRefreshTokens(): void {
     this.refreshTokens.clear();
@@ -265,6 +281,9 @@ export class SandboxVendor {
       const kind = (Object.entries(VENDOR_PATHS).find(([, p]) => p === path)?.[0] ?? undefined) as
         | VendorKind
         | undefined;
+      if (path === '/.well-known/oauth-authorization-server' && req.method === 'GET') {
+        return this.send(res, { status: 200, body: this.metadata(Boolean((req.socket as Partial<TLSSocket>).encrypted)) });
+      }
       if (!kind) return this.send(res, { status: 404, body: { error: 'not_found' } });
       this.requests.push({ kind, method: req.method ?? '', path, headers: req.headers, body });
       const i = this.overrides.findIndex((o) => o.kind === undefined || o.kind === kind);
