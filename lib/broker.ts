@@ -299,7 +299,7 @@ export class Broker {
     let token: { set: TokenSet; secretVersion: string };
     try {
       if (plan.forced && current) this.checkForcedMint(connection, current, plan.forced.minTtl);
-      token = await this.exchange(connection, { forceRefresh: plan.freshSecret ?? false });
+      token = await this.exchange(connection, { forceRefresh: plan.freshSecret ?? false }, current);
     } catch (err) {
       throw await this.failAsHolder(connection, lease, err);
     }
@@ -361,16 +361,23 @@ export class Broker {
     return err;
   }
 
-  /** Reads the secret and exchanges it; when the vendor refuses it, reads it again past the cache, once. */
+  /**
+   * Reads the secret and exchanges it; when the vendor refuses it, reads it again past the cache, once. The current
+   * token's refresh token is used first, if it was earned with this very secret version (a rotation drops it).
+   */
   private async exchange(
     connection: Connection,
     read: { forceRefresh?: boolean },
+    current?: HeldToken,
   ): Promise<{ set: TokenSet; secretVersion: string }> {
     const started = performance.now();
     let secret = await this.secretOf(connection, read);
+    const refreshToken = current?.secretVersion === secret.versionId ? current.refreshToken : undefined;
     let set: TokenSet;
     try {
-      set = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
+      set = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions(), {
+        ...(refreshToken === undefined ? {} : { refreshToken }),
+      });
     } catch (err) {
       if (!(err instanceof VendorRejectedCredentialsError)) throw this.countFailure(err);
       const fresh = await this.secretOf(connection, { forceRefresh: true });
@@ -385,11 +392,19 @@ export class Broker {
     }
     this.metrics.count('Exchanges', 1);
     this.metrics.timing('ExchangeLatency', performance.now() - started);
+    if (set.refresh) {
+      // `refused`: the vendor would not take the refresh token, and the connection's own grant minted instead.
+      this.metrics.count('RefreshTokenMints', 1, { outcome: set.refresh });
+      if (set.refresh === 'refused') {
+        this.log.warn('the vendor refused the refresh token; minted with the connection grant', { connection: connection.id });
+      }
+    }
     this.log.info('minted a token', {
       connection: connection.id,
       fingerprint: fingerprint(set.accessToken),
       expiresAt: new Date(set.expiresAt).toISOString(),
       secretVersion: secret.versionId,
+      grant: set.refresh === 'used' ? 'refresh_token' : connection.kind === 'static' ? 'static' : connection.dialect.grantType,
     });
     return { set, secretVersion: secret.versionId };
   }
@@ -695,6 +710,7 @@ export class Broker {
       secretVersion,
       fingerprint: fingerprint(token.accessToken),
       mintedBy: this.instanceId,
+      ...(token.refreshToken === undefined ? {} : { refreshToken: token.refreshToken }),
     };
   }
 

@@ -130,16 +130,21 @@ export function tokenBinding(t: Omit<StoredToken, 'ciphertext'>): string {
   return ['tb2', `token#${t.connection}`, t.tokenType, t.expiresAt, t.mintedAt, t.lifetime, t.secretVersion, t.fingerprint, t.mintedBy].join('|');
 }
 
-/** A token ready for the table: the token encrypted, bound to its metadata. */
+/**
+ * A token ready for the table: the token, and the vendor's refresh token when there is one, encrypted in one
+ * envelope bound to its metadata. Neither can hold a line break (both are header-safe ASCII), which separates them.
+ */
 export async function sealToken(cipher: TokenCipher, held: HeldToken): Promise<StoredToken> {
-  const { accessToken, ...meta } = held;
-  return { ...meta, ciphertext: await cipher.encrypt(accessToken, tokenBinding(meta)) };
+  const { accessToken, refreshToken, ...meta } = held;
+  const plaintext = refreshToken === undefined ? accessToken : `${accessToken}\n${refreshToken}`;
+  return { ...meta, ciphertext: await cipher.encrypt(plaintext, tokenBinding(meta)) };
 }
 
 /** A stored token decrypted; a DecryptionError when its ciphertext does not belong to this item and metadata. */
 export async function openToken(cipher: TokenCipher, stored: StoredToken): Promise<HeldToken> {
   const { ciphertext, ...meta } = stored;
-  return { ...meta, accessToken: await cipher.decrypt(ciphertext, tokenBinding(meta)) };
+  const [accessToken = '', refreshToken] = (await cipher.decrypt(ciphertext, tokenBinding(meta))).split('\n', 2);
+  return { ...meta, accessToken, ...(refreshToken ? { refreshToken } : {}) };
 }
 
 /** The local stand-in for KMS: data keys wrapped with AES-256-GCM under one local master key. */

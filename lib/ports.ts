@@ -23,7 +23,11 @@ export interface StoredToken {
 }
 
 /** A token in the broker's hands: the stored metadata with the token itself, decrypted. */
-export type HeldToken = Omit<StoredToken, 'ciphertext'> & { accessToken: string };
+export type HeldToken = Omit<StoredToken, 'ciphertext'> & {
+  accessToken: string;
+  /** The vendor's refresh token, when it gave one: sealed in the same envelope as the access token. */
+  refreshToken?: string;
+};
 
 export type TokenMatch = { fingerprint: string; mintedBefore?: number } | { notSecretVersion: string };
 
