@@ -516,7 +516,7 @@ export async function mintToken(
     // RFC 6749 §6: a vendor that sends no new refresh token lets the client keep the one it has.
     return { ...token, refreshToken: token.refreshToken ?? refreshToken, refresh: 'used' };
   } catch (err) {
-    if (!(err instanceof VendorRejectedCredentialsError && err.vendorError === 'invalid_grant')) throw err;
+    if (!(err instanceof VendorRejectedCredentialsError && err.context.vendorError === 'invalid_grant')) throw err;
   }
   return { ...(await exchangeToken(connection, creds, opts)), refresh: 'refused' };
 }
