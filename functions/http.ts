@@ -2,7 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
-import type { Broker, IssuedToken } from '../lib/broker';
+import type { Broker, ConnectionStatus, IssuedToken } from '../lib/broker';
 import { ForbiddenError, InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { isAdmin, principalArn } from '../lib/policy';
@@ -18,7 +18,7 @@ export interface HttpDeps {
   metrics: Metrics;
 }
 
-type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify';
+type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify' | 'status';
 
 const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'GET', pattern: /^\/v1\/connections\/?$/, route: 'list' },
@@ -26,6 +26,7 @@ const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/token\/invalidate\/?$/, route: 'invalidate' },
   { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/refresh\/?$/, route: 'refresh' },
   { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/verify\/?$/, route: 'verify' },
+  { method: 'GET', pattern: /^\/v1\/connections\/([^/]*)\/status\/?$/, route: 'status' },
 ];
 
 const JSON_HEADERS = {
@@ -124,6 +125,37 @@ function tokenAnswer(t: IssuedToken) {
   };
 }
 
+/** An admin's view of a connection, as the API answers it: times in ISO 8601, fingerprints only, nothing secret. */
+function statusAnswer(s: ConnectionStatus) {
+  return {
+    connection: s.connection,
+    dialect: s.dialect,
+    static: s.static,
+    ...(s.token
+      ? {
+          token: {
+            expires_at: iso(s.token.expiresAt),
+            minted_at: iso(s.token.mintedAt),
+            minted_by: s.token.mintedBy,
+            fingerprint: s.token.fingerprint,
+            secret_version: s.token.secretVersion,
+          },
+        }
+      : {}),
+    ...(s.cooldown ? { cooldown: { code: s.cooldown.code, until: iso(s.cooldown.until) } } : {}),
+    ...(s.lastFailure
+      ? {
+          last_failure: {
+            code: s.lastFailure.code,
+            at: iso(s.lastFailure.at),
+            ...(s.lastFailure.vendorStatus === undefined ? {} : { vendor_status: s.lastFailure.vendorStatus }),
+          },
+        }
+      : {}),
+    ...(s.lease ? { lease: { holder: s.lease.holder, until: iso(s.lease.until) } } : {}),
+  };
+}
+
 /** The request handler without middleware: what the local server and the tests call through middy too. */
 export function makeRequestHandler(deps: HttpDeps) {
   const { broker, logger } = deps;
@@ -172,6 +204,11 @@ export function makeRequestHandler(deps: HttpDeps) {
           const token = await broker.refresh(who.arn, id);
           logger.info('refreshed by an admin', { audit: true, caller: principal, connection: id, fingerprint: token.fingerprint });
           return json(200, { connection: id, expires_at: iso(token.expiresAt) });
+        }
+        case 'status': {
+          const status = await broker.status(who.arn, id);
+          logger.info('status read by an admin', { audit: true, caller: principal, connection: id });
+          return json(200, statusAnswer(status));
         }
         case 'verify': {
           const body = bodyOf(event, VerifyBody, true);

@@ -8,6 +8,7 @@ import {
   MinTtl,
   ProblemAnswer,
   RefreshAnswer,
+  StatusAnswer,
   TokenAnswer,
   VerifyAnswer,
   VerifyBody,
@@ -106,6 +107,14 @@ export function openApiDocument() {
           responses: { '200': json('the new token is stored', 'RefreshAnswer'), ...errors, ...vendorErrors },
         },
       },
+      '/v1/connections/{id}/status': {
+        get: {
+          operationId: 'connectionStatus',
+          summary: "Admins: the connection's health (token expiry and minting, secret version fingerprint, cooldown, last failure), nothing secret",
+          parameters: [idParam],
+          responses: { '200': json('the status', 'StatusAnswer'), ...errors },
+        },
+      },
       '/v1/connections/{id}/verify': {
         post: {
           operationId: 'verify',
@@ -126,6 +135,7 @@ export function openApiDocument() {
         InvalidateAnswer: schema(InvalidateAnswer),
         RefreshAnswer: schema(RefreshAnswer),
         VerifyAnswer: schema(VerifyAnswer),
+        StatusAnswer: schema(StatusAnswer),
         Problem: schema(ProblemAnswer),
       },
     },

@@ -58,6 +58,26 @@ export const InvalidateAnswer = z.object({ invalidated: z.boolean() });
 export const RefreshAnswer = z.object({ connection: z.string(), expires_at: z.string() });
 export const VerifyAnswer = z.object({ connection: z.string(), versionStage: z.string(), expires_in: integer() });
 
+const instant = () => described(z.string(), 'ISO 8601');
+
+export const StatusAnswer = z.object({
+  connection: z.string(),
+  dialect: z.string(),
+  static: described(z.boolean(), 'A static credential: derived from the secret on each request, never stored'),
+  token: z.optional(
+    z.object({
+      expires_at: instant(),
+      minted_at: instant(),
+      minted_by: described(z.string(), 'The instance that minted it'),
+      fingerprint: described(z.string(), "A SHA-256 fingerprint prefix of the token"),
+      secret_version: described(z.string(), 'A SHA-256 fingerprint prefix of the secret version it was minted with'),
+    }),
+  ),
+  cooldown: z.optional(z.object({ code: z.string(), until: instant() })),
+  last_failure: z.optional(z.object({ code: z.string(), at: instant(), vendor_status: z.optional(integer()) })),
+  lease: z.optional(z.object({ holder: described(z.string(), 'The instance minting now'), until: instant() })),
+});
+
 export const ProblemAnswer = z.object({
   type: z.string(),
   title: z.string(),

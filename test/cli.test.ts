@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalBroker, type LocalBroker } from '../lib/local/app';
 import { ADMIN, CALLER, OTHER, localFiles, type Identity, type LocalFiles } from './support/local-broker';
+import { secretFor } from './support/connections';
 import { registerSecret } from './support/secrets-registry';
 
 // The real `token-broker` command (bin/token-broker.mjs) against a running local broker: what it prints where,
@@ -101,6 +102,28 @@ describe('token-broker CLI: answers', { timeout: 90_000 }, () => {
     const verify = await cli(['verify', 'jwt', '--stage', 'AWSCURRENT'], { as: ADMIN });
     expect(verify).toMatchObject({ code: 0, stderr: '' });
     expect(verify.stdout).toContain('verified jwt: the vendor accepts the AWSCURRENT secret');
+  });
+});
+
+describe('token-broker CLI: status', { timeout: 90_000 }, () => {
+  it('prints a table over every connection an admin administers, or JSON; nothing secret; a caller gets exit 3', async () => {
+    const token = JSON.parse((await cli(['token', 'jwt', '--json'])).stdout) as { access_token: string };
+    registerSecret(token.access_token);
+    const table = await cli(['status'], { as: ADMIN });
+    expect(table).toMatchObject({ code: 0, stderr: '' });
+    const [header, ...rows] = table.stdout.trim().split('\n');
+    expect(header).toMatch(/^CONNECTION +TOKEN EXPIRES +MINTED +BY +SECRET +COOLDOWN +LAST FAILURE$/);
+    expect(rows.map((r) => r.split(/ +/)[0])).toEqual(['digitaleo', 'jwt']);
+    expect(rows[1]).toMatch(/^jwt +\d{4}-\d\d-\d\dT\S+ +\d{4}-\d\d-\d\dT\S+ +\S+ +[0-9a-f]{12} +- +-$/);
+    const json = await cli(['status', 'jwt', '--json'], { as: ADMIN });
+    const [jwt] = JSON.parse(json.stdout) as { connection: string; token: { fingerprint: string } }[];
+    expect(jwt).toMatchObject({ connection: 'jwt', static: false, token: { fingerprint: expect.stringMatching(/^[0-9a-f]{12}$/) } });
+    for (const out of [table.stdout, json.stdout]) {
+      expect(out).not.toContain(token.access_token);
+      for (const value of Object.values(secretFor(files.vendor, 'jwt'))) expect(out).not.toContain(value);
+    }
+    const caller = await cli(['status'], { as: CALLER });
+    expect(caller).toMatchObject({ code: 3, stdout: '' });
   });
 });
 

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,6 +15,7 @@ import { LocalKeyRing } from '../crypto';
 import { ConfigurationError } from '../errors';
 import { readCredentials } from '../exchange';
 import { createHttpClient, nodeHttpClient, type HttpClient } from '../http';
+import type { TokenStore } from '../ports';
 import { startDynalite, type RunningDynalite } from './dynalite';
 import { readJsonFile } from './json-file';
 import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
@@ -98,6 +99,24 @@ async function checkSecrets(config: BrokerConfig, path: string): Promise<void> {
   }
   if (problems.length > 0) {
     throw new ConfigurationError(`the secrets file ${path} does not hold what the connections need:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/**
+ * Restarting the local server is how a developer says "try again now": a cooldown the previous run recorded ends
+ * (its failure stays on record for the status route). Through the store's own lease, so a server sharing the table
+ * and minting right now is left alone.
+ */
+async function endCooldowns(store: TokenStore, config: BrokerConfig, clock: Clock): Promise<void> {
+  for (const connection of config.connections) {
+    const now = clock.now();
+    const { failure } = await store.read(connection.id);
+    if (failure?.coolUntil === undefined || failure.coolUntil <= now) continue;
+    const fence = randomUUID();
+    const claim = await store.acquireLease(connection.id, { fence, holder: 'local-server-start', now, until: now + 5_000 });
+    if (!claim.acquired) continue;
+    const { coolUntil: _ended, ...kept } = failure;
+    await store.recordFailure(connection.id, fence, kept);
   }
 }
 
@@ -245,9 +264,11 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
 
     const logger = createLogger();
     const metrics = createMetrics();
+    const store = new DynamoTokenStore(createDynamoClient(dynamoConfig), tableName);
+    await endCooldowns(store, config, clock);
     const broker = createBroker({
       config,
-      store: new DynamoTokenStore(createDynamoClient(dynamoConfig), tableName),
+      store,
       secrets: new FileSecretSource(secretsPath),
       keyRing: new LocalKeyRing(localMasterKey(dataDir)),
       clock,

@@ -197,6 +197,7 @@ describe('authorization', () => {
   it.each([
     ['refresh', 'POST', '/v1/connections/digitaleo-prod/refresh', undefined],
     ['verify', 'POST', '/v1/connections/digitaleo-prod/verify', '{"versionStage":"AWSCURRENT"}'],
+    ['status', 'GET', '/v1/connections/digitaleo-prod/status', undefined],
   ])('admin-only %s: a caller gets 403, an admin gets 200', async (_n, method, path, body) => {
     expect((await call({ method, path, userArn: CAMPAIGNS, body: body ?? null })).statusCode).toBe(403);
     const ok = await call({ method, path, userArn: ADMIN, body: body ?? null });
@@ -236,6 +237,55 @@ describe('POST refresh and verify', () => {
     const missing = await call({ method: 'POST', path: '/v1/connections/digitaleo-prod/verify', userArn: ADMIN, body: '{"versionStage":"AWSPENDING"}' });
     expect(missing.statusCode).toBe(400);
     expect(String(missing.json.detail)).toContain('no version in stage AWSPENDING');
+  });
+});
+
+describe('GET /v1/connections/{id}/status', () => {
+  it("shows an admin the token's expiry and minting, the secret version's fingerprint, the cooldown and the last failure: nothing secret", async () => {
+    world.vendor.heal('digitaleo');
+    const served = await call({ method: 'GET', path: '/v1/connections/usage/token', userArn: BILLING });
+    expect(served.statusCode).toBe(200);
+    const healthy = await call({ method: 'GET', path: '/v1/connections/usage/status', userArn: ADMIN });
+    expect(healthy.statusCode).toBe(200);
+    expect(healthy.json).toMatchObject({
+      connection: 'usage',
+      dialect: 'usage-engine',
+      static: false,
+      token: {
+        expires_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        minted_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        minted_by: expect.any(String),
+        fingerprint: expect.stringMatching(/^[0-9a-f]{12}$/),
+        secret_version: expect.stringMatching(/^[0-9a-f]{12}$/),
+      },
+    });
+    expect(healthy.json.cooldown).toBeUndefined();
+    expect(healthy.headers?.['cache-control']).toBe('no-store');
+
+    world.vendor.fail('usage-engine', (_q, r) => {
+      r.writeHead(503, { 'retry-after': '40' });
+      r.end();
+    });
+    const refresh = await call({ method: 'POST', path: '/v1/connections/usage/refresh', userArn: ADMIN });
+    expect(refresh.json.code).toBe('vendor_unavailable');
+    const failing = await call({ method: 'GET', path: '/v1/connections/usage/status', userArn: ADMIN });
+    world.vendor.heal('usage-engine');
+    expect(failing.json).toMatchObject({
+      cooldown: { code: 'vendor_unavailable', until: expect.any(String) },
+      last_failure: { code: 'vendor_unavailable', at: expect.any(String), vendor_status: 503 },
+    });
+    const text = failing.body;
+    expect(text).not.toContain(String(served.json.access_token));
+    for (const value of Object.values(secretFor(world.vendor, 'usage-engine'))) expect(text).not.toContain(value);
+  });
+
+  it('answers a static connection without a stored token, and 403 to a caller, the same for unknown and forbidden', async () => {
+    const basic = await call({ method: 'GET', path: '/v1/connections/docoon-basic/status', userArn: ADMIN });
+    expect(basic.json).toEqual({ connection: 'docoon-basic', dialect: 'docoon-basic', static: true });
+    const a = await call({ method: 'GET', path: '/v1/connections/usage/status', userArn: BILLING });
+    const b = await call({ method: 'GET', path: '/v1/connections/nope/status', userArn: BILLING });
+    expect(a.statusCode).toBe(403);
+    expect({ ...a.json, instance: undefined }).toEqual({ ...b.json, instance: undefined });
   });
 });
 

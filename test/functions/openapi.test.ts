@@ -12,6 +12,7 @@ describe('OpenAPI document', () => {
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/v1/connections',
       '/v1/connections/{id}/refresh',
+      '/v1/connections/{id}/status',
       '/v1/connections/{id}/token',
       '/v1/connections/{id}/token/invalidate',
       '/v1/connections/{id}/verify',

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenBrokerClient } from '../../lib/client';
 import { firstInvalidOffset, jsonError, lineAndColumn } from '../../lib/local/json-file';
-import { startLocalBroker } from '../../lib/local/app';
+import { startLocalBroker, type LocalBroker } from '../../lib/local/app';
 import { CALLER, localFiles, type LocalFiles } from '../support/local-broker';
 import { registerSecret } from '../support/secrets-registry';
 
@@ -17,14 +17,23 @@ const SECRET_IN_A_BROKEN_FILE = 'never-quote-me-secret-value-42';
 registerSecret(SECRET_IN_A_BROKEN_FILE);
 
 let files: LocalFiles;
+const running: LocalBroker[] = [];
 
 beforeEach(async () => {
   files = await localFiles();
 });
 
 afterEach(async () => {
+  for (const l of running.splice(0)) await l.close();
   await files.close();
 });
+
+async function start(env: Record<string, string> = files.env) {
+  const local = await startLocalBroker(env);
+  running.push(local);
+  return local;
+}
+
 
 const startError = (env: Record<string, string> = files.env) =>
   startLocalBroker(env).then(
@@ -109,6 +118,41 @@ describe('local mode: JSON error positions', () => {
       reason: 'Expected double-quoted property name',
     });
     expect(lineAndColumn('{\n  "a" x\n}', 8)).toEqual({ line: 2, column: 7 });
+  });
+});
+
+describe('local mode: cooldowns do not outlive the server, and misconfigured starts none', () => {
+  it('serves at once after a restart although the vendor failed just before it', async () => {
+    const first = await start();
+    const client = () => new TokenBrokerClient({ baseUrl: running.at(-1)!.url, credentials: CALLER, maxRetries: 0 });
+    files.vendor.fail('jwt', (_req, res) => {
+      res.writeHead(503, { 'content-type': 'text/plain' });
+      res.end('down');
+    });
+    const failed = await client().getToken('jwt').catch((e: unknown) => e);
+    expect(failed).toMatchObject({ code: 'vendor_unavailable' });
+    const cooling = await client().getToken('jwt').catch((e: unknown) => e);
+    expect(cooling).toMatchObject({ code: 'vendor_unavailable' });
+    files.vendor.heal('jwt');
+
+    await first.close();
+    running.splice(0);
+    await start();
+    const token = await client().getToken('jwt');
+    expect(token.tokenType).toBe('Bearer');
+  });
+
+  it('answers misconfigured while a secret is broken, and serves as soon as it is fixed', async () => {
+    const local = await start();
+    const saved = readFileSync(files.paths.secrets, 'utf8');
+    editJson(files.paths.secrets, (s) => {
+      delete s.jwt;
+    });
+    const client = new TokenBrokerClient({ baseUrl: local.url, credentials: CALLER, maxRetries: 0 });
+    const broken = await client.getToken('jwt').catch((e: unknown) => e);
+    expect(broken).toMatchObject({ status: 500, code: 'misconfigured' });
+    writeFileSync(files.paths.secrets, saved);
+    expect((await client.getToken('jwt')).tokenType).toBe('Bearer');
   });
 });
 
