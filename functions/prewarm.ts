@@ -2,17 +2,24 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import type { Broker } from '../lib/broker';
+import type { Connection } from '../lib/config';
 import { isBrokerError } from '../lib/errors';
+import type { SecretSource, TokenStore } from '../lib/ports';
 import { lambdaEntry, withPowertools } from './entry';
 
 // EventBridge Scheduler, every minute: every connection with `prewarm: true` gets a new token when its cached one
 // is missing or inside refreshBefore. Connections are warmed concurrently with a bound; one failing vendor does
 // not stop the others; no connection is started without time left for its exchange.
+// The same run catches secret changes no event announced (no CloudTrail trail, a lost event): for every connection
+// whose stored token was minted with another secret version than the current one, the token is replaced at once.
 
 export interface PrewarmDeps {
   broker: Broker;
   logger: Logger;
   metrics: Metrics;
+  /** Where the current secret versions are read and the stored tokens' versions compared (the broker's own). */
+  secrets?: SecretSource;
+  store?: TokenStore;
   /** How many connections are warmed at once. */
   concurrency?: number;
   /** No connection is started with less time left than this (an exchange's deadline and some). */
@@ -21,11 +28,39 @@ export interface PrewarmDeps {
 
 export type PrewarmReport = { outcomes: Record<string, string> };
 
+const codeOf = (err: unknown) => (isBrokerError(err) ? err.code : 'internal_error');
+
 export function makePrewarmHandler(deps: PrewarmDeps) {
   const concurrency = deps.concurrency ?? 4;
   const reserveMs = deps.reserveMs ?? 12_000;
+  /**
+   * Whether the stored token was minted with another version of the secret than its current one. A failed look is
+   * reported and counts as "no change": warming goes on with what is stored.
+   */
+  const secretChanged = async (connection: Connection, versions: Map<string, Promise<string>>): Promise<boolean> => {
+    const { secrets, store } = deps;
+    if (!secrets || !store || connection.dialect.grantType === 'static') return false;
+    // One look per secret per run, however many connections share it.
+    let current = versions.get(connection.secretId);
+    if (!current) {
+      current = secrets.currentVersion
+        ? secrets.currentVersion(connection.secretId)
+        : secrets.getSecret(connection.secretId, { forceRefresh: true }).then((v) => v.versionId);
+      versions.set(connection.secretId, current);
+    }
+    try {
+      const [version, stored] = await Promise.all([current, store.getToken(connection.id)]);
+      return stored !== undefined && stored.secretVersion !== version;
+    } catch (err) {
+      deps.logger.warn('could not compare the secret version', { connection: connection.id, code: codeOf(err) });
+      return false;
+    }
+  };
+
   return async (_event: unknown, context: Context): Promise<PrewarmReport> => {
-    const connections = deps.broker.config.connections.filter((c) => c.prewarm);
+    // Every connection that caches tokens is checked for a changed secret; only pre-warmed ones are warmed.
+    const connections = deps.broker.config.connections.filter((c) => c.prewarm || (deps.secrets && c.dialect.grantType !== 'static'));
+    const versions = new Map<string, Promise<string>>();
     const outcomes: Record<string, string> = {};
     let next = 0;
     const worker = async () => {
@@ -36,9 +71,15 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
           continue;
         }
         try {
-          outcomes[connection.id] = await deps.broker.prewarm(connection);
+          if (await secretChanged(connection, versions)) {
+            await deps.broker.rotate(connection);
+            deps.logger.info('the secret changed without an event; token replaced', { connection: connection.id });
+            outcomes[connection.id] = 'rotated';
+          } else if (connection.prewarm) {
+            outcomes[connection.id] = await deps.broker.prewarm(connection);
+          }
         } catch (err) {
-          outcomes[connection.id] = isBrokerError(err) ? err.code : 'internal_error';
+          outcomes[connection.id] = codeOf(err);
         }
       }
     };
@@ -50,7 +91,7 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
       m.addDimensions({ outcome });
       m.addMetric('PrewarmOutcomes', MetricUnit.Count, n);
     }
-    const failed = Object.values(outcomes).some((o) => !['minted', 'fresh', 'busy', 'static'].includes(o));
+    const failed = Object.values(outcomes).some((o) => !['minted', 'fresh', 'busy', 'static', 'rotated'].includes(o));
     (failed ? deps.logger.warn.bind(deps.logger) : deps.logger.info.bind(deps.logger))('prewarm run', { outcomes, tally });
     return { outcomes };
   };

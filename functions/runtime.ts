@@ -19,16 +19,18 @@ export function lambdaRuntime() {
   const logger = createLogger();
   const metrics = createMetrics();
   const config = loadConfig(process.env.BROKER_CONFIG ?? 'broker.config.json');
+  const store = new DynamoTokenStore(createDynamoClient(), required('BROKER_TABLE'));
+  // Secrets Manager and KMS load their SDK modules on first use: only the slow path needs them.
+  const secrets = new SecretsManagerSource();
   const broker = createBroker({
     config,
-    store: new DynamoTokenStore(createDynamoClient(), required('BROKER_TABLE')),
-    // Secrets Manager and KMS load their SDK modules on first use: only the slow path needs them.
-    secrets: new SecretsManagerSource(),
+    store,
+    secrets,
     keyRing: new KmsKeyRing(required('BROKER_KEY_ID')),
     logger: loggerPort(logger),
     metrics: metricsPort(metrics),
     // Nothing runs after a Lambda function answers: a refresh happens inside the request that draws it.
     options: { refreshAhead: 'in-request' },
   });
-  return { broker, logger, metrics, config };
+  return { broker, logger, metrics, config, store, secrets };
 }

@@ -122,6 +122,11 @@ export interface SecretReadOptions {
 
 export interface SecretSource {
   getSecret(secretId: string, opts?: SecretReadOptions): Promise<SecretValue>;
+  /**
+   * The VersionId of the secret's AWSCURRENT version, read afresh without fetching the value: how the pre-warm run
+   * notices a change no event announced. Sources without it are read with getSecret (forceRefresh).
+   */
+  currentVersion?(secretId: string): Promise<string>;
 }
 
 /** Envelope encryption's key source: KMS in AWS, a local key in local mode. */

@@ -36,6 +36,12 @@ export class CachedSecretSource implements SecretSource {
     }
     return p;
   }
+
+  /** Never cached (it is how a change is noticed); a source that cannot tell it is read afresh instead. */
+  async currentVersion(secretId: string): Promise<string> {
+    if (this.inner.currentVersion) return this.inner.currentVersion(secretId);
+    return (await this.getSecret(secretId, { forceRefresh: true })).versionId;
+  }
 }
 
 /** Parses a secret's text as JSON. The parser's own message quotes the text, so it is never passed on. */

@@ -35,4 +35,9 @@ export class FileSecretSource implements SecretSource {
     const parsed = typeof value === 'string' ? parseSecretJson(secretId, value) : value;
     return { value: parsed, versionId: contentVersion(parsed) };
   }
+
+  /** The file is read afresh: its current value's content hash, as getSecret reports it. */
+  async currentVersion(secretId: string): Promise<string> {
+    return (await this.getSecret(secretId)).versionId;
+  }
 }

@@ -25,17 +25,17 @@ export class SecretsManagerSource implements SecretSource {
     this.client = client;
   }
 
-  async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
-    const stage = opts.versionStage ?? 'AWSCURRENT';
+  private async ready(): Promise<{ sdk: Sdk; client: Pick<SecretsManagerClient, 'send'> }> {
     this.sdk ??= import('@aws-sdk/client-secrets-manager');
     const sdk = await this.sdk;
     this.client ??= new sdk.SecretsManagerClient({ ...clientSettings(SECRETS_MANAGER_BUDGET), ...this.clientConfig });
-    let out;
+    return { sdk, client: this.client };
+  }
+
+  /** One call within the budget, its SDK errors translated to the broker's. */
+  private async call<T>(operation: string, secretId: string, stage: string, send: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
     try {
-      const client = this.client;
-      out = await withinDeadline('Secrets Manager GetSecretValue', this.totalMs, (abortSignal) =>
-        client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }), { abortSignal }),
-      );
+      return await withinDeadline(`Secrets Manager ${operation}`, this.totalMs, send);
     } catch (err) {
       const name = (err as { name?: string }).name;
       if (name === 'ResourceNotFoundException') {
@@ -48,6 +48,29 @@ export class SecretsManagerSource implements SecretSource {
         cause: err,
       });
     }
+  }
+
+  async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
+    const stage = opts.versionStage ?? 'AWSCURRENT';
+    const { sdk, client } = await this.ready();
+    const out = await this.call('GetSecretValue', secretId, stage, (abortSignal) =>
+      client.send(new sdk.GetSecretValueCommand({ SecretId: secretId, VersionStage: stage }), { abortSignal }),
+    );
     return { value: parseSecretJson(secretId, out.SecretString), versionId: out.VersionId ?? 'unknown' };
+  }
+
+  /**
+   * DescribeSecret's VersionIdsToStages: the current VersionId without the value (no decryption, nothing secret in
+   * memory). The pre-warm run makes one such call per secret per minute (about 43,800 a month, at Secrets Manager's
+   * per-call price about $0.22 a month per secret).
+   */
+  async currentVersion(secretId: string): Promise<string> {
+    const { sdk, client } = await this.ready();
+    const out = await this.call('DescribeSecret', secretId, 'AWSCURRENT', (abortSignal) =>
+      client.send(new sdk.DescribeSecretCommand({ SecretId: secretId }), { abortSignal }),
+    );
+    const current = Object.entries(out.VersionIdsToStages ?? {}).find(([, stages]) => stages?.includes('AWSCURRENT'));
+    if (!current) throw new ConfigurationError(`the secret ${secretId} has no version in stage AWSCURRENT`);
+    return current[0];
   }
 }

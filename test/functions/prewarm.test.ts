@@ -1,12 +1,20 @@
+import { DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger, createMetrics } from '../../functions/observability';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { makePrewarmHandler } from '../../functions/prewarm';
+import { FileSecretSource } from '../../lib/adapters/file-secrets';
+import { SecretsManagerSource } from '../../lib/adapters/secrets-manager';
+import { Broker } from '../../lib/broker';
 import { ManualClock } from '../../lib/clock';
+import { TokenCipher } from '../../lib/crypto';
+import { nodeHttpClient } from '../../lib/http';
+import { CachedSecretSource } from '../../lib/secrets';
 import type { TokenSource } from '../../lib/ports';
 import { secretFor, vendorConnectionInput } from '../support/connections';
 import { lambdaContext } from '../support/events';
 import { RecordingMetrics, startWorld, type World } from '../support/harness';
+import { registerSecretValue } from '../support/secrets-registry';
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
 let world: World | undefined;
@@ -119,5 +127,84 @@ describe('pre-warming', () => {
     const prewarm = makePrewarmHandler({ broker: world.broker(), logger: createLogger(), metrics: createMetrics() });
     expect((await prewarm({}, context(5_000))).outcomes).toEqual({ jwt: 'skipped-no-time' });
     expect(world.vendor.received()).toBe(0);
+  });
+});
+
+describe('a secret changed without any event', () => {
+  const ROTATED = { client_id: 'demo-jwt-client', client_secret: 'rotated-jwt-secret-4d1e' };
+
+  it('is picked up by the next pre-warm run (file secrets): the token minted with the old version is replaced', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt' }), vendorConnectionInput(v, 'digitaleo', { id: 'warm', prewarm: true })],
+      { lifetime: 3600 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt'), 'broker/digitaleo-test': secretFor(v, 'digitaleo') }),
+    );
+    const w = world;
+    const secrets = new CachedSecretSource(new FileSecretSource(w.secretsPath), clock);
+    const prewarm = makePrewarmHandler({ broker: w.broker(), logger: createLogger(), metrics: createMetrics(), secrets, store: w.table.store });
+    const before = await w.broker().getToken(CALLER, 'jwt');
+    expect((await prewarm({}, context())).outcomes).toEqual({ warm: 'minted' });
+
+    // The secret is changed (at the vendor and in the store of secrets), and no event says so.
+    w.vendor.setAccount('jwt', ROTATED);
+    w.writeSecrets({ 'broker/jwt-test': ROTATED, 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo') });
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'rotated', warm: 'fresh' });
+    const stored = await w.table.store.getToken('jwt');
+    expect(stored?.secretVersion).toBe((await secrets.getSecret('broker/jwt-test')).versionId);
+    const after = await w.broker().getToken(CALLER, 'jwt');
+    expect(after.source).toBe('table');
+    expect(after.accessToken).not.toBe(before.accessToken);
+
+    // Nothing changed since: the next run replaces nothing.
+    const exchanges = w.vendor.exchanges();
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ warm: 'fresh' });
+    expect(w.vendor.exchanges()).toBe(exchanges);
+  });
+
+  it('in Secrets Manager: one DescribeSecret per secret per run, the value read only once it changed', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(clock, (v) => [
+      vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true }),
+      vendorConnectionInput(v, 'jwt', { id: 'jwt-too' }),
+    ], { lifetime: 3600 });
+    const w = world;
+    const versions = [{ id: 'v1', value: secretFor(w.vendor, 'jwt') }];
+    registerSecretValue(ROTATED);
+    const calls: string[] = [];
+    // Secrets Manager has no local equivalent: a client-level fake answering the two operations as the service does.
+    const client = {
+      send: async (cmd: GetSecretValueCommand | DescribeSecretCommand) => {
+        const current = versions[versions.length - 1]!;
+        calls.push(cmd.constructor.name);
+        if (cmd instanceof DescribeSecretCommand) {
+          return { VersionIdsToStages: Object.fromEntries(versions.map((v) => [v.id, v === current ? ['AWSCURRENT'] : ['AWSPREVIOUS']])) };
+        }
+        return { VersionId: current.id, SecretString: JSON.stringify(current.value) };
+      },
+    };
+    const secrets = new CachedSecretSource(new SecretsManagerSource(client as never), clock);
+    const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
+    const prewarm = makePrewarmHandler({ broker, logger: createLogger(), metrics: createMetrics(), secrets, store: w.table.store });
+
+    await broker.getToken(CALLER, 'jwt-too');
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'minted' });
+    calls.length = 0;
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'fresh' });
+    // Two connections share the secret: one look, and no value read.
+    expect(calls).toEqual(['DescribeSecretCommand']);
+
+    w.vendor.setAccount('jwt', ROTATED);
+    versions.push({ id: 'v2', value: ROTATED });
+    calls.length = 0;
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'rotated', 'jwt-too': 'rotated' });
+    expect(calls.filter((c) => c === 'DescribeSecretCommand')).toHaveLength(1);
+    expect((await w.table.store.getToken('jwt'))?.secretVersion).toBe('v2');
+    expect((await w.table.store.getToken('jwt-too'))?.secretVersion).toBe('v2');
   });
 });
