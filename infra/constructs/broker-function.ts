@@ -131,14 +131,16 @@ export class BrokerFunction extends NodejsFunction {
   }
 
   /**
-   * GetSecretValue on exactly the connections' secrets, and kms:Decrypt through Secrets Manager on the customer
-   * keys that encrypt some of them.
+   * GetSecretValue on exactly the connections' secrets (and DescribeSecret: pre-warm's look at their versions), and
+   * kms:Decrypt through Secrets Manager on the customer keys that encrypt some of them.
    */
   bindSecrets(connections: readonly SecretReference[]): this {
     if (connections.length === 0) return this;
     const stack = Stack.of(this);
     const secrets = [...new Set(connections.flatMap((c) => secretResourcePatterns(stack, c.secretId)))];
-    this.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: secrets }));
+    this.addToRolePolicy(
+      new PolicyStatement({ actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'], resources: secrets }),
+    );
     const keys = [...new Set(connections.flatMap((c) => (c.secretKmsKeyArn ? [c.secretKmsKeyArn] : [])))];
     if (keys.length > 0) {
       this.addToRolePolicy(

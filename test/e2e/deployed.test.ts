@@ -1,0 +1,304 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import { App } from 'aws-cdk-lib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../infra/app';
+import { ensureTable } from '../../lib/adapters/dynamodb';
+import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
+import { SandboxVendor } from '../../lib/local/sandbox-vendor';
+import { ACCOUNT, REGION, roleCredentials, startKms, startSecretsManager } from '../support/aws-services';
+import { secretFor } from '../support/connections';
+import {
+  allows,
+  logicalIdOf,
+  provideRuntimeSdk,
+  readAssembly,
+  resolveEnvironment,
+  startInstance,
+  type Assembly,
+  type DeployedFunction,
+  type FunctionInstance,
+} from '../support/deployed';
+import { cloudTrailApiCall, cloudTrailServiceEvent, restEvent } from '../support/events';
+import { knownSecrets, registerSecret } from '../support/secrets-registry';
+import { selfSignedCertificate, startHttpsFront } from '../support/tls';
+
+// The deployed bundles, proven end to end: the Lambda assets exactly as `cdk synth` bundled them, each run in a
+// fresh Node process with the environment its template gives it (the runtime's AWS SDK standing in as
+// node_modules), against AWS-protocol endpoints on loopback (dynalite; KMS and Secrets Manager servers speaking
+// AWS JSON 1.1 with SigV4) and a vendor over https, driven with the event shapes AWS documents.
+
+const STAGE = 'e2e';
+const CALLER_SESSION = `arn:aws:sts::${ACCOUNT}:assumed-role/campaigns-api/i-0123456789abcdef0`;
+const PAT = 'e2e-personal-access-token-7f3a9c';
+registerSecret(PAT);
+
+let dir: string;
+let vendor: SandboxVendor;
+let front: Awaited<ReturnType<typeof startHttpsFront>>;
+let db: RunningDynalite;
+let kms: Awaited<ReturnType<typeof startKms>>;
+let sm: Awaited<ReturnType<typeof startSecretsManager>>;
+let assembly: Assembly;
+let tableName: string;
+let ttlAttribute: string;
+let certPath: string;
+const instances: FunctionInstance[] = [];
+/** Instances started once: two of the HTTP function (two Lambda environments), one of each trigger. */
+let httpA: FunctionInstance;
+let httpB: FunctionInstance;
+let prewarm: FunctionInstance;
+let rotation: FunctionInstance;
+
+function fn(name: string): DeployedFunction {
+  const f = assembly.functions[name];
+  if (!f) throw new Error(`no function ${name} in the assembly (found ${Object.keys(assembly.functions).join(', ')})`);
+  return f;
+}
+
+/** A fresh instance of a function: a new process, a cold start, with what Lambda and the template set. */
+async function instance(name: string): Promise<FunctionInstance> {
+  const f = fn(name);
+  const data = assembly.templates[`TokenBrokerData-${STAGE}`]!;
+  const tableId = logicalIdOf(data, 'AWS::DynamoDB::Table');
+  const keyId = logicalIdOf(data, 'AWS::KMS::Key');
+  const env = resolveEnvironment(assembly, f, {
+    [`${tableId}.Ref`]: tableName,
+    [`${tableId}.Arn`]: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName}`,
+    [`${keyId}.Ref`]: kms.keyId.split('/').pop()!,
+    [`${keyId}.Arn`]: kms.keyId,
+  });
+  const credentials = roleCredentials(name);
+  registerSecret(credentials.secretAccessKey, credentials.sessionToken);
+  kms.trust(credentials);
+  sm.trust(credentials);
+  const started = await startInstance(f, {
+    ...env,
+    // What Lambda sets for every function.
+    AWS_REGION: REGION,
+    AWS_DEFAULT_REGION: REGION,
+    AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    AWS_SESSION_TOKEN: credentials.sessionToken,
+    AWS_EXECUTION_ENV: `AWS_Lambda_${f.runtime}`,
+    AWS_LAMBDA_FUNCTION_NAME: `TokenBroker-${STAGE}-${name}`,
+    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(f.memorySize),
+    AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/TokenBroker-${STAGE}-${name}`,
+    AWS_LAMBDA_LOG_STREAM_NAME: '2026/11/23/[$LATEST]e2e',
+    AWS_LAMBDA_LOG_FORMAT: 'JSON',
+    LAMBDA_TASK_ROOT: f.taskRoot,
+    _HANDLER: f.handler,
+    TZ: ':UTC',
+    // The loopback stand-ins, through the SDK's own variables, and the vendor's certificate.
+    AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
+    AWS_ENDPOINT_URL_KMS: kms.endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: sm.endpoint,
+    NODE_EXTRA_CA_CERTS: certPath,
+  });
+  instances.push(started);
+  return started;
+}
+
+const tokenRequest = (connection: string) => restEvent({ method: 'GET', path: `/v1/connections/${connection}/token`, userArn: CALLER_SESSION });
+
+type TokenAnswer = { connection: string; access_token: string; token_type: string; expires_in: number; authorization: string };
+function answer(res: APIGatewayProxyResult): TokenAnswer {
+  expect(res.statusCode, res.body).toBe(200);
+  return JSON.parse(res.body) as TokenAnswer;
+}
+
+async function tokenItem(connection: string) {
+  const client = new DynamoDBClient({ endpoint: db.endpoint, region: REGION, credentials: roleCredentials('test') });
+  try {
+    return (await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: `token#${connection}` } }, ConsistentRead: true }))).Item;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** The Scheduler invokes the target with the schedule's Input as the event ({} when it sets none). */
+function schedulerEvent(): unknown {
+  const broker = assembly.templates[`TokenBroker-${STAGE}`]!;
+  const schedule = broker.Resources[logicalIdOf(broker, 'AWS::Scheduler::Schedule')]!.Properties as { Target: { Input?: string } };
+  return schedule.Target.Input === undefined ? {} : JSON.parse(schedule.Target.Input);
+}
+
+function rotateAtVendorAndInSecretsManager(name: string, clientSecret: string): string {
+  const account = { ...vendor.account('jwt'), client_secret: clientSecret };
+  registerSecret(clientSecret);
+  vendor.setAccount('jwt', account);
+  return sm.put(name, secretFor(vendor, 'jwt'));
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'broker-e2e-'));
+  const tls = selfSignedCertificate(dir);
+  certPath = tls.certPath;
+  vendor = await SandboxVendor.start({ lifetime: 3600 });
+  front = await startHttpsFront(vendor.url, tls);
+  db = await startDynalite();
+  kms = await startKms();
+  sm = await startSecretsManager();
+  sm.put('broker/e2e-jwt', secretFor(vendor, 'jwt'));
+  sm.put('broker/e2e-warm', secretFor(vendor, 'digitaleo'));
+  sm.put('broker/e2e-pat', { token: PAT });
+
+  const callers = [`arn:aws:iam::${ACCOUNT}:role/campaigns-*`];
+  const connectionsFile = join(dir, 'connections.json');
+  writeFileSync(
+    connectionsFile,
+    JSON.stringify({
+      connections: [
+        { id: 'e2e-jwt', dialect: 'oauth2', tokenUrl: front.url(vendor.tokenUrl('jwt')), secretId: 'broker/e2e-jwt', callers },
+        { id: 'e2e-warm', dialect: 'digitaleo', tokenUrl: front.url(vendor.tokenUrl('digitaleo')), secretId: 'broker/e2e-warm', callers, prewarm: true },
+        { id: 'e2e-pat', dialect: 'digishare-pat', secretId: 'broker/e2e-pat', callers },
+      ],
+    }),
+  );
+  // One synth with the project's own CDK app, bundling included, as `cdk synth` does it.
+  const outdir = join(dir, 'cdk.out');
+  buildApp(new App({ outdir, context: { stage: STAGE, connectionsFile } })).app.synth();
+  assembly = readAssembly(outdir);
+  provideRuntimeSdk(outdir);
+
+  const data = assembly.templates[`TokenBrokerData-${STAGE}`]!;
+  const table = data.Resources[logicalIdOf(data, 'AWS::DynamoDB::Table')]!.Properties as {
+    TableName?: string;
+    TimeToLiveSpecification: { AttributeName: string; Enabled: boolean };
+  };
+  tableName = table.TableName ?? `TokenBrokerData-${STAGE}-tokens`;
+  ttlAttribute = table.TimeToLiveSpecification.AttributeName;
+  const raw = new DynamoDBClient({ endpoint: db.endpoint, region: REGION, credentials: roleCredentials('test') });
+  await ensureTable(raw, tableName);
+  raw.destroy();
+  [httpA, httpB, prewarm, rotation] = await Promise.all([instance('Http'), instance('Http'), instance('Prewarm'), instance('Rotation')]);
+}, 240_000);
+
+afterAll(async () => {
+  await Promise.all(instances.map((i) => i.close()));
+  await Promise.all([vendor?.close(), front?.close(), db?.close(), kms?.close(), sm?.close()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the deployed bundles', () => {
+  it('are the three functions on nodejs22.x, each with the handler and environment the template names', () => {
+    expect(Object.keys(assembly.functions).sort()).toEqual(['Http', 'Prewarm', 'Rotation']);
+    for (const f of Object.values(assembly.functions)) {
+      expect(f.runtime).toBe('nodejs22.x');
+      expect(f.environment).toMatchObject({ BROKER_CONFIG: 'broker.config.json' });
+      expect(Object.keys(f.environment)).toEqual(expect.arrayContaining(['BROKER_TABLE', 'BROKER_KEY_ID']));
+    }
+  });
+
+  it('a token minted once by one instance is served by a second from the table, through KMS Decrypt', async () => {
+    const minted = answer(await httpA.invoke<APIGatewayProxyResult>(tokenRequest('e2e-jwt')));
+    expect(minted).toMatchObject({ connection: 'e2e-jwt', token_type: 'Bearer' });
+    expect(minted.authorization).toBe(`Bearer ${minted.access_token}`);
+    expect(vendor.exchanges('jwt')).toBe(1);
+    expect(kms.count('GenerateDataKey')).toBe(1);
+
+    const decryptsBefore = kms.count('Decrypt');
+    const served = answer(await httpB.invoke<APIGatewayProxyResult>(tokenRequest('e2e-jwt')));
+    expect(served.access_token).toBe(minted.access_token);
+    expect(vendor.exchanges('jwt')).toBe(1);
+    expect(kms.count('Decrypt')).toBe(decryptsBefore + 1);
+  });
+
+  it("keeps the item's TTL attribute (the one the table's TimeToLiveSpecification names) in epoch seconds, the token only encrypted", async () => {
+    const item = await tokenItem('e2e-jwt');
+    expect(item).toBeDefined();
+    const ttl = Number(item![ttlAttribute]?.N);
+    const expiresAtMs = Number(item!.expiresAt?.N);
+    const nowSeconds = Date.now() / 1000;
+    expect(Number.isInteger(ttl)).toBe(true);
+    // Seconds, not milliseconds: after the token's expiry, within days of now.
+    expect(ttl).toBeGreaterThanOrEqual(Math.floor(expiresAtMs / 1000));
+    expect(ttl).toBeLessThan(nowSeconds + 3 * 86_400);
+    const stored = JSON.stringify(item);
+    for (const secret of knownSecrets()) expect(stored.includes(secret)).toBe(false);
+  });
+
+  it('pre-warm, invoked as the Scheduler invokes it, mints the missing token of a pre-warmed connection', async () => {
+    expect(await tokenItem('e2e-warm')).toBeUndefined();
+    const report = await prewarm.invoke<{ outcomes: Record<string, string> }>(schedulerEvent());
+    expect(report.outcomes['e2e-warm']).toBe('minted');
+    expect(vendor.exchanges('digitaleo')).toBe(1);
+    expect(await tokenItem('e2e-warm')).toBeDefined();
+    // Callers then get it from the table.
+    answer(await httpB.invoke<APIGatewayProxyResult>(tokenRequest('e2e-warm')));
+    expect(vendor.exchanges('digitaleo')).toBe(1);
+  });
+
+  it('a secret changed with PutSecretValue, then by a rotation (RotationSucceeded), re-mints through EventBridge', async () => {
+    const before = await tokenItem('e2e-jwt');
+    const exchanges = vendor.exchanges('jwt');
+
+    const v2 = rotateAtVendorAndInSecretsManager('broker/e2e-jwt', 'e2e-rotated-secret-v2');
+    const put = await rotation.invoke<{ connections: Record<string, unknown> }>(
+      cloudTrailApiCall('PutSecretValue', { secretId: 'broker/e2e-jwt', clientRequestToken: v2 }, { arn: sm.arnOf('broker/e2e-jwt'), versionId: v2 }),
+    );
+    expect(put.connections['e2e-jwt']).toEqual({ evicted: true, minted: true });
+    const after = await tokenItem('e2e-jwt');
+    expect(after?.secretVersion?.S).toBe(v2);
+    expect(after?.fingerprint?.S).not.toBe(before?.fingerprint?.S);
+    expect(vendor.exchanges('jwt')).toBe(exchanges + 1);
+    // A new Lambda environment serves the new token from the table.
+    const fresh = answer(await (await instance('Http')).invoke<APIGatewayProxyResult>(tokenRequest('e2e-jwt')));
+    expect(vendor.exchanges('jwt')).toBe(exchanges + 1);
+
+    const v3 = rotateAtVendorAndInSecretsManager('broker/e2e-jwt', 'e2e-rotated-secret-v3');
+    const rotated = await rotation.invoke<{ connections: Record<string, unknown> }>(cloudTrailServiceEvent('RotationSucceeded', sm.arnOf('broker/e2e-jwt')));
+    expect(rotated.connections['e2e-jwt']).toEqual({ evicted: true, minted: true });
+    expect((await tokenItem('e2e-jwt'))?.secretVersion?.S).toBe(v3);
+    expect(fresh.access_token).toBeTruthy();
+  });
+
+  it('a secret changed with no event at all is picked up by the next pre-warm run', async () => {
+    const v4 = rotateAtVendorAndInSecretsManager('broker/e2e-jwt', 'e2e-rotated-secret-v4');
+    const exchanges = vendor.exchanges('jwt');
+    const report = await prewarm.invoke<{ outcomes: Record<string, string> }>(schedulerEvent());
+    expect(report.outcomes).toMatchObject({ 'e2e-jwt': 'rotated', 'e2e-warm': 'fresh' });
+    expect((await tokenItem('e2e-jwt'))?.secretVersion?.S).toBe(v4);
+    expect(vendor.exchanges('jwt')).toBe(exchanges + 1);
+    // Once unchanged, the next run looks (DescribeSecret) without reading the value.
+    const reads = sm.count('GetSecretValue');
+    expect((await prewarm.invoke<{ outcomes: Record<string, string> }>(schedulerEvent())).outcomes['e2e-jwt']).toBeUndefined();
+    expect(sm.count('GetSecretValue')).toBe(reads);
+  });
+
+  it('the static dialect hands out the stored credential as it is, with no vendor call', async () => {
+    const received = vendor.received();
+    const pat = answer(await httpA.invoke<APIGatewayProxyResult>(tokenRequest('e2e-pat')));
+    expect(pat).toMatchObject({ connection: 'e2e-pat', token_type: 'Bearer', access_token: PAT, authorization: `Bearer ${PAT}` });
+    expect(vendor.received()).toBe(received);
+  });
+
+  it("every KMS and Secrets Manager operation a function called is allowed by its role's policy in the template", () => {
+    for (const [name, f] of Object.entries(assembly.functions)) {
+      const key = roleCredentials(name).accessKeyId;
+      const called = new Set([
+        ...kms.calls.filter((c) => c.accessKeyId === key).map((c) => `kms:${c.operation}`),
+        ...sm.calls.filter((c) => c.accessKeyId === key).map((c) => `secretsmanager:${c.operation}`),
+      ]);
+      for (const action of called) expect(allows(f.allowedActions, action), `${name} calls ${action}`).toBe(true);
+    }
+    // The check is not vacuous: each trigger reached both services.
+    expect(new Set(kms.calls.map((c) => c.accessKeyId)).size).toBe(3);
+    expect(new Set(sm.calls.map((c) => c.accessKeyId)).size).toBe(3);
+  });
+
+  it('nothing secret in anything the functions printed', () => {
+    const lines = instances.flatMap((i) => i.output());
+    // The scan is not vacuous: the functions did log, as JSON, and what they minted is among the lines.
+    expect(lines.some((l) => l.includes('minted a token'))).toBe(true);
+    expect(lines.filter((l) => l.includes('No application metrics'))).toEqual([]);
+    const secrets = [...knownSecrets()];
+    expect(secrets.length).toBeGreaterThan(5);
+    const leaks = secrets.filter((s) => lines.some((l) => l.includes(s)));
+    expect(leaks.length, 'secrets printed by a function').toBe(0);
+  });
+});

@@ -1,0 +1,190 @@
+import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { CallerKey } from '../../lib/sigv4';
+import { verifySigV4 } from '../../lib/sigv4';
+import { registerSecretValue } from './secrets-registry';
+
+// KMS and Secrets Manager have no local equivalent: small servers speaking their wire protocol (AWS JSON 1.1 over
+// HTTP, SigV4-signed, X-Amz-Target naming the operation), so that the real SDK clients inside the deployed bundles
+// can be pointed at them with AWS_ENDPOINT_URL_KMS / AWS_ENDPOINT_URL_SECRETS_MANAGER. Only the operations the
+// broker uses, answering (and failing) as the services document.
+
+export const REGION = 'eu-west-1';
+export const ACCOUNT = '111111111111';
+export interface RoleCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+}
+
+/** What a function's environment gives the SDK, as Lambda does from its execution role: one set per function. */
+export function roleCredentials(functionName: string): RoleCredentials {
+  const id = functionName.toUpperCase().replace(/[^A-Z0-9]/g, '').padEnd(12, 'X').slice(0, 12);
+  return { accessKeyId: `ASIAE2E${id}`, secretAccessKey: `e2e-${functionName}-role-secret-key`, sessionToken: `e2e-${functionName}-session-token` };
+}
+
+class ServiceError extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+type Operation = (input: Record<string, unknown>) => unknown;
+
+export interface AwsJsonServer {
+  endpoint: string;
+  /** Every operation called, in order, with the caller's access key. */
+  calls: { operation: string; accessKeyId: string }[];
+  /** Accepts requests signed with these credentials (each function's role). */
+  trust(credentials: RoleCredentials): void;
+  count(operation: string): number;
+  close(): Promise<void>;
+}
+
+async function startAwsJsonServer(service: string, targetPrefix: string, operations: Record<string, Operation>): Promise<AwsJsonServer> {
+  const callers = new Map<string, CallerKey>();
+  const calls: AwsJsonServer['calls'] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        const body = Buffer.concat(chunks);
+        const reply = (status: number, doc: unknown, headers: Record<string, string> = {}) => {
+          res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), ...headers });
+          res.end(JSON.stringify(doc));
+        };
+        try {
+          let who;
+          try {
+            who = await verifySigV4({ method: req.method ?? 'POST', target: req.url ?? '/', headers: req.headers, body }, callers, {
+              region: REGION,
+              service,
+              now: Date.now(),
+            });
+          } catch {
+            throw new ServiceError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+          }
+          const target = String(req.headers['x-amz-target'] ?? '');
+          const operation = target.startsWith(`${targetPrefix}.`) ? target.slice(targetPrefix.length + 1) : '';
+          const op = operations[operation];
+          if (!op) throw new ServiceError('UnknownOperationException', `unknown operation ${target}`);
+          calls.push({ operation, accessKeyId: who.accessKeyId });
+          reply(200, op(JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>));
+        } catch (err) {
+          const e = err instanceof ServiceError ? err : new ServiceError('InternalFailure', 'internal failure', 500);
+          reply(e.status, { __type: e.type, message: e.message }, { 'x-amzn-errortype': e.type });
+        }
+      })();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    calls,
+    trust: (c) => callers.set(c.accessKeyId, { secretAccessKey: c.secretAccessKey, arn: `arn:aws:sts::${ACCOUNT}:assumed-role/e2e/${c.accessKeyId}` }),
+    count: (operation) => calls.filter((c) => c.operation === operation).length,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** KMS: GenerateDataKey and Decrypt under one symmetric key, the encryption context bound as AES-GCM's AAD. */
+export async function startKms(keyId = `arn:aws:kms:${REGION}:${ACCOUNT}:key/${randomUUID()}`) {
+  const master = randomBytes(32);
+  const aad = (context: unknown) =>
+    Buffer.from(JSON.stringify(Object.entries((context ?? {}) as Record<string, string>).sort(([a], [b]) => a.localeCompare(b))));
+  const checkKey = (given: unknown) => {
+    if (given !== undefined && given !== keyId) throw new ServiceError('IncorrectKeyException', 'The key ID in the request does not identify the key used to encrypt the ciphertext.');
+  };
+  const server = await startAwsJsonServer('kms', 'TrentService', {
+    GenerateDataKey: (input) => {
+      if (input.KeyId !== keyId) throw new ServiceError('NotFoundException', 'Key does not exist');
+      if (input.KeySpec !== 'AES_256') throw new ServiceError('ValidationException', 'KeySpec must be AES_256 here');
+      const plaintext = randomBytes(32);
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', master, iv).setAAD(aad(input.EncryptionContext));
+      const blob = Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+      return { KeyId: keyId, Plaintext: plaintext.toString('base64'), CiphertextBlob: blob.toString('base64') };
+    },
+    Decrypt: (input) => {
+      checkKey(input.KeyId);
+      const blob = Buffer.from(String(input.CiphertextBlob ?? ''), 'base64');
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', master, blob.subarray(0, 12)).setAAD(aad(input.EncryptionContext));
+        decipher.setAuthTag(blob.subarray(blob.length - 16));
+        const plaintext = Buffer.concat([decipher.update(blob.subarray(12, blob.length - 16)), decipher.final()]);
+        return { KeyId: keyId, Plaintext: plaintext.toString('base64'), EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
+      } catch {
+        throw new ServiceError('InvalidCiphertextException', '');
+      }
+    },
+  });
+  return { ...server, keyId };
+}
+
+interface SecretVersion {
+  id: string;
+  text: string;
+  stages: Set<string>;
+}
+
+/** Secrets Manager: JSON secrets with versions and staging labels, addressed by name, partial ARN or full ARN. */
+export async function startSecretsManager() {
+  const secrets = new Map<string, { arn: string; versions: SecretVersion[] }>();
+  const find = (secretId: unknown) => {
+    const id = String(secretId ?? '');
+    for (const [name, s] of secrets) {
+      if (id === name || id === s.arn || s.arn.startsWith(`${id}-`)) return { name, ...s };
+    }
+    throw new ServiceError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+  };
+  /** Stores a new AWSCURRENT version (the previous one becomes AWSPREVIOUS); returns its VersionId. */
+  const put = (name: string, value: unknown, versionId: string = randomUUID()): string => {
+    registerSecretValue(value);
+    let s = secrets.get(name);
+    if (!s) {
+      const suffix = randomBytes(4).toString('base64url').replace(/[^A-Za-z0-9]/g, 'x').slice(0, 6);
+      s = { arn: `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:${name}-${suffix}`, versions: [] };
+      secrets.set(name, s);
+    }
+    for (const v of s.versions) {
+      v.stages.delete('AWSPREVIOUS');
+      if (v.stages.delete('AWSCURRENT')) v.stages.add('AWSPREVIOUS');
+    }
+    s.versions.push({ id: versionId, text: typeof value === 'string' ? value : JSON.stringify(value), stages: new Set(['AWSCURRENT']) });
+    return versionId;
+  };
+  const server = await startAwsJsonServer('secretsmanager', 'secretsmanager', {
+    GetSecretValue: (input) => {
+      const s = find(input.SecretId);
+      const stage = input.VersionId === undefined ? String(input.VersionStage ?? 'AWSCURRENT') : undefined;
+      const v = s.versions.find((x) => (stage ? x.stages.has(stage) : x.id === input.VersionId));
+      if (!v) throw new ServiceError('ResourceNotFoundException', "Secrets Manager can't find the specified secret value for staging label: " + stage);
+      return { ARN: s.arn, Name: s.name, VersionId: v.id, SecretString: v.text, VersionStages: [...v.stages], CreatedDate: Date.now() / 1000 };
+    },
+    DescribeSecret: (input) => {
+      const s = find(input.SecretId);
+      return {
+        ARN: s.arn,
+        Name: s.name,
+        VersionIdsToStages: Object.fromEntries(s.versions.filter((v) => v.stages.size > 0).map((v) => [v.id, [...v.stages]])),
+      };
+    },
+  });
+  return {
+    ...server,
+    put,
+    arnOf: (name: string) => find(name).arn,
+  };
+}

@@ -1,0 +1,222 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// The Lambda functions as `cdk synth` bundled them, read from the cloud assembly (manifest, asset manifests,
+// templates), and run the way the nodejs22.x runtime runs them: one Node process per instance, the task root as
+// working directory, the template's environment plus what Lambda itself sets, the runtime's AWS SDK beside it.
+
+const REPO = resolve(fileURLToPath(import.meta.url), '../../..');
+const RUNNER = join(REPO, 'test/support/lambda-runner.mjs');
+
+type Template = { Resources: Record<string, { Type: string; Properties?: Record<string, unknown>; Metadata?: Record<string, unknown> }>; Outputs?: Record<string, { Value: unknown; Export?: { Name: unknown } }> };
+
+export interface DeployedFunction {
+  /** The construct id (Http, Prewarm, Rotation). */
+  name: string;
+  logicalId: string;
+  /** The bundle's directory in the assembly: what Lambda unpacks into /var/task. */
+  taskRoot: string;
+  handler: string;
+  runtime: string;
+  timeout: number;
+  memorySize: number;
+  /** Environment.Variables as the template has them (values may be CloudFormation intrinsics). */
+  environment: Record<string, unknown>;
+  /** The IAM actions its execution role allows, from the policies attached to it in the template. */
+  allowedActions: string[];
+}
+
+export interface Assembly {
+  dir: string;
+  templates: Record<string, Template>;
+  functions: Record<string, DeployedFunction>;
+}
+
+/** Reads the synthesized assembly: every stack's template, and each function's asset, handler and environment. */
+export function readAssembly(dir: string): Assembly {
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as {
+    artifacts: Record<string, { type: string; properties?: { templateFile?: string } }>;
+  };
+  const templates: Record<string, Template> = {};
+  const assetDirs = new Map<string, string>();
+  for (const [id, a] of Object.entries(manifest.artifacts)) {
+    if (a.type === 'aws:cloudformation:stack' && a.properties?.templateFile) {
+      templates[id] = JSON.parse(readFileSync(join(dir, a.properties.templateFile), 'utf8')) as Template;
+    }
+  }
+  for (const file of Object.values(manifest.artifacts)
+    .filter((a) => a.type === 'cdk:asset-manifest')
+    .map((a) => (a.properties as { file?: string } | undefined)?.file)
+    .filter((f): f is string => !!f)) {
+    const assets = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+      files: Record<string, { source: { path: string; packaging?: string }; destinations: Record<string, { objectKey: string }> }>;
+    };
+    for (const f of Object.values(assets.files)) {
+      for (const d of Object.values(f.destinations)) assetDirs.set(d.objectKey, join(dir, f.source.path));
+    }
+  }
+  const functions: Record<string, DeployedFunction> = {};
+  for (const template of Object.values(templates)) {
+    for (const [logicalId, r] of Object.entries(template.Resources)) {
+      if (r.Type !== 'AWS::Lambda::Function') continue;
+      const p = r.Properties as {
+        Handler: string;
+        Runtime: string;
+        Timeout?: number;
+        MemorySize?: number;
+        Code: { S3Key?: unknown };
+        Environment?: { Variables?: Record<string, unknown> };
+        Role?: { 'Fn::GetAtt'?: [string, string] };
+      };
+      const key = typeof p.Code.S3Key === 'string' ? p.Code.S3Key : undefined;
+      const taskRoot = key ? assetDirs.get(key) : undefined;
+      if (!taskRoot) continue; // CDK's own helper functions (inline code)
+      // The construct id: the logical id without the hash CDK appends.
+      const name = /^(.+?)[0-9A-F]{8}$/.exec(logicalId)?.[1] ?? logicalId;
+      functions[name] = {
+        name,
+        logicalId,
+        taskRoot,
+        handler: p.Handler,
+        runtime: p.Runtime,
+        timeout: p.Timeout ?? 3,
+        memorySize: p.MemorySize ?? 128,
+        environment: p.Environment?.Variables ?? {},
+        allowedActions: allowedActions(template, p.Role?.['Fn::GetAtt']?.[0]),
+      };
+    }
+  }
+  return { dir, templates, functions };
+}
+
+type Statement = { Effect: string; Action: string | string[] };
+
+/** The actions the role's policies (inline and attached AWS::IAM::Policy resources) allow. */
+function allowedActions(template: Template, roleId: string | undefined): string[] {
+  if (!roleId) return [];
+  const statements: Statement[] = [];
+  const role = template.Resources[roleId]?.Properties as { Policies?: { PolicyDocument: { Statement: Statement[] } }[] } | undefined;
+  for (const p of role?.Policies ?? []) statements.push(...p.PolicyDocument.Statement);
+  for (const r of Object.values(template.Resources)) {
+    if (r.Type !== 'AWS::IAM::Policy') continue;
+    const p = r.Properties as { Roles?: { Ref?: string }[]; PolicyDocument: { Statement: Statement[] } };
+    if (p.Roles?.some((x) => x.Ref === roleId)) statements.push(...p.PolicyDocument.Statement);
+  }
+  return statements.filter((st) => st.Effect === 'Allow').flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action]));
+}
+
+/** Whether an IAM action pattern list allows `service:Operation` (IAM matches actions case-insensitively, `*` and `?`). */
+export function allows(actions: readonly string[], action: string): boolean {
+  return actions.some((pattern) => {
+    const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+    return re.test(action);
+  });
+}
+
+/**
+ * Puts the runtime's SDK where the bundles' `import '@aws-sdk/…'` finds it: a node_modules beside the asset
+ * directories holding only @aws-sdk (anything else a bundle forgot to carry fails to load, as it would in Lambda).
+ */
+export function provideRuntimeSdk(assemblyDir: string): void {
+  const modules = join(assemblyDir, 'node_modules');
+  mkdirSync(modules, { recursive: true });
+  if (!existsSync(join(modules, '@aws-sdk'))) symlinkSync(join(REPO, 'node_modules/@aws-sdk'), join(modules, '@aws-sdk'), 'dir');
+}
+
+/**
+ * Resolves the template's environment values: plain strings as they are, and the intrinsics CDK writes for
+ * resources of the other stack (Fn::ImportValue of an export) through `physical`, keyed by that resource's logical
+ * id and `Ref` or the attribute name. Anything else is an error, so a template change shows up here.
+ */
+export function resolveEnvironment(assembly: Assembly, fn: DeployedFunction, physical: Record<string, string>): Record<string, string> {
+  const exports = new Map<string, unknown>();
+  for (const t of Object.values(assembly.templates)) {
+    for (const o of Object.values(t.Outputs ?? {})) if (typeof o.Export?.Name === 'string') exports.set(o.Export.Name, o.Value);
+  }
+  const resolveValue = (v: unknown, name: string): string => {
+    if (typeof v === 'string') return v;
+    const o = v as Record<string, unknown>;
+    if (o['Fn::ImportValue'] !== undefined) return resolveValue(exports.get(String(o['Fn::ImportValue'])), name);
+    if (typeof o.Ref === 'string' && physical[`${o.Ref}.Ref`]) return physical[`${o.Ref}.Ref`]!;
+    const getAtt = o['Fn::GetAtt'] as [string, string] | undefined;
+    if (getAtt && physical[`${getAtt[0]}.${getAtt[1]}`]) return physical[`${getAtt[0]}.${getAtt[1]}`]!;
+    throw new Error(`${fn.name}: cannot resolve ${name} = ${JSON.stringify(v)}`);
+  };
+  return Object.fromEntries(Object.entries(fn.environment).map(([k, v]) => [k, resolveValue(v, k)]));
+}
+
+/** The logical id of the one resource of a type in a template. */
+export function logicalIdOf(template: Template, type: string): string {
+  const ids = Object.entries(template.Resources).filter(([, r]) => r.Type === type).map(([id]) => id);
+  if (ids.length !== 1) throw new Error(`expected one ${type}, found ${ids.length}`);
+  return ids[0]!;
+}
+
+export interface FunctionInstance {
+  invoke<R = unknown>(event: unknown): Promise<R>;
+  /** Everything the instance printed so far (stdout and stderr), line by line. */
+  output(): string[];
+  close(): Promise<void>;
+}
+
+/** Starts one instance of a function: a fresh Node process that loads the bundle once and takes invocations. */
+export async function startInstance(fn: DeployedFunction, env: Record<string, string>): Promise<FunctionInstance> {
+  const child: ChildProcess = spawn(process.execPath, [RUNNER, fn.taskRoot, fn.handler, String(fn.timeout)], {
+    cwd: fn.taskRoot,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let text = '';
+  child.stdout!.on('data', (c: Buffer) => (text += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (text += c.toString()));
+  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let ready: () => void;
+  const started = new Promise<void>((r) => (ready = r));
+  child.on('message', (m: { ready?: boolean; id?: number; result?: unknown; error?: { errorType: string; errorMessage: string } }) => {
+    if (m.ready) return ready();
+    const p = pending.get(m.id!);
+    pending.delete(m.id!);
+    if (m.error) p?.reject(Object.assign(new Error(m.error.errorMessage), { name: m.error.errorType }));
+    else p?.resolve(m.result);
+  });
+  const exited = once(child, 'exit');
+  void exited.then(([code]) => {
+    for (const p of pending.values()) p.reject(new Error(`${fn.name} exited (${code}): ${text.slice(-2000)}`));
+  });
+  await Promise.race([
+    started,
+    exited.then(([code]) => Promise.reject(new Error(`${fn.name} failed to start (${code}): ${text.slice(-2000)}`))),
+  ]);
+  let next = 0;
+  return {
+    invoke: <R>(event: unknown) =>
+      new Promise<R>((resolveInvoke, reject) => {
+        const id = next++;
+        // Bounded like Lambda: the function's own timeout.
+        const timer = setTimeout(() => {
+          pending.delete(id);
+          reject(new Error(`${fn.name} timed out after ${fn.timeout} s`));
+        }, fn.timeout * 1000);
+        pending.set(id, {
+          resolve: (v) => {
+            clearTimeout(timer);
+            resolveInvoke(v as R);
+          },
+          reject: (e) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        });
+        child.send({ id, event });
+      }),
+    output: () => text.split('\n').filter(Boolean),
+    close: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
