@@ -49,7 +49,7 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
       versions.set(connection.secretId, current);
     }
     try {
-      const [version, stored] = await Promise.all([current, store.getToken(connection.id)]);
+      const [version, stored] = await Promise.all([current, store.read(connection.id).then((r) => r.token)]);
       return stored !== undefined && stored.secretVersion !== version;
     } catch (err) {
       deps.logger.warn('could not compare the secret version', { connection: connection.id, code: codeOf(err) });

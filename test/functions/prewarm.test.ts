@@ -152,7 +152,7 @@ describe('a secret changed without any event', () => {
     w.writeSecrets({ 'broker/jwt-test': ROTATED, 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo') });
     clock.advance(60_000);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'rotated', warm: 'fresh' });
-    const stored = await w.table.store.getToken('jwt');
+    const stored = (await w.table.store.read('jwt')).token;
     expect(stored?.secretVersion).toBe((await secrets.getSecret('broker/jwt-test')).versionId);
     const after = await w.broker().getToken(CALLER, 'jwt');
     expect(after.source).toBe('table');
@@ -204,7 +204,7 @@ describe('a secret changed without any event', () => {
     clock.advance(60_000);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'rotated', 'jwt-too': 'rotated' });
     expect(calls.filter((c) => c === 'DescribeSecretCommand')).toHaveLength(1);
-    expect((await w.table.store.getToken('jwt'))?.secretVersion).toBe('v2');
-    expect((await w.table.store.getToken('jwt-too'))?.secretVersion).toBe('v2');
+    expect((await w.table.store.read('jwt')).token?.secretVersion).toBe('v2');
+    expect((await w.table.store.read('jwt-too')).token?.secretVersion).toBe('v2');
   });
 });
