@@ -11,6 +11,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
 import { ROTATION_EVENTS } from '../functions/rotation';
+import { PREWARM_INTERVAL_SECONDS } from '../lib/broker';
 import type { BrokerConfig, Connection } from '../lib/config';
 import { BrokerAlarms } from './constructs/broker-alarms';
 import { BrokerApi } from './constructs/broker-api';
@@ -131,7 +132,7 @@ export class BrokerStack extends Stack {
     });
     new Schedule(this, 'PrewarmSchedule', {
       description: 'token-broker pre-warming, every minute',
-      schedule: ScheduleExpression.rate(Duration.minutes(1)),
+      schedule: ScheduleExpression.rate(Duration.seconds(PREWARM_INTERVAL_SECONDS)),
       target: new LambdaInvoke(prewarm, { role: scheduleRole, deadLetterQueue: this.deadLetters, retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
     });
     Validations.of(scheduleRole).acknowledge({

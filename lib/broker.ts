@@ -57,8 +57,13 @@ export interface BrokerOptions extends LeaseOptions, CooldownOptions {
   refreshAhead: RefreshAhead;
   /** Retry-After (s) when the table is down and this instance holds no token that will do. */
   storeRetryAfterSeconds: number;
+  /** How often the pre-warm run comes (the schedule's rate): a token must stay out of its window until the next. */
+  prewarmIntervalMs: number;
   exchange: Partial<Omit<ExchangeOptions, 'http' | 'clock'>>;
 }
+
+/** The pre-warm schedule's rate; the infra schedules the run from this same figure. */
+export const PREWARM_INTERVAL_SECONDS = 60;
 
 export const BROKER_DEFAULTS: BrokerOptions = {
   ...LEASE_DEFAULTS,
@@ -69,6 +74,7 @@ export const BROKER_DEFAULTS: BrokerOptions = {
   forcedMintIntervalMs: 10_000,
   refreshAhead: 'in-request',
   storeRetryAfterSeconds: 5,
+  prewarmIntervalMs: PREWARM_INTERVAL_SECONDS * 1000,
   exchange: {},
 };
 
@@ -587,21 +593,30 @@ export class Broker {
   }
 
   /**
-   * Pre-warming: mints when the stored token is missing or inside its refreshBefore window, through the same lease
-   * as every other path (never waiting on it), so it never adds an exchange a caller would not have caused.
+   * Pre-warming: mints when the stored token is missing or would enter its refreshBefore window before the next run,
+   * through the same lease as every other path (never waiting on it), so it never adds an exchange a caller would not
+   * have caused.
    */
   async prewarm(connection: Connection): Promise<PrewarmOutcome> {
     if (connection.dialect.grantType === 'static') return 'static';
-    const window = connection.refreshBefore * 1000;
     const stored = (await this.store.read(connection.id)).token;
-    const left = stored ? stored.expiresAt - this.clock.now() : 0;
-    if (stored && left > window) return 'fresh';
-    // A token the vendor issues for no longer than the window is replaced only when it expires.
-    if (stored && left > 0 && stored.lifetime * 1000 <= window) return 'fresh';
+    if (stored && !this.prewarmDue(connection, stored)) return 'fresh';
     if (this.cooldowns.active(connection.id)) return 'cooling-down';
-    const served = await this.mint(connection, (t) => t.expiresAt - this.clock.now() > window, { wait: false });
+    const served = await this.mint(connection, (t) => !this.prewarmDue(connection, t), { wait: false });
     if (!served) return 'busy';
     return served.source === 'vendor' ? 'minted' : 'fresh';
+  }
+
+  /**
+   * A token the pre-warm run replaces now: one that would be inside its refreshBefore window by the next run. A
+   * token the vendor issues for no longer than that would be due as soon as minted: it is replaced when it would
+   * expire before the next run (at most one mint per run).
+   */
+  private prewarmDue(connection: Connection, token: { expiresAt: number; lifetime: number }): boolean {
+    const interval = this.opts.prewarmIntervalMs;
+    const due = connection.refreshBefore * 1000 + interval;
+    const left = token.expiresAt - this.clock.now();
+    return token.lifetime * 1000 <= due ? left <= interval : left <= due;
   }
 
   /**

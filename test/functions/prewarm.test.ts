@@ -61,13 +61,38 @@ describe('pre-warming', () => {
       expect(broker.pendingWork()).toBe(0);
       clock.advance(step * 1000);
     }
-    // A token lives 300 s and is replaced when it enters its 120 s window: one mint per 180 s of the day.
-    expect(world.vendor.exchanges('jwt')).toBe(day / 180);
-    expect(world.vendor.received('jwt')).toBe(day / 180);
+    // A token lives 300 s and is replaced when it would enter its 120 s window before the next run (180 s left):
+    // one mint per 120 s of the day.
+    expect(world.vendor.exchanges('jwt')).toBe(day / 120);
+    expect(world.vendor.received('jwt')).toBe(day / 120);
     expect(sources.get('vendor')).toBeUndefined();
     expect((sources.get('memory') ?? 0) + (sources.get('table') ?? 0)).toBe(day / step);
     expect(metrics.get('LeaseWaits')).toBe(0);
   }, 90_000);
+
+  it('replaces a token that would enter its window before the next run, so callers between runs never wait on a vendor', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    // 301 s tokens: a run finds 121 s left (outside the 120 s window); 55 s later a caller needs 60 + 10 s.
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
+      { lifetime: 301 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+    );
+    const store = new MemoryTokenStore();
+    const caller = world.broker({ store, random: seeded(4) });
+    const prewarm = makePrewarmHandler({ broker: world.broker({ store }), logger: createLogger(), metrics: createMetrics() });
+    const fromVendor: number[] = [];
+    const hour = 3600;
+    for (let t = 0; t < hour; t += 5) {
+      if (t % 60 === 0) await prewarm({}, context());
+      const token = await caller.getToken(CALLER, 'jwt', 60);
+      if (token.source === 'vendor') fromVendor.push(t);
+      clock.advance(5_000);
+    }
+    expect(fromVendor).toEqual([]);
+    expect(world.vendor.exchanges('jwt')).toBe(hour / 180);
+  });
 
   it('warms connections concurrently; a failing vendor does not stop the others', async () => {
     const clock = new ManualClock('2026-11-23T00:00:00.000Z');
