@@ -128,7 +128,8 @@ export interface ConnectionStatus {
   lease?: { holder: string; until: number };
 }
 
-type Served = { held: HeldToken; source: TokenSource };
+/** storeDown: served in degraded mode; a caller sharing this outcome makes no table call of its own. */
+type Served = { held: HeldToken; source: TokenSource; storeDown?: StoreUnavailableError };
 type Want = (t: HeldToken) => boolean;
 
 /** How a mint goes: named, so that a call says what it means. */
@@ -217,9 +218,10 @@ export class Broker {
     // Within one instance, concurrent callers share one look at the table (and at most one mint).
     const served = await this.lookups.run(
       connection.id,
-      (s) => s.held.expiresAt >= needUntil,
+      (s) => s.storeDown !== undefined || s.held.expiresAt >= needUntil,
       () => this.lookUp(connection, needUntil, minTtl),
     );
+    if (served.storeDown && served.held.expiresAt < needUntil) throw this.unavailable(connection, served.storeDown);
     // Each caller draws on its own, after the shared look: none waits on a refresh another one drew.
     return served.source === 'table' ? this.refreshAhead(connection, served) : served;
   }
@@ -252,12 +254,14 @@ export class Broker {
   }
 
   /** Every mint of this instance goes through here: one at a time per connection, then the fleet's lease. */
-  private mint(connection: Connection, want: Want, plan: MintPlan): Promise<Served | undefined> {
-    return this.mints.run(
+  private async mint(connection: Connection, want: Want, plan: MintPlan): Promise<Served | undefined> {
+    const served = await this.mints.run(
       connection.id,
-      (s) => s !== undefined && want(s.held),
+      (s) => s !== undefined && (s.storeDown !== undefined || want(s.held)),
       () => this.mintUnderLease(connection, want, plan),
     );
+    if (served?.storeDown && !want(served.held)) throw this.unavailable(connection, served.storeDown);
+    return served;
   }
 
   /**
@@ -298,7 +302,7 @@ export class Broker {
     // Another instance may have stored a token between our look and our lease.
     const current = await this.open(lease.record.token);
     if (current && want(current)) {
-      await this.lease.release(lease);
+      await this.lease.release(lease).catch(() => false);
       this.remember(current);
       return { held: current, source: 'table' };
     }
@@ -456,8 +460,12 @@ export class Broker {
     this.metrics.count('StoreDegraded', 1);
     this.log.warn('the token table is unreachable; serving without it', { connection: connection.id, reason: err.message });
     const mem = this.memory.get(connection.id);
-    if (mem && mem.held.expiresAt > this.clock.now() && want(mem.held)) return { held: mem.held, source: 'memory' };
-    throw new DependencyUnavailableError(`${connection.id}: the token table is unavailable and this instance holds no token that will do`, {
+    if (mem && mem.held.expiresAt > this.clock.now() && want(mem.held)) return { held: mem.held, source: 'memory', storeDown: err };
+    throw this.unavailable(connection, err);
+  }
+
+  private unavailable(connection: Connection, err: StoreUnavailableError): DependencyUnavailableError {
+    return new DependencyUnavailableError(`${connection.id}: the token table is unavailable and this instance holds no token that will do`, {
       retryAfter: this.opts.storeRetryAfterSeconds,
       context: { connection: connection.id },
       cause: err,

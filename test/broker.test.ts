@@ -4,7 +4,7 @@ import { makeHandler } from '../functions/http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../lib/clock';
 import type { ConnectionInput } from '../lib/config';
-import { BrokerError } from '../lib/errors';
+import { BrokerError, StoreUnavailableError } from '../lib/errors';
 import { expectCode } from './support/expect';
 import { lambdaContext, restEvent } from './support/events';
 import type { TokenStore } from '../lib/ports';
@@ -606,6 +606,45 @@ describe('degraded mode', () => {
       expect(err.code).toBe('service_unavailable');
       expect(err.retryAfter).toBe(5);
     }
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+  });
+});
+
+/** The table in a brownout: every call fails as unavailable, and is counted. */
+function brownout(store: TokenStore) {
+  const calls: string[] = [];
+  const fail = (name: string) => () => {
+    calls.push(name);
+    return Promise.reject(new StoreUnavailableError('the token table did not answer in time'));
+  };
+  const failing: TokenStore = {
+    read: fail('read'),
+    acquireLease: fail('acquireLease'),
+    putToken: fail('putToken'),
+    recordFailure: fail('recordFailure'),
+    releaseLease: fail('releaseLease'),
+    deleteToken: fail('deleteToken'),
+  };
+  let down = false;
+  const wrapped = new Proxy(store, {
+    get: (target, prop: keyof TokenStore) => (down ? failing[prop] : target[prop].bind(target)),
+  });
+  return { store: wrapped, calls, fail: () => (down = true) };
+}
+
+describe('degraded mode: one failing table call per request', () => {
+  it('a caller that joined a look at the table which failed goes degraded without a table call of its own', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const table = brownout(w.table.store);
+    const a = w.broker({ store: table.store });
+    const first = await a.getToken(CALLER, 'jwt');
+    table.fail();
+    clock.advance(31_000); // 269 s left; the in-process copy is due for a look at the table
+    const [short, long] = await Promise.allSettled([a.getToken(CALLER, 'jwt', 60), a.getToken(CALLER, 'jwt', 265)]);
+    expect(short).toMatchObject({ status: 'fulfilled', value: { source: 'memory', accessToken: first.accessToken } });
+    expect(((long as PromiseRejectedResult).reason as BrokerError).code).toBe('service_unavailable');
+    expect(table.calls).toEqual(['read']);
     expect(w.vendor.exchanges('jwt')).toBe(1);
   });
 });
