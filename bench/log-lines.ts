@@ -23,12 +23,13 @@ export async function measureLogBytesPerRequest(store: TokenStore, requests = 20
   const config = parseConfig({
     connections: [{ id: 'logs', dialect: 'oauth2', tokenUrl: 'https://vendor.example/oauth/token', secretId: 'broker/logs', callers: ['arn:aws:iam::111111111111:role/campaigns-api'] }],
   });
-  const secrets: SecretSource = { getSecret: async () => ({ value: { client_id: 'c', client_secret: 'log-measure-secret' }, versionId: 'v1' }) };
-  const vendor: HttpClient = async (): Promise<HttpResponse> => ({
-    status: 200,
-    headers: { 'content-type': 'application/json' },
-    body: Buffer.from(JSON.stringify({ access_token: 'x'.repeat(1000), token_type: 'Bearer', expires_in: 3600 })),
-  });
+  const secrets: SecretSource = { getSecret: () => Promise.resolve({ value: { client_id: 'c', client_secret: 'log-measure-secret' }, versionId: 'v1' }) };
+  const vendor: HttpClient = () =>
+    Promise.resolve<HttpResponse>({
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: Buffer.from(JSON.stringify({ access_token: 'x'.repeat(1000), token_type: 'Bearer', expires_in: 3600 })),
+    });
   const saved = { disabled: process.env.POWERTOOLS_METRICS_DISABLED, dev: process.env.POWERTOOLS_DEV, level: process.env.POWERTOOLS_LOG_LEVEL };
   process.env.POWERTOOLS_METRICS_DISABLED = 'false';
   delete process.env.POWERTOOLS_DEV;

@@ -246,14 +246,14 @@ async function throughput() {
   let reads = 0;
   const counting: TokenStore = new Proxy(world.table.store, {
     get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
+      const v: unknown = Reflect.get(target, prop, receiver);
       if (prop === 'read' || prop === 'acquireLease') {
         return (...args: unknown[]) => {
           reads += 1;
           return (v as (...a: unknown[]) => unknown).apply(target, args);
         };
       }
-      return typeof v === 'function' ? v.bind(target) : v;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
   const key = { accessKeyId: 'AKIABENCHCALLER00001', secretAccessKey: 'bench-secret-key-not-a-real-one' };

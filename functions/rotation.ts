@@ -82,6 +82,7 @@ export function makeRotationHandler(deps: RotationDeps) {
         } catch (err) {
           const code = isBrokerError(err) ? err.code : 'internal_error';
           logger.error('testSecret failed', { connection: c.id, code, reason: isBrokerError(err) ? err.message : undefined });
+          // eslint-disable-next-line preserve-caught-error -- the vendor's answer stays out of what Lambda prints; the code is logged above
           throw new Error(`testSecret failed for ${c.id}: ${code}`);
         }
       }
@@ -102,7 +103,7 @@ export function makeRotationHandler(deps: RotationDeps) {
       return { ignored: true, reason: 'no connection uses this secret' };
     }
     const results: Record<string, { evicted: boolean; minted: boolean } | { error: string }> = {};
-    let storeDown: unknown;
+    let storeDown: StoreUnavailableError | undefined;
     for (const c of connections) {
       try {
         const r = await broker.rotate(c);

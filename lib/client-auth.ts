@@ -97,9 +97,9 @@ export function assertionKeyOf(connection: Connection, creds: Readonly<Record<st
 function signature(alg: SigningAlg, key: KeyObject | Buffer, input: Buffer): Buffer {
   switch (alg) {
     case 'HS256':
-      return createHmac('sha256', key as Buffer).update(input).digest();
+      return createHmac('sha256', key).update(input).digest();
     case 'RS256':
-      return sign('sha256', input, key as KeyObject);
+      return sign('sha256', input, key);
     case 'PS256':
       // RFC 7518 §3.5: the salt is as long as the hash.
       return sign('sha256', input, { key: key as KeyObject, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });

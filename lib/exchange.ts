@@ -91,7 +91,7 @@ export function readCredentials(connection: Connection, secret: unknown, secretL
   }
   const values = secret as Record<string, unknown>;
   const needed = requiredSecretKeys(connection.dialect);
-  const missing = needed.filter((k) => typeof values[k] !== 'string' || (values[k] as string).length === 0);
+  const missing = needed.filter((k) => typeof values[k] !== 'string' || (values[k]).length === 0);
   if (missing.length > 0) {
     throw new ConfigurationError(
       `${connection.id}: the secret ${secretLabel} lacks ${missing.join(', ')} (a non-empty string each), ` +
@@ -367,7 +367,7 @@ export function processTokenResponse(
         context: ctx,
       });
     }
-    let tokenType = 'Bearer';
+    const tokenType = 'Bearer';
     if (body.token_type !== undefined && body.token_type !== null) {
       if (typeof body.token_type !== 'string' || body.token_type.toLowerCase() !== 'bearer') {
         throw new VendorProtocolError(`${id}: the vendor's token_type is not supported (only Bearer)`, {

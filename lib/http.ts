@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
+import { abortReason } from './clock';
 
 // The one outbound HTTP client: a deadline on every call (through the signal), a cap on the response size, no
 // redirects followed (the caller sees the 3xx), keep-alive sockets reused across calls of one instance. Mutual
@@ -124,7 +125,7 @@ export function createHttpClient(opts: HttpClientOptions = {}): NodeHttpClient {
 
 const send = (req: HttpRequest, agent: http.Agent): Promise<HttpResponse> =>
   new Promise<HttpResponse>((resolve, reject) => {
-    if (req.signal.aborted) return reject(req.signal.reason);
+    if (req.signal.aborted) return reject(abortReason(req.signal));
     const transport = req.url.protocol === 'https:' ? https : http;
     let settled = false;
     const finish = (fn: () => void) => {
@@ -169,7 +170,7 @@ const send = (req: HttpRequest, agent: http.Agent): Promise<HttpResponse> =>
       },
     );
     const onAbort = () => {
-      finish(() => reject(req.signal.reason));
+      finish(() => reject(abortReason(req.signal)));
       outgoing.destroy();
     };
     req.signal.addEventListener('abort', onAbort, { once: true });

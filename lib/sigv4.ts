@@ -87,8 +87,8 @@ export async function verifySigV4(
   }
   const signer = new SignatureV4({
     credentials: { accessKeyId: accessKeyId!, secretAccessKey: key.secretAccessKey },
-    region: region!,
-    service: service!,
+    region,
+    service,
     sha256: Sha256,
     applyChecksum: false,
   });

@@ -455,7 +455,7 @@ describe('encryption at rest', () => {
     const w = await worldOf(clock);
     const a = await w.broker().getToken(CALLER, 'jwt');
     const d = await w.broker().getToken(CALLER, 'digitaleo');
-    const other = (await w.table.doc.send(new GetCommand({ TableName: w.table.name, Key: { pk: 'token#digitaleo' } }))).Item;
+    const other = (await w.table.doc.send(new GetCommand({ TableName: w.table.name, Key: { pk: 'token#digitaleo' } }))).Item as { ct?: Uint8Array } | undefined;
     await w.table.doc.send(
       new UpdateCommand({
         TableName: w.table.name,

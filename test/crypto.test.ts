@@ -65,14 +65,14 @@ describe('KMS key ring', () => {
   it('asks GenerateDataKey and Decrypt with the key id and the broker encryption context', async () => {
     const sent: unknown[] = [];
     const client = {
-      send: async (cmd: unknown) => {
+      send: (cmd: unknown) => {
         sent.push(cmd);
-        if (cmd instanceof GenerateDataKeyCommand) return { Plaintext: new Uint8Array(32).fill(7), CiphertextBlob: new Uint8Array([1, 2, 3]) };
-        if (cmd instanceof DecryptCommand) return { Plaintext: new Uint8Array(32).fill(7) };
-        throw new Error('unexpected');
+        if (cmd instanceof GenerateDataKeyCommand) return Promise.resolve({ Plaintext: new Uint8Array(32).fill(7), CiphertextBlob: new Uint8Array([1, 2, 3]) });
+        if (cmd instanceof DecryptCommand) return Promise.resolve({ Plaintext: new Uint8Array(32).fill(7) });
+        return Promise.reject(new Error('unexpected'));
       },
     };
-    const ring = new KmsKeyRing('arn:aws:kms:eu-west-1:111111111111:key/k', client as never);
+    const ring = new KmsKeyRing('arn:aws:kms:eu-west-1:111111111111:key/k', client);
     const cipher = new TokenCipher(ring, new ManualClock());
     const ct = await cipher.encrypt('tok', 'aad');
     expect(await new TokenCipher(ring, new ManualClock()).decrypt(ct, 'aad')).toBe('tok');
@@ -83,7 +83,7 @@ describe('KMS key ring', () => {
 
   it('turns a KMS failure into service_unavailable', async () => {
     const err = Object.assign(new Error('denied'), { name: 'AccessDeniedException' });
-    const ring = new KmsKeyRing('k', { send: async () => Promise.reject(err) } as never);
+    const ring = new KmsKeyRing('k', { send: async () => Promise.reject(err) });
     await expect(ring.generateDataKey({})).rejects.toMatchObject({ code: 'service_unavailable' });
   });
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import type http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../lib/adapters/dynamodb';
@@ -103,7 +104,7 @@ describe('DynamoDB faults', () => {
       raw.destroy();
       const store = new DynamoTokenStore(createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: creds, maxAttempts: 1 }), 'restart');
       const config = parseConfig({ connections: [{ ...vendorConnectionInput(vendor, 'jwt', { id: 'jwt' }), secretId: 's' }] }, { allowLoopbackHttp: true });
-      const secrets = { getSecret: async () => ({ value: secretFor(vendor, 'jwt'), versionId: 'v1' }) };
+      const secrets = { getSecret: () => Promise.resolve({ value: secretFor(vendor, 'jwt'), versionId: 'v1' }) };
       const keyRing = new LocalKeyRing();
       const metrics = new RecordingMetrics();
       const make = () =>
@@ -130,9 +131,8 @@ describe('DynamoDB faults', () => {
     world = await startWorld(clock, (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt' })], {}, (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }));
     const throttled = new DynamoTokenStore(
       {
-        send: async () => {
-          throw Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), { name: 'ProvisionedThroughputExceededException' });
-        },
+        send: () =>
+          Promise.reject(Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), { name: 'ProvisionedThroughputExceededException' })),
       } as never,
       'any',
     );
@@ -165,10 +165,9 @@ describe('a failing vendor while the table is unreachable', () => {
 
 describe('Secrets Manager faults', () => {
   const fakeClient = (answer: (id: string) => { SecretString?: string; VersionId?: string } | Error) => ({
-    send: async (cmd: GetSecretValueCommand) => {
+    send: (cmd: GetSecretValueCommand) => {
       const a = answer(cmd.input.SecretId ?? '');
-      if (a instanceof Error) throw a;
-      return a;
+      return a instanceof Error ? Promise.reject(a) : Promise.resolve(a);
     },
   });
 
@@ -197,7 +196,7 @@ describe('Secrets Manager faults', () => {
     const b = await brokerWith(() => ({ SecretString: '{"client_id":"a","client_secret":"leaky-secret-9"', VersionId: 'v1' }));
     const err = await expectCode(b.getToken(CALLER, 'digitaleo-prod'), 'misconfigured');
     expect(err.message).toBe('digitaleo-prod: the secret broker/digitaleo-test is not valid JSON');
-    expect(String(err.cause ?? '')).not.toContain('leaky');
+    expect(inspect(err.cause)).not.toContain('leaky');
   });
 
   it('wrong keys for the dialect: names the connection and the missing key, never a value', async () => {
@@ -243,7 +242,7 @@ describe('a lease holder killed mid-exchange', () => {
       const b = createBroker({
         config,
         store,
-        secrets: { getSecret: async () => ({ value: secretFor(vendor, 'jwt'), versionId: 'v1' }) },
+        secrets: { getSecret: () => Promise.resolve({ value: secretFor(vendor, 'jwt'), versionId: 'v1' }) },
         keyRing: new LocalKeyRing(),
       });
       const t = await b.getToken(CALLER, 'jwt');

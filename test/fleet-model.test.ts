@@ -1,7 +1,6 @@
 import type http from 'node:http';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DynamoTokenStore } from '../lib/adapters/dynamodb';
 import { FileSecretSource } from '../lib/adapters/file-secrets';
 import type { IssuedToken } from '../lib/broker';
 import { createBroker } from '../lib/compose';
@@ -169,7 +168,7 @@ afterAll(async () => {
 
 async function runFleet(skews: number[], actions: Action[]): Promise<void> {
   const table = await startTable(db);
-  const observed = new Observed(table.store as DynamoTokenStore);
+  const observed = new Observed(table.store);
   const keyRing = new LocalKeyRing();
   let trueNow = T0;
   let tokens = 0;

@@ -15,11 +15,11 @@ function fakeSecretsManager(secrets: Record<string, Record<string, { id: string;
   return {
     calls,
     client: {
-      send: async (cmd: GetSecretValueCommand) => {
+      send: (cmd: GetSecretValueCommand) => {
         calls.push(cmd);
         const v = secrets[cmd.input.SecretId ?? '']?.[cmd.input.VersionStage ?? 'AWSCURRENT'];
-        if (!v) throw Object.assign(new Error("Secrets Manager can't find the specified secret."), { name: 'ResourceNotFoundException' });
-        return { SecretString: v.text, VersionId: v.id, ARN: `arn:aws:secretsmanager:eu-west-1:111111111111:secret:${cmd.input.SecretId}` };
+        if (!v) return Promise.reject(Object.assign(new Error("Secrets Manager can't find the specified secret."), { name: 'ResourceNotFoundException' }));
+        return Promise.resolve({ SecretString: v.text, VersionId: v.id, ARN: `arn:aws:secretsmanager:eu-west-1:111111111111:secret:${cmd.input.SecretId}` });
       },
     },
   };
@@ -30,7 +30,7 @@ describe('Secrets Manager adapter', () => {
     const sm = fakeSecretsManager({
       s: { AWSCURRENT: { id: 'v1', text: '{"client_id":"a","client_secret":"b"}' }, AWSPENDING: { id: 'v2', text: '{"client_id":"a","client_secret":"c"}' } },
     });
-    const source = new SecretsManagerSource(sm.client as never);
+    const source = new SecretsManagerSource(sm.client);
     expect(await source.getSecret('s')).toEqual({ value: { client_id: 'a', client_secret: 'b' }, versionId: 'v1' });
     expect(await source.getSecret('s', { versionStage: 'AWSPENDING' })).toMatchObject({ versionId: 'v2' });
     expect(sm.calls.map((c) => c.input)).toEqual([
@@ -41,18 +41,18 @@ describe('Secrets Manager adapter', () => {
 
   it('names a missing secret, and never quotes a malformed one', async () => {
     const sm = fakeSecretsManager({ bad: { AWSCURRENT: { id: 'v', text: 'hunter2-not-json' } } });
-    const source = new SecretsManagerSource(sm.client as never);
+    const source = new SecretsManagerSource(sm.client);
     await expect(source.getSecret('missing')).rejects.toThrow(/the secret missing has no version in stage AWSCURRENT/);
-    const err = await source.getSecret('bad').catch((e: Error) => e);
+    const err = (await source.getSecret('bad').catch((e: unknown) => e)) as Error;
     expect(String(err)).toContain('the secret bad is not valid JSON');
     expect(String(err)).not.toContain('hunter2');
-    expect((err as Error).cause).toBeUndefined();
+    expect(err.cause).toBeUndefined();
   });
 
   it('turns a throttle or outage into service_unavailable', async () => {
     const source = new SecretsManagerSource({
       send: async () => Promise.reject(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' })),
-    } as never);
+    });
     await expect(source.getSecret('s')).rejects.toMatchObject({ code: 'service_unavailable' });
   });
 });
@@ -84,9 +84,9 @@ describe('secret cache', () => {
   it('keeps a secret for 5 minutes, shares concurrent reads, and reads past the cache when forced', async () => {
     let reads = 0;
     const inner: SecretSource = {
-      getSecret: async () => {
+      getSecret: () => {
         reads += 1;
-        return { value: { n: reads }, versionId: `v${reads}` };
+        return Promise.resolve({ value: { n: reads }, versionId: `v${reads}` });
       },
     };
     const clock = new ManualClock();

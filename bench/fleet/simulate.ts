@@ -327,7 +327,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     const trace: RequestTrace = { connection: spec.id, ended: false, vendorCalls: 0, leaseWaits: 0 };
     const started = clock.now();
     let source: TokenSource | undefined;
-    let outcome = 'internal_error';
+    let outcome: string;
     try {
       const token = await requestContext.run(trace, () => inst.broker.getToken(CALLER, spec.id, o.minTtlSeconds));
       source = token.source;

@@ -238,7 +238,7 @@ export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd
       await checkSecrets(config, secretsPath);
     } else {
       const dir = mkdtempSync(join(tmpdir(), 'token-broker-demo-'));
-      closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+      closers.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
       const d = await demoSetup(dir);
       closers.push(() => d.vendor.close());
       ({ config, secretsPath, callers, demo } = d);

@@ -169,7 +169,7 @@ export class SandboxVendor {
     readonly tlsUrl: string,
     private readonly opts: SandboxOptions,
   ) {
-    this.accounts = { ...DEMO_ACCOUNTS, ...(opts.accounts ?? {}) } as Record<VendorKind, VendorAccount>;
+    this.accounts = { ...DEMO_ACCOUNTS, ...(opts.accounts ?? {}) };
     this.clock = opts.clock ?? systemClock;
   }
 
@@ -189,7 +189,7 @@ export class SandboxVendor {
         s.listen(port, '127.0.0.1', () => resolve((s.address() as AddressInfo).port));
       });
     const port = await listen(server, opts.port ?? 0);
-    const tlsPort = await listen(tlsServer, 0).catch(async (err: unknown) => {
+    const tlsPort = await listen(tlsServer, 0).catch((err: unknown) => {
       server.close();
       throw err;
     });

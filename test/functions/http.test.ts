@@ -89,7 +89,7 @@ describe('GET /v1/connections/{id}/token', () => {
   it('hands a static Basic credential as token_type Basic', async () => {
     const res = await call({ method: 'GET', path: '/v1/connections/docoon-basic/token', userArn: BILLING });
     expect(res.json).toMatchObject({ token_type: 'Basic', access_token: Buffer.from('user:basic-password-1').toString('base64') });
-    expect(res.json.authorization).toBe(`Basic ${res.json.access_token}`);
+    expect(res.json.authorization).toBe(`Basic ${String(res.json.access_token)}`);
   });
 
   it('writes an audit line with the caller, connection, fingerprint and source, never the token', async () => {

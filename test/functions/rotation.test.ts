@@ -57,13 +57,13 @@ describe('secret rotation events', () => {
     rotate('rotated-jwt-secret-1');
 
     const report = await handler(event);
-    expect(report).toEqual({ secret: expect.any(String), connections: { jwt: { evicted: true, minted: true } } });
+    expect(report).toEqual({ secret: expect.any(String) as unknown, connections: { jwt: { evicted: true, minted: true } } });
     const stored = (await w.table.store.read('jwt')).token;
     expect(stored?.secretVersion).not.toBe(oldVersion);
     expect(stored?.fingerprint).not.toBe(old.fingerprint);
     expect(w.vendor.exchanges('jwt')).toBe(2);
 
-    expect(await handler(event)).toEqual({ secret: expect.any(String), connections: { jwt: { evicted: false, minted: false } } });
+    expect(await handler(event)).toEqual({ secret: expect.any(String) as unknown, connections: { jwt: { evicted: false, minted: false } } });
     expect(w.vendor.exchanges('jwt')).toBe(2);
     // Another connection's token is left alone.
     expect((await w.broker().getToken(CALLER, 'digitaleo')).fingerprint).toBe(digitaleo.fingerprint);

@@ -162,7 +162,7 @@ describe('local server: SigV4 as API Gateway checks it', () => {
     const ok = await run('curl', ['-s', '--aws-sigv4', 'aws:amz:us-east-1:execute-api', '--user', `${CALLER.accessKeyId}:${CALLER.secretAccessKey}`, '-w', '\n%{http_code}', url]);
     const [body, status] = ok.stdout.trim().split('\n');
     expect(status).toBe('200');
-    expect(JSON.parse(body ?? '{}').token_type).toBe('Bearer');
+    expect((JSON.parse(body ?? '{}') as { token_type?: string }).token_type).toBe('Bearer');
     const bad = await run('curl', ['-s', '-o', '/dev/null', '--aws-sigv4', 'aws:amz:us-east-1:execute-api', '--user', `${CALLER.accessKeyId}:nope-wrong`, '-w', '%{http_code}', url]);
     expect(bad.stdout).toBe('401');
     const post = await run('curl', [

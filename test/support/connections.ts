@@ -55,5 +55,5 @@ export function connectionFor(
 /** The secret JSON a connection to that sandbox vendor needs. */
 export function secretFor(vendor: SandboxVendor, kind: VendorKind): Record<string, string> {
   const { audiences: _a, ...secret } = vendor.account(kind);
-  return secret as Record<string, string>;
+  return secret;
 }

@@ -77,7 +77,7 @@ export async function startDynaliteProcess(): Promise<DynaliteProcess> {
   const port = await new Promise<number>((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error('dynalite did not start within 15 s')), 15_000);
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
       const m = /^(\d+)\n/.exec(out);
       if (m) {

@@ -23,7 +23,7 @@ const broker = createBroker({
     env('TABLE'),
     UNHURRIED_BUDGET.totalMs,
   ),
-  secrets: { getSecret: async () => ({ value: { client_id: env('CLIENT_ID'), client_secret: env('CLIENT_SECRET') }, versionId: 'v1' }) },
+  secrets: { getSecret: () => Promise.resolve({ value: { client_id: env('CLIENT_ID'), client_secret: env('CLIENT_SECRET') }, versionId: 'v1' }) },
   keyRing: new LocalKeyRing(),
   options: { leaseMs: Number(env('LEASE_MS')), exchange: { deadlineMs: 60_000, retries: 0 } },
 });

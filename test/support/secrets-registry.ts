@@ -25,7 +25,7 @@ export function registerSecretValue(value: unknown): void {
     return;
   }
   for (const k of ['client_secret', 'password', 'token', 'secretAccessKey', 'private_key', 'client_private_key', 'refresh_token']) {
-    if (typeof v[k] === 'string') registerSecret(v[k] as string);
+    if (typeof v[k] === 'string') registerSecret(v[k]);
   }
 }
 
