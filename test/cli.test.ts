@@ -98,7 +98,7 @@ describe('token-broker CLI: answers', { timeout: 90_000 }, () => {
   it('refresh and verify: for admins', async () => {
     const refresh = await cli(['refresh', 'jwt', '--json'], { as: ADMIN });
     expect(refresh).toMatchObject({ code: 0, stderr: '' });
-    expect(JSON.parse(refresh.stdout)).toMatchObject({ connection: 'jwt', expires_at: expect.any(String) });
+    expect(JSON.parse(refresh.stdout)).toMatchObject({ connection: 'jwt', expires_at: expect.any(String) as unknown });
     const verify = await cli(['verify', 'jwt', '--stage', 'AWSCURRENT'], { as: ADMIN });
     expect(verify).toMatchObject({ code: 0, stderr: '' });
     expect(verify.stdout).toContain('verified jwt: the vendor accepts the AWSCURRENT secret');

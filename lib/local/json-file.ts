@@ -40,17 +40,29 @@ export function lineAndColumn(text: string, offset: number): { line: number; col
   return { line, column: offset - before.lastIndexOf('\n') };
 }
 
+/** Unwinds the scanner to the offset where the text stopped being JSON. */
+class InvalidAt extends Error {
+  constructor(readonly offset: number) {
+    super(`not JSON at offset ${offset}`);
+  }
+}
+
 /** The offset of the first character that cannot continue a JSON text (a small validating scanner). */
 export function firstInvalidOffset(text: string): number {
   let i = 0;
   const fail = (): never => {
-    throw i;
+    throw new InvalidAt(i);
   };
   const ws = () => {
     while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
   };
   const literal = (word: string) => {
-    for (const ch of word) if (text[i++] !== ch) (i--, fail());
+    for (const ch of word) {
+      if (text[i++] !== ch) {
+        i--;
+        fail();
+      }
+    }
   };
   const string = () => {
     i++;
@@ -111,7 +123,8 @@ export function firstInvalidOffset(text: string): number {
     value();
     ws();
     return i < text.length ? i : text.length;
-  } catch (offset) {
-    return offset as number;
+  } catch (err) {
+    if (err instanceof InvalidAt) return err.offset;
+    throw err;
   }
 }

@@ -28,7 +28,7 @@ function counting() {
   const f: typeof fetch = async (input, init) => {
     const res = await fetch(input, init);
     // Counted once answered, and only the broker's routes (the fetch wrapper sends the vendor's calls through it too).
-    const path = new URL(String(input)).pathname;
+    const path = new URL(input instanceof Request ? input.url : input).pathname;
     if (path.startsWith('/v1/')) calls.push(`${init?.method ?? 'GET'} ${path} ${res.status}`);
     return res;
   };
@@ -62,7 +62,7 @@ function manualClock(start = Date.now()) {
   return {
     slept,
     advance: (ms: number) => void (now += ms),
-    clock: { now: () => now, sleep: async (ms: number) => void slept.push(ms) },
+    clock: { now: () => now, sleep: (ms: number) => Promise.resolve(void slept.push(ms)) },
   };
 }
 
@@ -163,9 +163,9 @@ describe("client: the vendor's 401", () => {
     await client.getToken('digitaleo');
     brokerClock.advance(11_000);
     const headers: string[] = [];
-    const answer = await client.withAuthorization('digitaleo', async (authorization) => {
+    const answer = await client.withAuthorization('digitaleo', (authorization) => {
       headers.push(authorization);
-      return { status: 401 };
+      return Promise.resolve({ status: 401 });
     });
     expect(answer.status).toBe(401);
     expect(headers).toHaveLength(2);

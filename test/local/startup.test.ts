@@ -166,8 +166,8 @@ function main(env: Record<string, string>): { child: ChildProcess; output: Promi
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const output = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
     child.on('close', (code) => r({ code, stdout, stderr })),
   );
@@ -232,7 +232,7 @@ describe('npm start: one clear line for what stops it', { timeout: 90_000 }, () 
     // Dev mode indents: the message stands on its own line, not inside one long JSON line.
     expect(devLine!.trim().startsWith('"message"')).toBe(true);
     const jsonLine = seen.json!.split('\n').find((l) => l.includes('"token handed out"'));
-    expect(() => JSON.parse(jsonLine!)).not.toThrow();
+    expect(() => JSON.parse(jsonLine!) as unknown).not.toThrow();
     expect(JSON.parse(jsonLine!)).toMatchObject({ message: 'token handed out', connection: 'jwt' });
   });
 });

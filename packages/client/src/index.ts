@@ -208,7 +208,7 @@ export async function signRequest(opts: {
     },
     opts.signingDate ? { signingDate: opts.signingDate } : {},
   );
-  return signed.headers as Record<string, string>;
+  return signed.headers;
 }
 
 /** Each path segment percent-decoded (a segment that is not valid percent-encoding is kept as it is). */
@@ -404,7 +404,7 @@ export class TokenBrokerClient {
     if (!this.defaultChain) {
       // Loaded only when needed: callers that pass credentials never pay for the chain.
       const { defaultProvider } = await import('@aws-sdk/credential-provider-node');
-      this.defaultChain = defaultProvider() as CredentialsProvider;
+      this.defaultChain = defaultProvider();
     }
     try {
       return await this.defaultChain();
