@@ -26,14 +26,15 @@ export interface BrokerSettings {
   apiGatewayCloudWatchRole: boolean;
 }
 
+// Context arrives as text (`-c key=a,b` or cdk.json); a list may also be written as a JSON array in cdk.json.
 const list = (v: unknown) =>
-  String(v ?? '')
+  (Array.isArray(v) ? v.map(String).join(',') : typeof v === 'string' ? v : '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
 
 function oneOf<T extends string>(node: Node, key: string, allowed: readonly T[], fallback: T): T {
-  const raw = node.tryGetContext(key);
+  const raw: unknown = node.tryGetContext(key);
   if (raw === undefined || raw === null || raw === '') return fallback;
   const value = String(raw);
   if (!(allowed as readonly string[]).includes(value)) {
@@ -43,7 +44,7 @@ function oneOf<T extends string>(node: Node, key: string, allowed: readonly T[],
 }
 
 function flag(node: Node, key: string): boolean {
-  const raw = node.tryGetContext(key);
+  const raw: unknown = node.tryGetContext(key);
   if (raw === undefined || raw === null || raw === '' || raw === false || raw === 'false') return false;
   if (raw === true || raw === 'true') return true;
   throw new Error(`context ${key}: must be true or false (got ${JSON.stringify(raw)})`);

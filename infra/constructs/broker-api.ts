@@ -213,7 +213,7 @@ export class BrokerApi extends Construct {
         };
       }
     }
-    addNotFoundRoutes(doc.paths as Record<string, Operation>);
+    addNotFoundRoutes(doc.paths);
     doc['x-amazon-apigateway-request-validators'] = {
       all: { validateRequestBody: true, validateRequestParameters: true },
     };

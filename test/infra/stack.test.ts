@@ -370,7 +370,7 @@ describe('API', () => {
     const doc = apiOf(main.broker).Properties.Body;
     const committed = JSON.parse(readFileSync(new URL('../../openapi.json', import.meta.url), 'utf8'));
     let methods = 0;
-    for (const [path, ops] of Object.entries(committed.paths) as [string, Record<string, unknown>][]) {
+    for (const [path, ops] of Object.entries<Record<string, unknown>>(committed.paths)) {
       for (const method of Object.keys(ops)) {
         methods += 1;
         const op = doc.paths[path][method];
@@ -394,7 +394,7 @@ describe('API', () => {
       }
     }
     expect(doc.paths['/{proxy+}']['x-amazon-apigateway-any-method']).toMatchObject({ 'x-amazon-apigateway-auth': { type: 'AWS_IAM' } });
-    for (const [path, ops] of Object.entries(doc.paths) as [string, Record<string, any>][]) {
+    for (const [path, ops] of Object.entries<Record<string, any>>(doc.paths)) {
       for (const op of Object.values(ops)) expect(op['x-amazon-apigateway-auth'], path).toEqual({ type: 'AWS_IAM' });
     }
   });
