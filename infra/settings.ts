@@ -36,7 +36,7 @@ const list = (v: unknown) =>
 function oneOf<T extends string>(node: Node, key: string, allowed: readonly T[], fallback: T): T {
   const raw: unknown = node.tryGetContext(key);
   if (raw === undefined || raw === null || raw === '') return fallback;
-  const value = String(raw);
+  const value = typeof raw === 'string' ? raw : JSON.stringify(raw);
   if (!(allowed as readonly string[]).includes(value)) {
     throw new Error(`context ${key}: must be one of ${allowed.join(', ')} (got ${JSON.stringify(value)})`);
   }
