@@ -1,7 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { makeHandler } from '../functions/http';
-import { loggerPort, metricsPort, METRICS_NAMESPACE, SERVICE } from '../functions/observability';
+import { loggerPort, metricsPort } from '../lib/adapters/powertools';
+import { METRIC_NAMESPACE, SERVICE_NAME } from '../lib/contract';
 import { Broker } from '../lib/broker';
 import { ManualClock } from '../lib/clock';
 import { parseConfig } from '../lib/config';
@@ -34,8 +35,8 @@ export async function measureLogBytesPerRequest(store: TokenStore, requests = 20
   process.env.POWERTOOLS_METRICS_DISABLED = 'false';
   delete process.env.POWERTOOLS_DEV;
   process.env.POWERTOOLS_LOG_LEVEL = 'INFO';
-  const logger = new Logger({ serviceName: SERVICE });
-  const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE });
+  const logger = new Logger({ serviceName: SERVICE_NAME });
+  const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE_NAME });
   const broker = new Broker({ config, store, secrets, cipher: new TokenCipher(new LocalKeyRing(), clock), clock, http: vendor, logger: loggerPort(logger), metrics: metricsPort(metrics) });
   const handler = makeHandler({ broker, logger, metrics });
   const call = () => handler(restEvent({ method: 'GET', path: '/v1/connections/logs/token' }), lambdaContext());

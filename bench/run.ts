@@ -9,7 +9,7 @@ import { build } from 'esbuild';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { makeHandler } from '../functions/http';
 import { FUNCTION_BUNDLING } from '../infra/bundling';
-import { createLogger, createMetrics } from '../functions/observability';
+import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { createDynamoClient } from '../lib/adapters/dynamodb';
 import { systemClock } from '../lib/clock';
 import { readCredentials, mintToken } from '../lib/exchange';

@@ -3,6 +3,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import type { Broker, ConnectionStatus, IssuedToken } from '../lib/broker';
+import { MIN_TTL, REQUEST_FAILED } from '../lib/contract';
 import { ForbiddenError, InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { isAdmin, principalArn } from '../lib/policy';
@@ -85,9 +86,9 @@ function minTtlOf(event: APIGatewayProxyEvent): number {
   const multi = event.multiValueQueryStringParameters?.min_ttl;
   if (multi && multi.length > 1) throw new InvalidRequestError('min_ttl is given more than once');
   const raw = event.queryStringParameters?.min_ttl;
-  if (raw === undefined || raw === null) return 60;
+  if (raw === undefined || raw === null) return MIN_TTL.default;
   const parsed = MinTtl.safeParse(raw);
-  if (!parsed.success) throw new InvalidRequestError('min_ttl must be an integer from 0 to 3600');
+  if (!parsed.success) throw new InvalidRequestError(`min_ttl must be an integer from ${MIN_TTL.min} to ${MIN_TTL.max}`);
   return parsed.data;
 }
 
@@ -224,7 +225,7 @@ export function makeRequestHandler(deps: HttpDeps) {
         status: known ? err.status : 500,
         ...(known ? { reason: err.message } : { errorName: err instanceof Error ? err.name : typeof err }),
       };
-      if (!known || err.status >= 500) logger.error('request failed', fields);
+      if (!known || err.status >= 500) logger.error(REQUEST_FAILED, fields);
       else logger.info('request refused', fields);
       return problemResponse(err, requestId);
     } finally {

@@ -3,6 +3,7 @@ import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import type { Broker } from '../lib/broker';
 import type { Connection } from '../lib/config';
+import type { MetricName } from '../lib/contract';
 import { isBrokerError } from '../lib/errors';
 import type { SecretSource, TokenStore } from '../lib/ports';
 import { lambdaEntry, withPowertools } from './entry';
@@ -89,7 +90,7 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
     for (const [outcome, n] of Object.entries(tally)) {
       const m = deps.metrics.singleMetric();
       m.addDimensions({ outcome });
-      m.addMetric('PrewarmOutcomes', MetricUnit.Count, n);
+      m.addMetric('PrewarmOutcomes' satisfies MetricName, MetricUnit.Count, n);
     }
     const failed = Object.values(outcomes).some((o) => !['minted', 'fresh', 'busy', 'static', 'rotated'].includes(o));
     (failed ? deps.logger.warn.bind(deps.logger) : deps.logger.info.bind(deps.logger))('prewarm run', { outcomes, tally });

@@ -2,6 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Broker } from '../lib/broker';
 import type { Connection } from '../lib/config';
+import { ROTATION_EVENTS, SECRET_EVENT_SOURCE, type MetricName } from '../lib/contract';
 import { StoreUnavailableError, isBrokerError } from '../lib/errors';
 import { sameSecret } from '../lib/secrets';
 import { lambdaEntry, withPowertools } from './entry';
@@ -13,8 +14,6 @@ import { lambdaEntry, withPowertools } from './entry';
 // - A Secrets Manager rotation function's `testSecret` step ({Step, SecretId, ClientRequestToken}): every
 //   connection using the secret exchanges with its AWSPENDING version, nothing cached; a failure fails the step,
 //   so a bad secret never becomes current.
-
-export const ROTATION_EVENTS = ['PutSecretValue', 'UpdateSecret', 'RotateSecret', 'UpdateSecretVersionStage', 'RotationSucceeded'];
 
 export interface RotationDeps {
   broker: Broker;
@@ -92,7 +91,7 @@ export function makeRotationHandler(deps: RotationDeps) {
 
     const e = event as CloudTrailEvent;
     const name = e.detail?.eventName;
-    if (e.detail?.eventSource !== 'secretsmanager.amazonaws.com' || !name || !ROTATION_EVENTS.includes(name)) {
+    if (e.detail?.eventSource !== SECRET_EVENT_SOURCE || !name || !ROTATION_EVENTS.includes(name)) {
       logger.warn('not a Secrets Manager change event; ignored', { eventName: name, source: e.source });
       return { ignored: true, reason: 'not a Secrets Manager change event' };
     }
@@ -108,7 +107,7 @@ export function makeRotationHandler(deps: RotationDeps) {
       try {
         const r = await broker.rotate(c);
         results[c.id] = { evicted: r.evicted, minted: r.minted };
-        if (r.evicted) metrics.addMetric('RotationEvictions', MetricUnit.Count, 1);
+        if (r.evicted) metrics.addMetric('RotationEvictions' satisfies MetricName, MetricUnit.Count, 1);
       } catch (err) {
         results[c.id] = { error: isBrokerError(err) ? err.code : 'internal_error' };
         if (err instanceof StoreUnavailableError) storeDown = err;

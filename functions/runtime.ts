@@ -1,10 +1,11 @@
 import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
 import { KmsKeyRing } from '../lib/adapters/kms';
+import { createLogger, createMetrics, loggerPort, metricsPort } from '../lib/adapters/powertools';
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
 import { createBroker } from '../lib/compose';
 import { loadConfig } from '../lib/config';
+import { BUNDLED_CONFIG_FILE, ENV } from '../lib/contract';
 import { ConfigurationError } from '../lib/errors';
-import { createLogger, createMetrics, loggerPort, metricsPort } from './observability';
 
 // How the functions are wired in AWS: the config file bundled with the function, the table and key from the
 // environment the CDK stack sets, the SDK clients with their timeouts. Built once per Lambda instance.
@@ -18,15 +19,15 @@ function required(name: string): string {
 export function lambdaRuntime() {
   const logger = createLogger();
   const metrics = createMetrics();
-  const config = loadConfig(process.env.BROKER_CONFIG ?? 'broker.config.json');
-  const store = new DynamoTokenStore(createDynamoClient(), required('BROKER_TABLE'));
+  const config = loadConfig(process.env[ENV.config] ?? BUNDLED_CONFIG_FILE);
+  const store = new DynamoTokenStore(createDynamoClient(), required(ENV.table));
   // Secrets Manager and KMS load their SDK modules on first use: only the slow path needs them.
   const secrets = new SecretsManagerSource();
   const broker = createBroker({
     config,
     store,
     secrets,
-    keyRing: new KmsKeyRing(required('BROKER_KEY_ID')),
+    keyRing: new KmsKeyRing(required(ENV.keyId)),
     logger: loggerPort(logger),
     metrics: metricsPort(metrics),
     // Nothing runs after a Lambda function answers: a refresh happens inside the request that draws it.

@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { CONNECTION_ID } from '../lib/config';
+import { MIN_TTL, PROBLEM_CODES } from '../lib/contract';
 
 const described = <T extends z.ZodMiniType>(schema: T, description: string): T => {
   z.globalRegistry.add(schema, { description });
@@ -18,9 +19,9 @@ export const ConnectionId = described(
 export const MinTtl = described(
   z.pipe(
     z.pipe(z.string().check(z.regex(/^\d{1,4}$/)), z.transform(Number)),
-    z.number().check(z.int(), z.minimum(0), z.maximum(3600)),
+    z.number().check(z.int(), z.minimum(MIN_TTL.min), z.maximum(MIN_TTL.max)),
   ),
-  'Seconds the token must stay valid at least (0-3600, default 60)',
+  `Seconds the token must stay valid at least (${MIN_TTL.min}-${MIN_TTL.max}, default ${MIN_TTL.default})`,
 );
 
 export const ListRole = described(
@@ -82,20 +83,7 @@ export const ProblemAnswer = z.object({
   type: z.string(),
   title: z.string(),
   status: integer(),
-  code: z.enum([
-    'invalid_request',
-    'not_found',
-    'unauthenticated',
-    'forbidden',
-    'vendor_rejected_credentials',
-    'vendor_protocol_error',
-    'rate_limited',
-    'vendor_unavailable',
-    'vendor_timeout',
-    'misconfigured',
-    'service_unavailable',
-    'internal_error',
-  ]),
+  code: z.enum(PROBLEM_CODES),
   detail: z.optional(z.string()),
   instance: z.optional(z.string()),
 });

@@ -10,9 +10,9 @@ import { Topic, type ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import type { Construct } from 'constructs';
-import { ROTATION_EVENTS } from '../functions/rotation';
 import { PREWARM_INTERVAL_SECONDS } from '../lib/broker';
 import type { BrokerConfig, Connection } from '../lib/config';
+import { ROTATION_EVENTS, SECRET_EVENT_SOURCE } from '../lib/contract';
 import { BrokerAlarms } from './constructs/broker-alarms';
 import { BrokerApi } from './constructs/broker-api';
 import { BrokerFunction, DEFAULT_TIMEOUTS, SECRET_ARN } from './constructs/broker-function';
@@ -145,7 +145,7 @@ export class BrokerStack extends Stack {
       eventPattern: {
         source: ['aws.secretsmanager'],
         detailType: ['AWS API Call via CloudTrail', 'AWS Service Event via CloudTrail'],
-        detail: { eventSource: ['secretsmanager.amazonaws.com'], eventName: ROTATION_EVENTS },
+        detail: { eventSource: [SECRET_EVENT_SOURCE], eventName: [...ROTATION_EVENTS] },
       },
       targets: [new LambdaFunction(rotation, { deadLetterQueue: this.deadLetters, retryAttempts: 2, maxEventAge: Duration.hours(1) })],
     });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock';
 import type { BrokerConfig, Connection } from './config';
+import { MIN_TTL } from './contract';
 import { COOLDOWN_DEFAULTS, Cooldowns, type CooldownOptions } from './cooldowns';
 import { DecryptionError, TokenCipher, openToken, sealToken } from './crypto';
 import {
@@ -185,9 +186,9 @@ export class Broker {
   // ---- getToken: authorize → memory → table → lease → mint → seal → store ------------------------------------
 
   /** A token valid for at least `minTtl` seconds, for a caller allowed to have it. */
-  async getToken(callerArn: string, connectionId: string, minTtl = 60): Promise<IssuedToken> {
-    if (!Number.isInteger(minTtl) || minTtl < 0 || minTtl > 3600) {
-      throw new InvalidRequestError('min_ttl must be an integer from 0 to 3600');
+  async getToken(callerArn: string, connectionId: string, minTtl: number = MIN_TTL.default): Promise<IssuedToken> {
+    if (!Number.isInteger(minTtl) || minTtl < MIN_TTL.min || minTtl > MIN_TTL.max) {
+      throw new InvalidRequestError(`min_ttl must be an integer from ${MIN_TTL.min} to ${MIN_TTL.max}`);
     }
     const connection = this.authorize(callerArn, connectionId);
     return this.tokenFor(connection, minTtl);
@@ -201,7 +202,7 @@ export class Broker {
   }
 
   /** getToken without the authorization, for the broker's own triggers. */
-  async tokenFor(connection: Connection, minTtl = 60): Promise<IssuedToken> {
+  async tokenFor(connection: Connection, minTtl: number = MIN_TTL.default): Promise<IssuedToken> {
     const { held, source } = await this.serve(connection, minTtl);
     this.metrics.count('TokensServed', 1, { source });
     return this.issue(connection, held, source);

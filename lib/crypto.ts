@@ -1,5 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Clock } from './clock';
+import { ENCRYPTION_CONTEXT } from './contract';
 import { BrokerError } from './errors';
 import type { HeldToken, KeyRing, StoredToken } from './ports';
 
@@ -10,8 +11,6 @@ import type { HeldToken, KeyRing, StoredToken } from './ports';
 // Layout: version (1) | encrypted data key length (2, BE) | encrypted data key | IV (12) | tag (16) | ciphertext
 
 const VERSION = 1;
-/** The KMS encryption context: the key policy lets the functions use the key only with it. */
-export const ENCRYPTION_CONTEXT = { app: 'token-broker', purpose: 'token-cache' } as const;
 
 export class DecryptionError extends BrokerError {
   constructor(message: string, cause?: unknown) {

@@ -1,19 +1,9 @@
+import { problemType, type ProblemCode } from './contract';
+
 // One error hierarchy for the whole broker. Every error a caller can see carries a stable problem `code` and an
 // HTTP `status`; messages are written here, from safe parts only, never from secrets, passwords or tokens.
 
-export type ProblemCode =
-  | 'invalid_request'
-  | 'not_found'
-  | 'unauthenticated'
-  | 'forbidden'
-  | 'vendor_rejected_credentials'
-  | 'vendor_protocol_error'
-  | 'rate_limited'
-  | 'vendor_unavailable'
-  | 'vendor_timeout'
-  | 'misconfigured'
-  | 'service_unavailable'
-  | 'internal_error';
+export type { ProblemCode };
 
 export interface ErrorContext {
   connection?: string;
@@ -169,7 +159,7 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
   const code: ProblemCode = e?.code ?? 'internal_error';
   const status = e?.status ?? 500;
   const problem: Problem = {
-    type: `https://token-broker.internal/problems/${code.replace(/_/g, '-')}`,
+    type: problemType(code),
     title: TITLES[code],
     status,
     code,

@@ -1,3 +1,5 @@
+import type { MetricName } from './contract';
+
 // The broker's ports: what its core needs from the outside world, each implemented by an adapter in adapters/
 // (AWS) and by a local one (local mode, tests). The core never imports an AWS SDK.
 
@@ -137,9 +139,10 @@ export interface KeyRing {
 
 export type TokenSource = 'memory' | 'table' | 'vendor' | 'secret';
 
+/** Counts and timings by the names in lib/contract.ts, which the dashboard and alarms read. */
 export interface Metrics {
-  count(name: string, value?: number, dimensions?: Record<string, string>): void;
-  timing(name: string, ms: number, dimensions?: Record<string, string>): void;
+  count(name: MetricName, value?: number, dimensions?: Record<string, string>): void;
+  timing(name: MetricName, ms: number, dimensions?: Record<string, string>): void;
 }
 
 export interface Logger {

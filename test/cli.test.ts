@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalBroker, type LocalBroker } from '../lib/local/app';
+import { startLocalBroker, type LocalBroker } from '../functions/local';
 import { ADMIN, CALLER, OTHER, localFiles, type Identity, type LocalFiles } from './support/local-broker';
 import { secretFor } from './support/connections';
 import { registerSecret } from './support/secrets-registry';

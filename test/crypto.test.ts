@@ -3,7 +3,8 @@ import { DecryptCommand, GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { ManualClock } from '../lib/clock';
-import { ENCRYPTION_CONTEXT, LocalKeyRing, TokenCipher } from '../lib/crypto';
+import { ENCRYPTION_CONTEXT } from '../lib/contract';
+import { LocalKeyRing, TokenCipher } from '../lib/crypto';
 import type { KeyRing } from '../lib/ports';
 
 class CountingKeyRing implements KeyRing {

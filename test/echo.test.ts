@@ -1,6 +1,6 @@
 import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, createMetrics, loggerPort } from '../functions/observability';
+import { createLogger, createMetrics, loggerPort } from '../lib/adapters/powertools';
 import { makeHandler } from '../functions/http';
 import { ManualClock } from '../lib/clock';
 import { vendorConnectionInput } from './support/connections';

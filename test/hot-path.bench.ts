@@ -1,7 +1,7 @@
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, bench, describe } from 'vitest';
 import { makeHandler } from '../functions/http';
-import { createLogger, createMetrics } from '../functions/observability';
+import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { createDynamoClient } from '../lib/adapters/dynamodb';
 import type { Broker } from '../lib/broker';
 import { systemClock } from '../lib/clock';

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../functions/http';
-import { createLogger, createMetrics } from '../functions/observability';
+import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { ManualClock, systemClock } from '../lib/clock';
 import { startLocalServer, type RunningServer } from '../lib/local/server';
 import { signRequest } from '../lib/sigv4';

@@ -16,6 +16,7 @@ import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-log
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { METRIC_NAMESPACE, REQUEST_FAILED, SERVICE_NAME, type MetricName } from '../../lib/contract';
 
 // What an operator is woken for, and what they look at: alarms on what they must act on (exchange failures,
 // cooldowns, a degraded table, tokens that do not decrypt, the broker's own 500s, each function's errors and
@@ -32,7 +33,6 @@ export interface BrokerAlarmsProps {
   topic: ITopic;
 }
 
-const NAMESPACE = 'TokenBroker';
 
 /**
  * The broker's own 500s, counted from functions/http.ts's log line for an error it did not expect (`request failed`
@@ -40,13 +40,13 @@ const NAMESPACE = 'TokenBroker';
  */
 export const INTERNAL_ERRORS = {
   metricName: 'InternalErrors',
-  message: 'request failed',
+  message: REQUEST_FAILED,
   status: 500,
   filterPattern: () =>
     FilterPattern.all(FilterPattern.stringValue('$.message', '=', INTERNAL_ERRORS.message), FilterPattern.numberValue('$.status', '=', INTERNAL_ERRORS.status)),
 };
-const brokerMetric = (name: string, dimensions: Record<string, string> = {}) =>
-  new Metric({ namespace: NAMESPACE, metricName: name, dimensionsMap: { service: 'token-broker', ...dimensions }, statistic: 'Sum', period: Duration.minutes(5) });
+const brokerMetric = (name: MetricName, dimensions: Record<string, string> = {}) =>
+  new Metric({ namespace: METRIC_NAMESPACE, metricName: name, dimensionsMap: { service: SERVICE_NAME, ...dimensions }, statistic: 'Sum', period: Duration.minutes(5) });
 
 export class BrokerAlarms extends Construct {
   readonly alarms: Alarm[] = [];
@@ -73,7 +73,7 @@ export class BrokerAlarms extends Construct {
     const internalErrors = new MetricFilter(this, 'InternalErrorsFilter', {
       logGroup: props.httpLogs,
       filterPattern: INTERNAL_ERRORS.filterPattern(),
-      metricNamespace: NAMESPACE,
+      metricNamespace: METRIC_NAMESPACE,
       metricName: INTERNAL_ERRORS.metricName,
       metricValue: '1',
     }).metric({ statistic: 'Sum', period: Duration.minutes(5) });
@@ -118,7 +118,7 @@ export class BrokerAlarms extends Construct {
     dashboard.addWidgets(
       new GraphWidget({
         title: 'Exchange latency (ms)',
-        left: ['p50', 'p99'].map((statistic) => new Metric({ namespace: NAMESPACE, metricName: 'ExchangeLatency', dimensionsMap: { service: 'token-broker' }, statistic, period: Duration.minutes(5) })),
+        left: ['p50', 'p99'].map((statistic) => new Metric({ namespace: METRIC_NAMESPACE, metricName: 'ExchangeLatency' satisfies MetricName, dimensionsMap: { service: SERVICE_NAME }, statistic, period: Duration.minutes(5) })),
         width: 8,
       }),
       new GraphWidget({

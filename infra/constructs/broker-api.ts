@@ -13,6 +13,7 @@ import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { openApiDocument } from '../../functions/openapi';
+import { problemType, type ProblemCode } from '../../lib/contract';
 
 // The REST API, defined by the project's own openapi.json (generated from the zod schemas) plus API Gateway's
 // extensions: AWS_IAM on every method, request validation, the Lambda proxy integration, problem+json answers
@@ -42,7 +43,6 @@ export interface GatewayResponse {
   responseTemplates: { 'application/json': string };
 }
 
-const PROBLEM_TYPE = (code: string) => `https://token-broker.internal/problems/${code.replace(/_/g, '-')}`;
 /** Seconds a throttled caller waits (the stage's rate limit refills every second), and after a gateway failure. */
 export const GATEWAY_RETRY_AFTER = { rate_limited: 1, service_unavailable: 5 } as const;
 
@@ -50,8 +50,8 @@ export const GATEWAY_RETRY_AFTER = { rate_limited: 1, service_unavailable: 5 } a
  * A problem+json body as a mapping template. `$context.error.messageString` is already a quoted JSON string, so it
  * goes in bare; `$context.requestId` is an id of letters, digits and dashes, so quoting it is enough.
  */
-export function problemTemplate(status: number, code: string, title: string, detail: string): string {
-  return `{"type":${JSON.stringify(PROBLEM_TYPE(code))},"title":${JSON.stringify(title)},"status":${status},"code":${JSON.stringify(code)},"detail":${detail},"instance":"$context.requestId"}`;
+export function problemTemplate(status: number, code: ProblemCode, title: string, detail: string): string {
+  return `{"type":${JSON.stringify(problemType(code))},"title":${JSON.stringify(title)},"status":${status},"code":${JSON.stringify(code)},"detail":${detail},"instance":"$context.requestId"}`;
 }
 
 function gatewayProblem(status: number, code: keyof typeof TITLES): GatewayResponse {

@@ -10,7 +10,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { ENCRYPTION_CONTEXT } from '../../lib/crypto';
+import { BUNDLED_CONFIG_FILE, ENCRYPTION_CONTEXT, ENV, METRIC_NAMESPACE, SERVICE_NAME } from '../../lib/contract';
 import { FUNCTION_BUNDLING } from '../bundling';
 import { TABLE_ITEM_ACTIONS } from './token-store';
 
@@ -63,9 +63,9 @@ export class BrokerFunction extends NodejsFunction {
       depsLockFilePath: resolve(PROJECT_ROOT, 'package-lock.json'),
       environment: {
         NODE_OPTIONS: '--enable-source-maps',
-        BROKER_CONFIG: 'broker.config.json',
-        POWERTOOLS_SERVICE_NAME: 'token-broker',
-        POWERTOOLS_METRICS_NAMESPACE: 'TokenBroker',
+        [ENV.config]: BUNDLED_CONFIG_FILE,
+        POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+        POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
         POWERTOOLS_LOG_LEVEL: 'INFO',
       },
       bundling: {
@@ -74,7 +74,7 @@ export class BrokerFunction extends NodejsFunction {
         commandHooks: {
           beforeBundling: () => [],
           beforeInstall: () => [],
-          afterBundling: (_input: string, output: string) => [`cp "${props.connectionsFile}" "${output}/broker.config.json"`],
+          afterBundling: (_input: string, output: string) => [`cp "${props.connectionsFile}" "${output}/${BUNDLED_CONFIG_FILE}"`],
         },
       },
       ...(props.onFailure ? { onFailure: new SqsDestination(props.onFailure), retryAttempts: props.retryAttempts ?? 2 } : {}),
@@ -97,7 +97,7 @@ export class BrokerFunction extends NodejsFunction {
 
   /** BROKER_TABLE, and the item actions the broker uses on that table only (its key through DynamoDB only). */
   bindTable(table: ITable, key: IKey): this {
-    this.addEnvironment('BROKER_TABLE', table.tableName);
+    this.addEnvironment(ENV.table, table.tableName);
     this.addToRolePolicy(new PolicyStatement({ actions: [...TABLE_ITEM_ACTIONS], resources: [table.tableArn] }));
     this.addToRolePolicy(
       new PolicyStatement({
@@ -117,7 +117,7 @@ export class BrokerFunction extends NodejsFunction {
 
   /** BROKER_KEY_ID, and GenerateDataKey/Decrypt on that key only with the broker's encryption context. */
   bindTokenKey(key: IKey): this {
-    this.addEnvironment('BROKER_KEY_ID', key.keyArn);
+    this.addEnvironment(ENV.keyId, key.keyArn);
     const conditions: Record<string, string> = {};
     for (const [k, v] of Object.entries(ENCRYPTION_CONTEXT)) conditions[`kms:EncryptionContext:${k}`] = v;
     this.addToRolePolicy(

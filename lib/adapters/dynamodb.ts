@@ -10,6 +10,7 @@ import {
   type AttributeValue,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
+import { TABLE_KEY, TTL_ATTRIBUTE } from '../contract';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { StoreUnavailableError } from '../errors';
 import type {
@@ -30,8 +31,6 @@ import type {
 // dynalite, and none are needed). `ttl` (epoch seconds) lets DynamoDB delete the item; reads check expiry
 // themselves since that deletion may come up to two days late.
 
-export const TABLE_KEY = 'pk';
-export const TTL_ATTRIBUTE = 'ttl';
 /** Expired tokens stay a little (for forensics, and so a late reader sees "expired", not "never minted"). */
 const TOKEN_TTL_GRACE_SECONDS = 3600;
 /** An item whose lease or failure is written lives at least this long after the write. */

@@ -2,9 +2,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { createLogger, createMetrics, loggerPort, metricsPort } from '../../functions/observability';
-import { makeHandler } from '../../functions/http';
+import { createLogger, createMetrics, loggerPort, metricsPort } from '../adapters/powertools';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/dynamodb';
 import { FileSecretSource } from '../adapters/file-secrets';
 import type { Broker } from '../broker';
@@ -19,7 +20,7 @@ import type { TokenStore } from '../ports';
 import { startDynalite, type RunningDynalite } from './dynalite';
 import { readJsonFile } from './json-file';
 import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
-import { startLocalServer, type RunningServer } from './server';
+import { startLocalServer, type ProxyHandler, type RunningServer } from './server';
 import type { CallerKey } from '../sigv4';
 
 // Local mode: the same handler and broker as in AWS, with embedded parts (dynalite, a secrets file, a local key
@@ -40,6 +41,14 @@ export interface DemoInfo {
   caller: { accessKeyId: string; secretAccessKey: string; arn: string };
   admin: { accessKeyId: string; secretAccessKey: string; arn: string };
   connections: string[];
+}
+
+/** The HTTP handler Lambda runs, made for this broker (functions/http.ts's makeHandler; lib/ does not import it). */
+export type HandlerFactory = (deps: { broker: Broker; logger: Logger; metrics: Metrics }) => ProxyHandler;
+
+export interface LocalOptions {
+  clock?: Clock;
+  cwd?: string;
 }
 
 export interface LocalBroker {
@@ -209,7 +218,7 @@ async function demoSetup(dir: string) {
   return { vendor, config, secretsPath, callers, demo: { caller, admin, connections: connections.map((c) => c.id) } };
 }
 
-export async function startLocalBroker(env: LocalEnv, opts: { clock?: Clock; cwd?: string } = {}): Promise<LocalBroker> {
+export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory, opts: LocalOptions = {}): Promise<LocalBroker> {
   const clock = opts.clock ?? systemClock;
   const cwd = opts.cwd ?? process.cwd();
   const port = portOf(env.PORT);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TokenBrokerClient, TokenBrokerError } from '../../lib/client';
 import { ManualClock } from '../../lib/clock';
-import { startLocalBroker, type LocalBroker } from '../../lib/local/app';
+import { startLocalBroker, type LocalBroker } from '../../functions/local';
 import { CALLER, OTHER, localFiles, type LocalFiles } from '../support/local-broker';
 import { registerSecret } from '../support/secrets-registry';
 

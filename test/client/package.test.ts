@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLocalBroker, type LocalBroker } from '../../lib/local/app';
+import { startLocalBroker, type LocalBroker } from '../../functions/local';
 import { CALLER, OTHER, localFiles, type LocalFiles } from '../support/local-broker';
 
 // The client as another team gets it: `npm pack`, installed from the tarball into a project outside this repo

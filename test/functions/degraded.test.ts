@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/http';
-import { createLogger, createMetrics } from '../../functions/observability';
+import { createLogger, createMetrics } from '../../lib/adapters/powertools';
 import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../../lib/adapters/dynamodb';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';

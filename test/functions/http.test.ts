@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createLogger, createMetrics } from '../../functions/observability';
+import { createLogger, createMetrics } from '../../lib/adapters/powertools';
 import { makeHandler } from '../../functions/http';
 import { ManualClock } from '../../lib/clock';
 import type { ConnectionInput } from '../../lib/config';

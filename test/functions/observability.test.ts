@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeHandler } from '../../functions/http';
-import { createLogger, createMetrics, metricsPort } from '../../functions/observability';
+import { createLogger, createMetrics, metricsPort } from '../../lib/adapters/powertools';
 import { ManualClock } from '../../lib/clock';
 import { secretFor, vendorConnectionInput } from '../support/connections';
 import { lambdaContext, restEvent } from '../support/events';

@@ -1,6 +1,6 @@
 import { DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, createMetrics } from '../../functions/observability';
+import { createLogger, createMetrics } from '../../lib/adapters/powertools';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { makePrewarmHandler } from '../../functions/prewarm';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, createMetrics } from '../../functions/observability';
+import { createLogger, createMetrics } from '../../lib/adapters/powertools';
 import { makeRotationHandler } from '../../functions/rotation';
 import { ManualClock } from '../../lib/clock';
 import { sameSecret } from '../../lib/secrets';

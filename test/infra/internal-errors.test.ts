@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, createMetrics } from '../../functions/observability';
+import { createLogger, createMetrics } from '../../lib/adapters/powertools';
 import { makeHandler } from '../../functions/http';
 import { INTERNAL_ERRORS } from '../../infra/constructs/broker-alarms';
 import type { Broker } from '../../lib/broker';

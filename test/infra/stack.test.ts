@@ -11,7 +11,7 @@ import { addChecks, buildApp, type AppEnvironment } from '../../infra/app';
 import { ACCESS_LOG_FIELDS, GATEWAY_RESPONSES, NOT_FOUND_METHOD } from '../../infra/constructs/broker-api';
 import { BrokerFunction } from '../../infra/constructs/broker-function';
 import { readSettings } from '../../infra/settings';
-import { ENCRYPTION_CONTEXT } from '../../lib/crypto';
+import { ENCRYPTION_CONTEXT } from '../../lib/contract';
 import { expectProblem, renderGatewayAnswers } from '../support/gateway-responses';
 
 // The synthesized templates, asserted property by property. Two apps are synthesized once each and shared by the

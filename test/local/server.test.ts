@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenBrokerClient } from '../../lib/client';
-import { startLocalBroker, type LocalBroker } from '../../lib/local/app';
+import { startLocalBroker, type LocalBroker } from '../../functions/local';
 import { SandboxVendor } from '../../lib/local/sandbox-vendor';
 import { signRequest } from '../../lib/sigv4';
 import { secretFor } from '../support/connections';

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TokenBrokerClient } from '../../lib/client';
 import { firstInvalidOffset, jsonError, lineAndColumn } from '../../lib/local/json-file';
-import { startLocalBroker, type LocalBroker } from '../../lib/local/app';
+import { startLocalBroker, type LocalBroker } from '../../functions/local';
 import { CALLER, localFiles, type LocalFiles } from '../support/local-broker';
 import { registerSecret } from '../support/secrets-registry';
 
@@ -158,7 +158,7 @@ describe('local mode: cooldowns do not outlive the server, and misconfigured sta
 
 /** `npm start`'s program, as a child process: what it prints, where, and its exit code. */
 function main(env: Record<string, string>): { child: ChildProcess; output: Promise<{ code: number | null; stdout: string; stderr: string }>; stdout: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'lib/local/main.ts')], {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'functions/local-main.ts')], {
     cwd: repo,
     env: { PATH: process.env.PATH, HOME: files.dir, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

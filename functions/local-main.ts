@@ -1,5 +1,5 @@
-import { isBrokerError } from '../errors';
-import { startLocalBroker } from './app';
+import { isBrokerError } from '../lib/errors';
+import { startLocalBroker } from './local';
 
 // `npm start`: the broker on http://127.0.0.1:${PORT:-8080}; a demo when nothing is configured.
 
