@@ -30,6 +30,7 @@ export const METRIC_NAMES = [
   'ExchangeLatency',
   'ExchangeFailures',
   'RefreshAhead',
+  'RefreshTokenMints',
   'StoreDegraded',
   'ForcedMintsRefused',
   'Invalidations',

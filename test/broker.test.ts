@@ -1,5 +1,5 @@
 import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { createLogger, createMetrics } from '../functions/observability';
+import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { makeHandler } from '../functions/http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../lib/clock';

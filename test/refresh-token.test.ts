@@ -8,7 +8,7 @@ import { SandboxVendor } from '../lib/local/sandbox-vendor';
 import { connectionFor, secretFor, vendorConnectionInput } from './support/connections';
 import { RecordingMetrics, startWorld } from './support/harness';
 import { capturedLogs } from './support/setup';
-import { createLogger, loggerPort } from '../functions/observability';
+import { createLogger, loggerPort } from '../lib/adapters/powertools';
 import { expectCode } from './support/expect';
 import { registerSecret } from './support/secrets-registry';
 
