@@ -177,7 +177,7 @@ export function buildTokenRequest(connection: ExchangingConnection, creds: Crede
   if (!refreshing) {
     if (d.grantType === 'password') {
       const template = d.usernameTemplate ?? '{login}';
-      params.push(['username', template.split('{login}').join(creds.login as string)]);
+      params.push(['username', template.split('{login}').join(creds.login)]);
       params.push(['password', creds.password as string]);
     }
     if (d.scope) params.push(['scope', d.scope]);

@@ -758,7 +758,7 @@ describe('status (admins)', () => {
         mintedAt: clock.now(),
         mintedBy: b.instanceId,
         fingerprint: t.fingerprint,
-        secretVersion: expect.stringMatching(/^[0-9a-f]{12}$/),
+        secretVersion: expect.stringMatching(/^[0-9a-f]{12}$/) as unknown,
       },
     });
     expect(JSON.stringify(jwt)).not.toContain(t.accessToken);

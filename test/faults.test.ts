@@ -178,7 +178,7 @@ describe('Secrets Manager faults', () => {
     return createBroker({
       config: w.config,
       store: w.table.store,
-      secrets: new SecretsManagerSource(fakeClient(answer) as never),
+      secrets: new SecretsManagerSource(fakeClient(answer)),
       keyRing: w.keyRing,
       clock,
     });
