@@ -627,6 +627,7 @@ function brownout(store: TokenStore) {
   };
   let down = false;
   const wrapped = new Proxy(store, {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- failing's methods are arrow functions; the store's are bound here
     get: (target, prop: keyof TokenStore) => (down ? failing[prop] : target[prop].bind(target)),
   });
   return { store: wrapped, calls, fail: () => (down = true) };

@@ -117,7 +117,7 @@ describe('token-broker CLI: status', { timeout: 90_000 }, () => {
     expect(rows[1]).toMatch(/^jwt +\d{4}-\d\d-\d\dT\S+ +\d{4}-\d\d-\d\dT\S+ +\S+ +[0-9a-f]{12} +- +-$/);
     const json = await cli(['status', 'jwt', '--json'], { as: ADMIN });
     const [jwt] = JSON.parse(json.stdout) as { connection: string; token: { fingerprint: string } }[];
-    expect(jwt).toMatchObject({ connection: 'jwt', static: false, token: { fingerprint: expect.stringMatching(/^[0-9a-f]{12}$/) } });
+    expect(jwt).toMatchObject({ connection: 'jwt', static: false, token: { fingerprint: expect.stringMatching(/^[0-9a-f]{12}$/) as unknown } });
     for (const out of [table.stdout, json.stdout]) {
       expect(out).not.toContain(token.access_token);
       for (const value of Object.values(secretFor(files.vendor, 'jwt'))) expect(out).not.toContain(value);

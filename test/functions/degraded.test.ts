@@ -92,7 +92,7 @@ describe('a token request while the table does not answer', () => {
     w.db.stop();
     const { value: res, ms } = await timed(a.request());
     expect(res.statusCode).toBe(200);
-    expect(JSON.parse(res.body).access_token).toBe(JSON.parse(first.body).access_token);
+    expect((JSON.parse(res.body) as { access_token: string }).access_token).toBe((JSON.parse(first.body) as { access_token: string }).access_token);
     expect(a.metrics.get('StoreDegraded')).toBe(1);
     expect(ms).toBeLessThan(ANSWER_WITHIN_MS + SLACK_MS);
     expect(DYNAMODB_BUDGET.totalMs).toBeLessThan(ANSWER_WITHIN_MS);

@@ -202,16 +202,16 @@ describe('a secret changed without any event', () => {
     const calls: string[] = [];
     // Secrets Manager has no local equivalent: a client-level fake answering the two operations as the service does.
     const client = {
-      send: async (cmd: GetSecretValueCommand | DescribeSecretCommand) => {
+      send: (cmd: GetSecretValueCommand | DescribeSecretCommand) => {
         const current = versions[versions.length - 1]!;
         calls.push(cmd.constructor.name);
         if (cmd instanceof DescribeSecretCommand) {
-          return { VersionIdsToStages: Object.fromEntries(versions.map((v) => [v.id, v === current ? ['AWSCURRENT'] : ['AWSPREVIOUS']])) };
+          return Promise.resolve({ VersionIdsToStages: Object.fromEntries(versions.map((v) => [v.id, v === current ? ['AWSCURRENT'] : ['AWSPREVIOUS']])) });
         }
-        return { VersionId: current.id, SecretString: JSON.stringify(current.value) };
+        return Promise.resolve({ VersionId: current.id, SecretString: JSON.stringify(current.value) });
       },
     };
-    const secrets = new CachedSecretSource(new SecretsManagerSource(client as never), clock);
+    const secrets = new CachedSecretSource(new SecretsManagerSource(client), clock);
     const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
     const prewarm = makePrewarmHandler({ broker, logger: createLogger(), metrics: createMetrics(), secrets, store: w.table.store });
 

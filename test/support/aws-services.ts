@@ -119,7 +119,7 @@ export async function startKms(keyId = `arn:aws:kms:${REGION}:${ACCOUNT}:key/${r
     },
     Decrypt: (input) => {
       checkKey(input.KeyId);
-      const blob = Buffer.from(String(input.CiphertextBlob ?? ''), 'base64');
+      const blob = Buffer.from(typeof input.CiphertextBlob === 'string' ? input.CiphertextBlob : '', 'base64');
       try {
         const decipher = createDecipheriv('aes-256-gcm', master, blob.subarray(0, 12)).setAAD(aad(input.EncryptionContext));
         decipher.setAuthTag(blob.subarray(blob.length - 16));
@@ -143,7 +143,7 @@ interface SecretVersion {
 export async function startSecretsManager() {
   const secrets = new Map<string, { arn: string; versions: SecretVersion[] }>();
   const find = (secretId: unknown) => {
-    const id = String(secretId ?? '');
+    const id = typeof secretId === 'string' ? secretId : '';
     for (const [name, s] of secrets) {
       if (id === name || id === s.arn || s.arn.startsWith(`${id}-`)) return { name, ...s };
     }
@@ -168,7 +168,7 @@ export async function startSecretsManager() {
   const server = await startAwsJsonServer('secretsmanager', 'secretsmanager', {
     GetSecretValue: (input) => {
       const s = find(input.SecretId);
-      const stage = input.VersionId === undefined ? String(input.VersionStage ?? 'AWSCURRENT') : undefined;
+      const stage = input.VersionId === undefined ? (typeof input.VersionStage === 'string' ? input.VersionStage : 'AWSCURRENT') : undefined;
       const v = s.versions.find((x) => (stage ? x.stages.has(stage) : x.id === input.VersionId));
       if (!v) throw new ServiceError('ResourceNotFoundException', "Secrets Manager can't find the specified secret value for staging label: " + stage);
       return { ARN: s.arn, Name: s.name, VersionId: v.id, SecretString: v.text, VersionStages: [...v.stages], CreatedDate: Date.now() / 1000 };

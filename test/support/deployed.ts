@@ -139,7 +139,7 @@ export function resolveEnvironment(assembly: Assembly, fn: DeployedFunction, phy
   const resolveValue = (v: unknown, name: string): string => {
     if (typeof v === 'string') return v;
     const o = v as Record<string, unknown>;
-    if (o['Fn::ImportValue'] !== undefined) return resolveValue(exports.get(String(o['Fn::ImportValue'])), name);
+    if (o['Fn::ImportValue'] !== undefined) return resolveValue(exports.get(typeof o['Fn::ImportValue'] === 'string' ? o['Fn::ImportValue'] : JSON.stringify(o['Fn::ImportValue'])), name);
     if (typeof o.Ref === 'string' && physical[`${o.Ref}.Ref`]) return physical[`${o.Ref}.Ref`]!;
     const getAtt = o['Fn::GetAtt'] as [string, string] | undefined;
     if (getAtt && physical[`${getAtt[0]}.${getAtt[1]}`]) return physical[`${getAtt[0]}.${getAtt[1]}`]!;
