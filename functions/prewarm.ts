@@ -9,7 +9,7 @@ import type { SecretSource, TokenStore } from '../lib/ports';
 import { lambdaEntry, withPowertools } from './entry';
 
 // EventBridge Scheduler, every minute: every connection with `prewarm: true` gets a new token when its cached one
-// is missing or inside refreshBefore. Connections are warmed concurrently with a bound; one failing vendor does
+// is missing or would enter its refreshBefore window before the next run. Connections are warmed concurrently with a bound; one failing vendor does
 // not stop the others; no connection is started without time left for its exchange.
 // The same run catches secret changes no event announced (no CloudTrail trail, a lost event): for every connection
 // whose stored token was minted with another secret version than the current one, the token is replaced at once.
