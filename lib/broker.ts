@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Clock } from './clock';
 import type { BrokerConfig, Connection } from './config';
-import { MIN_TTL } from './contract';
+import { MIN_TTL, PREWARM_INTERVAL_SECONDS } from './contract';
 import { COOLDOWN_DEFAULTS, Cooldowns, type CooldownOptions } from './cooldowns';
 import { DecryptionError, TokenCipher, openToken, sealToken } from './crypto';
 import {
@@ -62,9 +62,6 @@ export interface BrokerOptions extends LeaseOptions, CooldownOptions {
   prewarmIntervalMs: number;
   exchange: Partial<Omit<ExchangeOptions, 'http' | 'clock'>>;
 }
-
-/** The pre-warm schedule's rate; the infra schedules the run from this same figure. */
-export const PREWARM_INTERVAL_SECONDS = 60;
 
 export const BROKER_DEFAULTS: BrokerOptions = {
   ...LEASE_DEFAULTS,

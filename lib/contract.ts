@@ -78,3 +78,6 @@ export const MIN_TTL = { min: 0, max: 3600, default: 60 } as const;
 /** The Secrets Manager events (through CloudTrail) after which the broker re-mints with the new secret. */
 export const SECRET_EVENT_SOURCE = 'secretsmanager.amazonaws.com';
 export const ROTATION_EVENTS: readonly string[] = ['PutSecretValue', 'UpdateSecret', 'RotateSecret', 'UpdateSecretVersionStage', 'RotationSucceeded'];
+
+/** The pre-warm schedule's rate: the stack schedules the run from it and the broker's pre-warm rule assumes it. */
+export const PREWARM_INTERVAL_SECONDS = 60;
