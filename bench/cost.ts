@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { TRACE_SAMPLING } from '../infra/observability';
 
 // The cost model: the simulated day's call counts turned into dollars with AWS's published us-east-1 prices, per
 // million token requests and per month at three sizes, beside what each team would pay running the exchange
@@ -52,7 +53,7 @@ export const PRICE_SOURCES: [string, string][] = [
   ['KMS', '$1 per customer managed key per month, $0.03 per 10,000 requests — aws.amazon.com/kms/pricing'],
   ['Secrets Manager', '$0.40 per secret per month, $0.05 per 10,000 API calls — aws.amazon.com/secrets-manager/pricing'],
   ['CloudWatch Logs', '$0.50 per GB ingested (Standard class) — aws.amazon.com/cloudwatch/pricing'],
-  ['X-Ray', '$5.00 per million traces recorded; the default sampling rule records 1 request per second and 5% beyond — aws.amazon.com/xray/pricing'],
+  ['X-Ray', `$5.00 per million traces recorded — aws.amazon.com/xray/pricing; the stack's sampling rule records ${TRACE_SAMPLING.reservoirSize} request(s) a second and ${TRACE_SAMPLING.fixedRate * 100}% of the rest (X-Ray's default rule, which it replaces for the API stage: 1 a second and 5%)`],
   ['CloudTrail', "the first copy of management events is free; the stack creates no trail of its own and uses no data events — aws.amazon.com/cloudtrail/pricing"],
 ];
 
@@ -73,10 +74,20 @@ export function tiered(units: number, tiers: readonly Tier[], per = 1): number {
 
 export const SECONDS_PER_MONTH = 30 * 86_400;
 
-/** Requests X-Ray's default sampling rule records in a month: 1 per second (when there is one), then 5%. */
-export function sampledTraces(requestsPerMonth: number): number {
-  const reservoir = Math.min(requestsPerMonth, SECONDS_PER_MONTH);
-  return reservoir + 0.05 * (requestsPerMonth - reservoir);
+export interface SamplingRule {
+  /** Requests recorded each second before the rate applies. */
+  reservoirSize: number;
+  /** Share of the other requests recorded. */
+  fixedRate: number;
+}
+
+/** X-Ray's default rule, for comparison: what an API stage with tracing on records without a rule of its own. */
+export const XRAY_DEFAULT_RULE: SamplingRule = { reservoirSize: 1, fixedRate: 0.05 };
+
+/** Requests a sampling rule records in a month: its reservoir each second (requests spread evenly), then its rate. */
+export function sampledTraces(requestsPerMonth: number, rule: SamplingRule = TRACE_SAMPLING): number {
+  const reservoir = Math.min(requestsPerMonth, rule.reservoirSize * SECONDS_PER_MONTH);
+  return reservoir + rule.fixedRate * (requestsPerMonth - reservoir);
 }
 
 /**

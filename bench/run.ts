@@ -26,7 +26,8 @@ import { DYNAMODB_BUDGET } from '../lib/adapters/aws';
 import { BROWNOUT, HANDLER_OVERHEAD_MS, LATENCY } from './fleet/latency';
 import { unitRates } from './fleet/rates';
 import { simulateFleet, type FleetResult } from './fleet/simulate';
-import { ACCESS_LOG_LINE_BYTES, PLATFORM_LINE_BYTES, measureLogBytesPerRequest } from './log-lines';
+import { accessLogBytesPerRequest, measureLogBytesPerRequest, platformBytesPerInvocation } from './log-lines';
+import { LAMBDA_LOG_LEVELS, TRACE_SAMPLING } from '../infra/observability';
 
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
@@ -352,8 +353,10 @@ async function fleetDay() {
 async function costs() {
   if (!fleet) throw new Error('the cost model needs the simulated day');
   const measured = await measureLogBytesPerRequest(new MemoryTokenStore());
+  const platform = platformBytesPerInvocation();
+  const access = accessLogBytesPerRequest();
   const memoryMb = functionMemoryMb(ROOT);
-  const rates = unitRates(fleet, { logBytesPerRequest: measured + PLATFORM_LINE_BYTES + ACCESS_LOG_LINE_BYTES, memoryMb });
+  const rates = unitRates(fleet, { logBytesPerRequest: measured + platform + access, memoryMb });
   const results: MonthlyCost[] = SIZES.map((size) => monthlyCost(size, rates));
   for (const c of results) {
     note({
@@ -374,9 +377,11 @@ async function costs() {
     `us-east-1 list prices below (read ${PRICES_READ_ON}; free tiers left out). Lambda memory as the CDK app sets it: http`,
     `${memoryMb.http} MB, prewarm ${memoryMb.prewarm} MB, rotation ${memoryMb.rotation} MB, arm64; billed duration is each invocation's`,
     `simulated time plus ${HANDLER_OVERHEAD_MS} ms of handler work, and every cold start's init. Logs: ${fmt(measured, 0)} bytes per request measured from`,
-    `the http function (everything it prints on a warm request: the audit line, the EMF metrics line), plus`,
-    `~${PLATFORM_LINE_BYTES} bytes of Lambda platform lines and ~${ACCESS_LOG_LINE_BYTES} bytes of`,
-    'API Gateway access log (both estimated from their documented formats). "What the broker adds" counts every line',
+    `the http function (everything it prints on a warm request and Lambda keeps at application log level ${LAMBDA_LOG_LEVELS.application}: the audit`,
+    `line; TokensServed is counted from it by a metric filter), plus ${platform} bytes of Lambda platform lines (system log level`,
+    `${LAMBDA_LOG_LEVELS.system}: none for a successful invocation) and ${access} bytes of API Gateway access log (the stack's format`,
+    'rendered with realistic values; bench/log-lines.ts). X-Ray: the stack\'s sampling rule on the API stage (a reservoir',
+    `of ${TRACE_SAMPLING.reservoirSize} a second, then ${TRACE_SAMPLING.fixedRate * 100}% of requests). "What the broker adds" counts every line`,
     "but API Gateway's request charge and the secrets themselves (a team exchanging for itself stores the same secrets).",
     '',
     '| per month | ' + results.map((c) => `${c.size.connections} conn. / ${fmtCount(c.size.requestsPerMonth)} req.`).join(' | ') + ' |',

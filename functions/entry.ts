@@ -4,7 +4,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import { publishMetrics } from './observability';
-import { lambdaRuntime } from './runtime';
+import { lambdaRuntime, type RuntimeOptions } from './runtime';
 
 // What every trigger's file shares: the Powertools middleware around its handler, and Lambda's entry point that
 // builds the broker once per instance, on the first invocation (tests import the files without an AWS runtime).
@@ -13,10 +13,10 @@ export function withPowertools<E, R>(fn: (event: E, context: Context) => Promise
   return middy<E, R, Error, Context>(fn).use(injectLambdaContext(deps.logger, { resetKeys: true })).use(publishMetrics(deps.metrics));
 }
 
-export function lambdaEntry<E, R>(make: (runtime: ReturnType<typeof lambdaRuntime>) => (event: E, context: Context) => Promise<R>) {
+export function lambdaEntry<E, R>(make: (runtime: ReturnType<typeof lambdaRuntime>) => (event: E, context: Context) => Promise<R>, options: RuntimeOptions = {}) {
   let built: ((event: E, context: Context) => Promise<R>) | undefined;
   return async (event: E, context: Context): Promise<R> => {
-    built ??= make(lambdaRuntime());
+    built ??= make(lambdaRuntime(options));
     return built(event, context);
   };
 }

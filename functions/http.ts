@@ -3,7 +3,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import type { Broker, ConnectionStatus, IssuedToken } from '../lib/broker';
-import { MIN_TTL, REQUEST_FAILED } from '../lib/contract';
+import { METRICS_FROM_HTTP_LOG, MIN_TTL, REQUEST_FAILED, TOKEN_HANDED_OUT } from '../lib/contract';
 import { ForbiddenError, InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { isAdmin, principalArn } from '../lib/policy';
@@ -157,17 +157,24 @@ function statusAnswer(s: ConnectionStatus) {
   };
 }
 
-/** The request handler without middleware: what the local server and the tests call through middy too. */
+/**
+ * The request handler without middleware: what the local server and the tests call through middy too. Every
+ * request on a connection leaves one audit line (`audit: true`): who (`caller`, on every line of the request, with
+ * API Gateway's `requestId`), which connection, what happened (a fingerprint, never a token) and the `status`;
+ * a refusal or a failure is that request's audit line. The token's is counted into TokensServed by a metric filter.
+ */
 export function makeRequestHandler(deps: HttpDeps) {
   const { broker, logger } = deps;
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const requestId = event.requestContext?.requestId;
+    let audited: { audit: true; connection: string } | undefined;
     try {
       const who = callerOf(event);
       const principal = principalArn(who.arn);
       logger.appendKeys({ caller: principal, ...(requestId ? { requestId } : {}) });
       const r = route(event);
       const id = r.connectionId as string;
+      if (r.connectionId !== undefined) audited = { audit: true, connection: r.connectionId };
       switch (r.route) {
         case 'list': {
           if (!listsAdministered(event)) return json(200, { connections: broker.listConnections(who.arn) });
@@ -178,49 +185,36 @@ export function makeRequestHandler(deps: HttpDeps) {
         case 'token': {
           const minTtl = minTtlOf(event);
           const token = await broker.getToken(who.arn, id, minTtl);
-          logger.info('token handed out', {
-            audit: true,
-            caller: principal,
-            connection: id,
-            fingerprint: token.fingerprint,
-            expiresAt: iso(token.expiresAt),
-            source: token.source,
-            minTtl,
-          });
+          logger.info(TOKEN_HANDED_OUT, { ...audited, fingerprint: token.fingerprint, source: token.source, status: 200 });
           return json(200, tokenAnswer(token));
         }
         case 'invalidate': {
           const body = bodyOf(event, InvalidateBody);
           const invalidated = await broker.invalidate(who.arn, id, body.access_token);
-          logger.info('invalidation reported', {
-            audit: true,
-            caller: principal,
-            connection: id,
-            fingerprint: fingerprint(body.access_token),
-            invalidated,
-          });
+          logger.info('invalidation reported', { ...audited, fingerprint: fingerprint(body.access_token), invalidated, status: 200 });
           return json(200, { invalidated });
         }
         case 'refresh': {
           const token = await broker.refresh(who.arn, id);
-          logger.info('refreshed by an admin', { audit: true, caller: principal, connection: id, fingerprint: token.fingerprint });
+          logger.info('refreshed by an admin', { ...audited, fingerprint: token.fingerprint, status: 200 });
           return json(200, { connection: id, expires_at: iso(token.expiresAt) });
         }
         case 'status': {
           const status = await broker.status(who.arn, id);
-          logger.info('status read by an admin', { audit: true, caller: principal, connection: id });
+          logger.info('status read by an admin', { ...audited, status: 200 });
           return json(200, statusAnswer(status));
         }
         case 'verify': {
           const body = bodyOf(event, VerifyBody, true);
           const outcome = await broker.verify(who.arn, id, body.versionStage);
-          logger.info('secret verified', { audit: true, caller: principal, connection: id, versionStage: body.versionStage });
+          logger.info('secret verified', { ...audited, versionStage: body.versionStage, status: 200 });
           return json(200, { connection: id, versionStage: body.versionStage, expires_in: outcome.expiresIn });
         }
       }
     } catch (err) {
       const known = isBrokerError(err);
       const fields = {
+        ...audited,
         code: known ? err.code : 'internal_error',
         status: known ? err.status : 500,
         ...(known ? { reason: err.message } : { errorName: err instanceof Error ? err.name : typeof err }),
@@ -238,4 +232,4 @@ export const makeHandler = (deps: HttpDeps) =>
   withPowertools<APIGatewayProxyEvent, APIGatewayProxyResult>(makeRequestHandler(deps), deps);
 
 /** Lambda's entry point: the broker is built once per instance, on the first invocation. */
-export const handler = lambdaEntry(makeHandler);
+export const handler = lambdaEntry(makeHandler, { metricsFromLogs: METRICS_FROM_HTTP_LOG });

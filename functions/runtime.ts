@@ -4,7 +4,7 @@ import { createLogger, createMetrics, loggerPort, metricsPort } from '../lib/ada
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
 import { createBroker } from '../lib/compose';
 import { loadConfig } from '../lib/config';
-import { BUNDLED_CONFIG_FILE, ENV } from '../lib/contract';
+import { BUNDLED_CONFIG_FILE, ENV, type MetricName } from '../lib/contract';
 import { ConfigurationError } from '../lib/errors';
 
 // How the functions are wired in AWS: the config file bundled with the function, the table and key from the
@@ -16,7 +16,12 @@ function required(name: string): string {
   return v;
 }
 
-export function lambdaRuntime() {
+export interface RuntimeOptions {
+  /** Metrics the stack counts from this function's log lines (a metric filter): the function does not emit them. */
+  metricsFromLogs?: readonly MetricName[];
+}
+
+export function lambdaRuntime(options: RuntimeOptions = {}) {
   const logger = createLogger();
   const metrics = createMetrics();
   const config = loadConfig(process.env[ENV.config] ?? BUNDLED_CONFIG_FILE);
@@ -29,7 +34,7 @@ export function lambdaRuntime() {
     secrets,
     keyRing: new KmsKeyRing(required(ENV.keyId)),
     logger: loggerPort(logger),
-    metrics: metricsPort(metrics),
+    metrics: metricsPort(metrics, { countedFromLogs: options.metricsFromLogs ?? [] }),
     // Nothing runs after a Lambda function answers: a refresh happens inside the request that draws it.
     options: { refreshAhead: 'in-request' },
   });

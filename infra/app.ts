@@ -9,7 +9,7 @@ import { BrokerStack, BrokerStatefulStack } from './stacks';
 
 // The CDK app. Its settings come from CDK context (cdk.json, or -c key=value), read and checked in settings.ts:
 //   stage, connectionsFile, allowedAccounts, organizationId, alarmTopicArn, cloudTrail (create | existing),
-//   endpointType (REGIONAL | PRIVATE), vpcEndpointIds, apiGatewayCloudWatchRole (true | false).
+//   endpointType (REGIONAL | PRIVATE), vpcEndpointIds, apiGatewayCloudWatchRole (true | false), tracingRate (0 to 1).
 // The connections file is validated here, at synth time, by the same loader the functions use at cold start.
 
 export function connectionsFileFor(context: string | undefined): string {
@@ -62,6 +62,7 @@ export function buildApp(app = new App(), environment: AppEnvironment = { accoun
     endpointType: settings.endpointType,
     vpcEndpointIds: settings.vpcEndpointIds,
     apiGatewayCloudWatchRole: settings.apiGatewayCloudWatchRole,
+    tracingRate: settings.tracingRate,
   });
   broker.addStackDependency(stateful);
   Tags.of(app).add('app', 'token-broker');

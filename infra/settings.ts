@@ -1,4 +1,5 @@
 import type { Node } from 'constructs';
+import { TRACE_SAMPLING } from './observability';
 
 // The deploy-time settings, read from CDK context (cdk.json, or `-c key=value`) and checked once, so a typo fails
 // the synth with a message naming the setting instead of deploying something else.
@@ -24,6 +25,8 @@ export interface BrokerSettings {
    * every API and stage there, so only one stack should own it.
    */
   apiGatewayCloudWatchRole: boolean;
+  /** Share of API requests X-Ray records (0 to 1); 0 turns tracing off on the stage and the functions. */
+  tracingRate: number;
 }
 
 // Context arrives as text (`-c key=a,b` or cdk.json); a list may also be written as a JSON array in cdk.json.
@@ -48,6 +51,14 @@ function flag(node: Node, key: string): boolean {
   if (raw === undefined || raw === null || raw === '' || raw === false || raw === 'false') return false;
   if (raw === true || raw === 'true') return true;
   throw new Error(`context ${key}: must be true or false (got ${JSON.stringify(raw)})`);
+}
+
+function share(node: Node, key: string, fallback: number): number {
+  const raw: unknown = node.tryGetContext(key);
+  if (raw === undefined || raw === null || raw === '') return fallback;
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  if (!Number.isFinite(value) || value < 0 || value > 1) throw new Error(`context ${key}: must be a number from 0 to 1 (got ${JSON.stringify(raw)})`);
+  return value;
 }
 
 export function readSettings(node: Node): BrokerSettings {
@@ -77,5 +88,6 @@ export function readSettings(node: Node): BrokerSettings {
     endpointType,
     vpcEndpointIds,
     apiGatewayCloudWatchRole: flag(node, 'apiGatewayCloudWatchRole'),
+    tracingRate: share(node, 'tracingRate', TRACE_SAMPLING.fixedRate),
   };
 }

@@ -17,6 +17,7 @@ import { BrokerApi } from './constructs/broker-api';
 import { BrokerFunction, DEFAULT_TIMEOUTS, SECRET_ARN } from './constructs/broker-function';
 import { SecretEventsTrail } from './constructs/secret-events-trail';
 import { TokenStore } from './constructs/token-store';
+import { TRACE_SAMPLING } from './observability';
 import type { BrokerSettings } from './settings';
 
 // Stateful resources (the key, the table) live in one stack, stateless ones (functions, API, schedule, rule,
@@ -49,6 +50,8 @@ export interface BrokerStackProps extends StackProps {
   endpointType?: BrokerSettings['endpointType'];
   vpcEndpointIds?: string[];
   apiGatewayCloudWatchRole?: boolean;
+  /** Share of API requests X-Ray records (default TRACE_SAMPLING.fixedRate); 0: no tracing anywhere. */
+  tracingRate?: number;
 }
 
 export class BrokerStack extends Stack {
@@ -68,7 +71,8 @@ export class BrokerStack extends Stack {
       retentionPeriod: Duration.days(14),
     });
 
-    const common = { connectionsFile: props.connectionsFile };
+    const tracingRate = props.tracingRate ?? TRACE_SAMPLING.fixedRate;
+    const common = { connectionsFile: props.connectionsFile, tracing: tracingRate > 0 };
     const http = new BrokerFunction(this, 'Http', {
       ...common,
       entry: 'functions/http.ts',
@@ -117,6 +121,7 @@ export class BrokerStack extends Stack {
       endpointType: props.endpointType ?? 'REGIONAL',
       vpcEndpointIds: props.vpcEndpointIds ?? [],
       cloudWatchRole: props.apiGatewayCloudWatchRole ?? false,
+      tracing: tracingRate > 0 ? { fixedRate: tracingRate, reservoirSize: TRACE_SAMPLING.reservoirSize } : undefined,
     });
     if (!props.apiGatewayCloudWatchRole) {
       Annotations.of(this.api).addInfoV2(

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PRICES, SECONDS_PER_MONTH, SECRETS_LINE, monthlyCost, sampledTraces, tiered, type UnitRates } from '../bench/cost';
+import { PRICES, SECONDS_PER_MONTH, SECRETS_LINE, XRAY_DEFAULT_RULE, monthlyCost, sampledTraces, tiered, type UnitRates } from '../bench/cost';
+import { TRACE_SAMPLING } from '../infra/observability';
 
 const zeroRates = (): UnitRates => ({
   perRequest: { httpGbSeconds: 0, rru: 0, kmsCalls: 0, secretsManagerCalls: 0, logBytes: 0 },
@@ -23,10 +24,17 @@ describe('the cost model', () => {
     expect(tiered(-5, PRICES.lambdaArmGbSecond)).toBe(0);
   });
 
-  it('counts X-Ray traces as its default rule samples: one per second, then 5% of the rest', () => {
-    expect(sampledTraces(1e6)).toBe(1e6);
-    expect(sampledTraces(SECONDS_PER_MONTH)).toBe(SECONDS_PER_MONTH);
-    expect(sampledTraces(100e6)).toBeCloseTo(SECONDS_PER_MONTH + 0.05 * (100e6 - SECONDS_PER_MONTH), 3);
+  it("counts X-Ray traces as X-Ray's default rule samples: one per second, then 5% of the rest", () => {
+    expect(sampledTraces(1e6, XRAY_DEFAULT_RULE)).toBe(1e6);
+    expect(sampledTraces(SECONDS_PER_MONTH, XRAY_DEFAULT_RULE)).toBe(SECONDS_PER_MONTH);
+    expect(sampledTraces(100e6, XRAY_DEFAULT_RULE)).toBeCloseTo(SECONDS_PER_MONTH + 0.05 * (100e6 - SECONDS_PER_MONTH), 3);
+  });
+
+  it("counts X-Ray traces as the stack's rule samples: no reservoir, then 1%, whatever the traffic", () => {
+    expect(TRACE_SAMPLING).toEqual({ reservoirSize: 0, fixedRate: 0.01 });
+    expect(sampledTraces(1e6)).toBeCloseTo(1e4, 6);
+    expect(sampledTraces(100e6)).toBeCloseTo(1e6, 6);
+    expect(sampledTraces(0)).toBe(0);
   });
 
   it('adds up each line from the rates, and sets what the broker adds against $3.50 per million', () => {
@@ -45,7 +53,7 @@ describe('the cost model', () => {
     expect(c.lines['Secrets Manager calls']).toBeCloseTo(1 * 0.05, 10);
     expect(c.lines[SECRETS_LINE]).toBeCloseTo(4, 10);
     expect(c.lines['CloudWatch Logs ingestion']).toBeCloseTo(0.5, 10);
-    expect(c.lines['X-Ray traces']).toBeCloseTo(5, 10);
+    expect(c.lines['X-Ray traces']).toBeCloseTo(0.01 * 5, 10);
     expect(c.lines['KMS key']).toBe(1);
     const sum = Object.values(c.lines).reduce((a, b) => a + b, 0);
     expect(c.total).toBeCloseTo(sum, 10);

@@ -9,6 +9,7 @@ import {
   Metric,
   TextWidget,
   TreatMissingData,
+  Unit,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -16,7 +17,7 @@ import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-log
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRIC_NAMESPACE, REQUEST_FAILED, SERVICE_NAME, type MetricName } from '../../lib/contract';
+import { METRIC_NAMESPACE, REQUEST_FAILED, SERVICE_NAME, TOKEN_HANDED_OUT, type MetricName } from '../../lib/contract';
 
 // What an operator is woken for, and what they look at: alarms on what they must act on (exchange failures,
 // cooldowns, a degraded table, tokens that do not decrypt, the broker's own 500s, each function's errors and
@@ -44,6 +45,17 @@ export const INTERNAL_ERRORS = {
   status: 500,
   filterPattern: () =>
     FilterPattern.all(FilterPattern.stringValue('$.message', '=', INTERNAL_ERRORS.message), FilterPattern.numberValue('$.status', '=', INTERNAL_ERRORS.status)),
+};
+/**
+ * Tokens served, by source, counted from the HTTP function's audit line for each token it hands out (with the same
+ * dimensions as the EMF metric the other functions emit), so a warm request writes that one line and no EMF document.
+ */
+export const TOKENS_SERVED = {
+  metricName: 'TokensServed' satisfies MetricName,
+  message: TOKEN_HANDED_OUT,
+  /** Each dimension and the field of the audit line that gives its value. */
+  dimensions: { service: '$.service', source: '$.source' },
+  filterPattern: () => FilterPattern.stringValue('$.message', '=', TOKENS_SERVED.message),
 };
 const brokerMetric = (name: MetricName, dimensions: Record<string, string> = {}) =>
   new Metric({ namespace: METRIC_NAMESPACE, metricName: name, dimensionsMap: { service: SERVICE_NAME, ...dimensions }, statistic: 'Sum', period: Duration.minutes(5) });
@@ -77,6 +89,16 @@ export class BrokerAlarms extends Construct {
       metricName: INTERNAL_ERRORS.metricName,
       metricValue: '1',
     }).metric({ statistic: 'Sum', period: Duration.minutes(5) });
+
+    new MetricFilter(this, 'TokensServedFilter', {
+      logGroup: props.httpLogs,
+      filterPattern: TOKENS_SERVED.filterPattern(),
+      metricNamespace: METRIC_NAMESPACE,
+      metricName: TOKENS_SERVED.metricName,
+      metricValue: '1',
+      dimensions: TOKENS_SERVED.dimensions,
+      unit: Unit.COUNT,
+    });
 
     alarm('ExchangeFailures', brokerMetric('ExchangeFailures'), 3, 'Vendor exchanges failed (3 or more in 5 minutes): credentials, outage or protocol change');
     alarm('Cooldowns', brokerMetric('Cooldowns'), 1, 'A connection is cooling down after a failed exchange: callers may be refused');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Fn, Stack, Validations } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
@@ -11,9 +12,11 @@ import { InterfaceVpcEndpoint } from 'aws-cdk-lib/aws-ec2';
 import { AccountPrincipal, AnyPrincipal, Effect, PolicyDocument, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { CfnSamplingRule } from 'aws-cdk-lib/aws-xray';
 import { Construct } from 'constructs';
 import { openApiDocument } from '../../functions/openapi';
 import { problemType, type ProblemCode } from '../../lib/contract';
+import { accessLogFormat } from '../observability';
 
 // The REST API, defined by the project's own openapi.json (generated from the zod schemas) plus API Gateway's
 // extensions: AWS_IAM on every method, request validation, the Lambda proxy integration, problem+json answers
@@ -32,6 +35,14 @@ export interface BrokerApiProps {
   vpcEndpointIds?: string[];
   /** Create the region's AWS::ApiGateway::Account CloudWatch role (one per account and region, shared by every API). */
   cloudWatchRole?: boolean;
+  /** X-Ray on the stage, sampled by a rule scoped to it; undefined: no tracing. */
+  tracing?: { fixedRate: number; reservoirSize: number } | undefined;
+}
+
+/** X-Ray sampling rule names are at most 32 characters and unique in the account and region. */
+export function samplingRuleName(stage: string): string {
+  const name = `token-broker-${stage}`;
+  return name.length <= 32 ? name : `${name.slice(0, 23)}-${createHash('sha256').update(stage).digest('hex').slice(0, 8)}`;
 }
 
 type Operation = Record<string, unknown>;
@@ -159,31 +170,10 @@ export function addNotFoundRoutes(paths: Record<string, Operation>): void {
   }
 }
 
-/**
- * The access log line: who called (the caller's ARN, as API Gateway authenticated it), which request, which route,
- * what it answered and how long it took. Every value is quoted: API Gateway writes "-" for a missing one.
- */
-export const ACCESS_LOG_FIELDS: Record<string, string> = {
-  requestId: '$context.requestId',
-  extendedRequestId: '$context.extendedRequestId',
-  requestTime: '$context.requestTime',
-  caller: '$context.identity.userArn',
-  callerAccount: '$context.identity.accountId',
-  sourceIp: '$context.identity.sourceIp',
-  vpceId: '$context.identity.vpceId',
-  httpMethod: '$context.httpMethod',
-  route: '$context.resourcePath',
-  status: '$context.status',
-  responseLatency: '$context.responseLatency',
-  integrationLatency: '$context.integrationLatency',
-  integrationStatus: '$context.integration.status',
-  errorType: '$context.error.responseType',
-  responseLength: '$context.responseLength',
-};
-
 export class BrokerApi extends Construct {
   readonly api: SpecRestApi;
   readonly accessLogs: LogGroup;
+  readonly samplingRule: CfnSamplingRule | undefined;
 
   constructor(scope: Construct, id: string, props: BrokerApiProps) {
     super(scope, id);
@@ -251,9 +241,10 @@ export class BrokerApi extends Construct {
       );
     }
 
+    const restApiName = `token-broker-${props.stage}`;
     this.accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.THREE_MONTHS });
     this.api = new SpecRestApi(this, 'Api', {
-      restApiName: `token-broker-${props.stage}`,
+      restApiName,
       description: 'token-broker: vendor OAuth access tokens for internal services (SigV4, AWS_IAM)',
       apiDefinition: ApiDefinition.fromInline(doc),
       policy: new PolicyDocument({ statements }),
@@ -269,20 +260,41 @@ export class BrokerApi extends Construct {
       cloudWatchRole: props.cloudWatchRole ?? false,
       deployOptions: {
         stageName: props.stage,
-        tracingEnabled: true,
+        tracingEnabled: props.tracing !== undefined,
         metricsEnabled: true,
         loggingLevel: MethodLoggingLevel.ERROR,
         dataTraceEnabled: false,
         throttlingRateLimit: props.throttle.rateLimit,
         throttlingBurstLimit: props.throttle.burstLimit,
         accessLogDestination: new LogGroupLogDestination(this.accessLogs),
-        accessLogFormat: AccessLogFormat.custom(
-          `{${Object.entries(ACCESS_LOG_FIELDS)
-            .map(([k, v]) => `"${k}":"${v}"`)
-            .join(',')}}`,
-        ),
+        accessLogFormat: AccessLogFormat.custom(accessLogFormat()),
       },
     });
+    // API Gateway samples by the first matching rule (lowest priority number): this one names the stage, so the
+    // account's default rule (1 a second and 5%, which records every request of a quiet API) does not apply.
+    this.samplingRule = props.tracing
+      ? new CfnSamplingRule(this, 'SamplingRule', {
+          samplingRule: {
+            ruleName: samplingRuleName(props.stage),
+            priority: 100,
+            fixedRate: props.tracing.fixedRate,
+            reservoirSize: props.tracing.reservoirSize,
+            serviceName: `${restApiName}/${props.stage}`,
+            serviceType: 'AWS::ApiGateway::Stage',
+            resourceArn: `arn:${stack.partition}:apigateway:${stack.region}::/restapis/${this.api.restApiId}/stages/${props.stage}`,
+            host: '*',
+            httpMethod: '*',
+            urlPath: '*',
+            version: 1,
+          },
+        })
+      : undefined;
+    if (!props.tracing) {
+      Validations.of(this.api.deploymentStage).acknowledge({
+        id: 'Serverless::Serverless-APIGWXrayEnabled',
+        reason: 'Tracing is turned off by the tracingRate=0 setting (docs/operations.md says how to turn it on).',
+      });
+    }
     Validations.of(this.api).acknowledge({
       id: 'AwsSolutions::AwsSolutions-APIG2',
       reason: 'Request validation is in the OpenAPI body (x-amazon-apigateway-request-validators "all" on every route, asserted by test/infra); cdk-nag looks for separate RequestValidator resources.',

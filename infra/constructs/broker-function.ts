@@ -4,7 +4,7 @@ import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Policy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { Architecture, LoggingFormat, Runtime, type CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import { ApplicationLogLevel, Architecture, LoggingFormat, Runtime, SystemLogLevel, type CfnFunction } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -12,10 +12,12 @@ import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { BUNDLED_CONFIG_FILE, ENCRYPTION_CONTEXT, ENV, METRIC_NAMESPACE, SERVICE_NAME } from '../../lib/contract';
 import { FUNCTION_BUNDLING } from '../bundling';
+import { LAMBDA_LOG_LEVELS } from '../observability';
 import { TABLE_ITEM_ACTIONS } from './token-store';
 
-// Our Lambda defaults in one place (Node 22 on ARM64, ESM, minified with source maps, active tracing, JSON logs in
-// their own log group with a retention, Powertools settings, the connections file bundled beside the code), and
+// Our Lambda defaults in one place (Node 22 on ARM64, ESM, minified with source maps, X-Ray for what the API stage
+// samples, JSON logs in their own log group with a retention and Lambda's log levels (infra/observability.ts),
+// Powertools settings, the connections file bundled beside the code), and
 // bind helpers that set an environment variable and its least-privilege grant in one call, so they cannot drift.
 // Each function has its own role that may write only to its own log group (no AWSLambdaBasicExecutionRole, whose
 // logs permissions are on every log group).
@@ -35,6 +37,8 @@ export interface BrokerFunctionProps {
   /** Retries of a failed asynchronous invocation (Lambda's default is 2). */
   retryAttempts?: number;
   logRetention?: RetentionDays;
+  /** Record X-Ray segments for the invocations an upstream (the API stage) sampled; false: no tracing at all. */
+  tracing?: boolean;
 }
 
 export class BrokerFunction extends NodejsFunction {
@@ -59,6 +63,8 @@ export class BrokerFunction extends NodejsFunction {
       role,
       logGroup,
       loggingFormat: LoggingFormat.JSON,
+      systemLogLevelV2: SystemLogLevel[LAMBDA_LOG_LEVELS.system],
+      applicationLogLevelV2: ApplicationLogLevel[LAMBDA_LOG_LEVELS.application],
       projectRoot: PROJECT_ROOT,
       depsLockFilePath: resolve(PROJECT_ROOT, 'package-lock.json'),
       environment: {
@@ -79,9 +85,25 @@ export class BrokerFunction extends NodejsFunction {
       },
       ...(props.onFailure ? { onFailure: new SqsDestination(props.onFailure), retryAttempts: props.retryAttempts ?? 2 } : {}),
     });
-    // Active tracing, with its two X-Ray actions (which take no resource) in a policy of their own, so the one
-    // acknowledged Resource::* is theirs and a * added to the role's other grants is still reported.
-    (this.node.defaultChild as CfnFunction).tracingConfig = { mode: 'Active' };
+    if (props.tracing ?? true) this.traceWhatUpstreamSampled(scope, id, role);
+    else {
+      Validations.of(this).acknowledge({
+        id: 'Serverless::Serverless-LambdaTracing',
+        reason: 'Tracing is turned off by the tracingRate=0 setting (docs/operations.md says how to turn it on).',
+      });
+    }
+    const runtime = 'The runtime is pinned to nodejs22.x, the runtime the project supports and tests on.';
+    Validations.of(this).acknowledge({ id: 'AwsSolutions::AwsSolutions-L1', reason: runtime }, { id: 'Serverless::Serverless-LambdaLatestVersion', reason: runtime });
+  }
+
+  /**
+   * PassThrough: a segment only for an invocation whose caller sampled it (the API stage, by the stack's sampling
+   * rule). Active would also sample the schedule's and the rule's invocations itself, at Lambda's fixed 1 a second
+   * and 5%: every pre-warm run, 43,200 traces a month. The two X-Ray actions (which take no resource) are in a
+   * policy of their own, so the one acknowledged Resource::* is theirs and a * added to other grants is reported.
+   */
+  private traceWhatUpstreamSampled(scope: Construct, id: string, role: Role) {
+    (this.node.defaultChild as CfnFunction).tracingConfig = { mode: 'PassThrough' };
     const tracing = new Policy(scope, `${id}Tracing`, {
       roles: [role],
       statements: [new PolicyStatement({ actions: ['xray:PutTraceSegments', 'xray:PutTelemetryRecords'], resources: ['*'] })],
@@ -89,10 +111,12 @@ export class BrokerFunction extends NodejsFunction {
     this.node.addDependency(tracing);
     Validations.of(tracing).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
-      reason: 'Active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions; this policy holds nothing else.',
+      reason: 'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions; this policy holds nothing else.',
     });
-    const runtime = 'The runtime is pinned to nodejs22.x, the runtime the project supports and tests on.';
-    Validations.of(this).acknowledge({ id: 'AwsSolutions::AwsSolutions-L1', reason: runtime }, { id: 'Serverless::Serverless-LambdaLatestVersion', reason: runtime });
+    Validations.of(this).acknowledge({
+      id: 'Serverless::Serverless-LambdaTracing',
+      reason: "PassThrough on purpose: the API stage's sampling rule decides which requests are traced; Active would trace every scheduled pre-warm run at Lambda's fixed rate.",
+    });
   }
 
   /** BROKER_TABLE, and the item actions the broker uses on that table only (its key through DynamoDB only). */

@@ -1,13 +1,40 @@
-import { Logger } from '@aws-lambda-powertools/logger';
+import { LogFormatter, LogItem, Logger } from '@aws-lambda-powertools/logger';
+import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { METRIC_NAMESPACE, SERVICE_NAME } from '../contract';
+import { METRIC_NAMESPACE, SERVICE_NAME, type MetricName } from '../contract';
 import type { Logger as LoggerPort, Metrics as MetricsPort } from '../ports';
 
 // Powertools for AWS Lambda behind the broker's small Logger and Metrics ports: structured JSON logs, EMF metrics.
 // The functions and the local server both log and count through these.
 
+/** Whether X-Ray sampled this invocation, from the trace header Lambda puts in the environment. */
+const sampled = () => /(?:^|;)Sampled=1(?:;|$)/.test(process.env._X_AMZN_TRACE_ID ?? '');
+
+/**
+ * Powertools' line without what every line of a function would repeat (its ARN, name and memory, the sampling
+ * rate): level, message, timestamp, service, then the line's own keys. Every byte is paid for at each request.
+ * The Lambda request id rides on warnings and errors (it names the invocation in Lambda's failure report), the
+ * X-Ray trace id only on an invocation X-Ray sampled (the others have no trace to find).
+ */
+export class CompactLogFormatter extends LogFormatter {
+  formatAttributes(a: UnformattedAttributes, keys: LogAttributes): LogItem {
+    const serious = a.logLevel === 'WARN' || a.logLevel === 'ERROR' || a.logLevel === 'CRITICAL';
+    return new LogItem({
+      attributes: {
+        level: a.logLevel,
+        message: a.message,
+        timestamp: this.formatTimestamp(a.timestamp),
+        service: a.serviceName,
+        ...(a.lambdaContext?.coldStart ? { cold_start: true } : {}),
+        ...(serious && a.lambdaContext ? { function_request_id: a.lambdaContext.awsRequestId } : {}),
+        ...(a.xRayTraceId && sampled() ? { xray_trace_id: a.xRayTraceId } : {}),
+      },
+    }).addAttributes(keys);
+  }
+}
+
 export function createLogger(): Logger {
-  return new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME });
+  return new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME, logFormatter: new CompactLogFormatter() });
 }
 
 export function createMetrics(): Metrics {
@@ -25,9 +52,11 @@ export function loggerPort(logger: Logger): LoggerPort {
   };
 }
 
-export function metricsPort(metrics: Metrics): MetricsPort {
+/** `countedFromLogs`: metrics the stack counts from this function's log lines (a metric filter), not emitted here. */
+export function metricsPort(metrics: Metrics, { countedFromLogs = [] }: { countedFromLogs?: readonly MetricName[] } = {}): MetricsPort {
   return {
     count(name, value = 1, dimensions) {
+      if (countedFromLogs.includes(name)) return;
       if (!dimensions) return void metrics.addMetric(name, MetricUnit.Count, value);
       // A metric with its own dimensions goes out at once, so it does not lend them to the others.
       const single = metrics.singleMetric();

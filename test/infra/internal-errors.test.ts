@@ -5,23 +5,12 @@ import { INTERNAL_ERRORS } from '../../infra/constructs/broker-alarms';
 import type { Broker } from '../../lib/broker';
 import { VendorProtocolError, VendorTimeoutError, VendorUnavailableError } from '../../lib/errors';
 import { lambdaContext, restEvent } from '../support/events';
+import { matchesFilter } from '../support/log-filter';
 import { capturedLogs } from '../support/setup';
 
 // The InternalErrors alarm counts the HTTP function's log lines through a CloudWatch Logs metric filter. These
 // tests feed the filter the lines functions/http.ts really writes: its own 500s count, the vendor's 502/503/504
 // that it passes on do not.
-
-/** CloudWatch Logs' JSON filter syntax, for the terms this filter uses: ($.field = "text") and ($.field = number). */
-function matchesFilter(pattern: string, event: Record<string, unknown>): boolean {
-  const m = /^\{\s*(.*)\s*\}$/.exec(pattern.trim());
-  if (!m) throw new Error(`not a JSON filter pattern: ${pattern}`);
-  return m[1]!.split('&&').every((term) => {
-    const t = /^\s*\(\$\.([A-Za-z0-9_.]+)\s*=\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?)\)\s*$/.exec(term);
-    if (!t) throw new Error(`unsupported term in the filter: ${term}`);
-    const value = t[1]!.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], event);
-    return t[2]!.startsWith('"') ? value === JSON.parse(t[2]!) : typeof value === 'number' && value === Number(t[2]);
-  });
-}
 
 async function logLinesFor(failure: () => Error, status: number): Promise<Record<string, unknown>[]> {
   const broker = { getToken: async () => Promise.reject(failure()) } as unknown as Broker;

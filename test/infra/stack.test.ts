@@ -8,8 +8,11 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addChecks, buildApp, type AppEnvironment } from '../../infra/app';
-import { ACCESS_LOG_FIELDS, GATEWAY_RESPONSES, NOT_FOUND_METHOD } from '../../infra/constructs/broker-api';
+import { GATEWAY_RESPONSES, NOT_FOUND_METHOD } from '../../infra/constructs/broker-api';
 import { BrokerFunction } from '../../infra/constructs/broker-function';
+import { samplingRuleName } from '../../infra/constructs/broker-api';
+import { ACCESS_LOG_FIELDS, LAMBDA_LOG_LEVELS, TRACE_SAMPLING, accessLogFormat } from '../../infra/observability';
+import { sampledTraces } from '../../bench/cost';
 import { readSettings } from '../../infra/settings';
 import { ENCRYPTION_CONTEXT } from '../../lib/contract';
 import { expectProblem, renderGatewayAnswers } from '../support/gateway-responses';
@@ -84,7 +87,7 @@ beforeAll(() => {
   fixture = connectionsFile(work, 'connections.json', SPELLINGS.map(connection));
   main = synth({ stage: 'test', allowedAccounts: `${ACCOUNT},222222222222` }, { account: ACCOUNT, region: REGION });
   priv = synth(
-    { stage: 'priv', cloudTrail: 'existing', endpointType: 'PRIVATE', vpcEndpointIds: VPC_ENDPOINTS.join(','), apiGatewayCloudWatchRole: 'true' },
+    { stage: 'priv', cloudTrail: 'existing', endpointType: 'PRIVATE', vpcEndpointIds: VPC_ENDPOINTS.join(','), apiGatewayCloudWatchRole: 'true', tracingRate: '0' },
     {},
   );
 }, 240_000);
@@ -220,14 +223,14 @@ describe('secret change events through CloudTrail', () => {
 });
 
 describe('functions', () => {
-  it('are three, on nodejs22.x arm64 with active tracing, JSON logs in their own log group, and bounded timeouts', () => {
+  it('are three, on nodejs22.x arm64, tracing what the stage samples, JSON logs in their own log group, and bounded timeouts', () => {
     expect(functionsOf(main.broker)).toHaveLength(3);
     for (const [, fn] of functionsOf(main.broker)) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
         Architectures: ['arm64'],
-        TracingConfig: { Mode: 'Active' },
-        LoggingConfig: { LogFormat: 'JSON', LogGroup: { Ref: expect.stringMatching(/Logs/) } },
+        TracingConfig: { Mode: 'PassThrough' },
+        LoggingConfig: { LogFormat: 'JSON', SystemLogLevel: 'WARN', ApplicationLogLevel: 'INFO', LogGroup: { Ref: expect.stringMatching(/Logs/) } },
         Handler: 'index.handler',
       });
       expect(fn.Properties.Timeout).toBeLessThanOrEqual(60);
@@ -448,7 +451,7 @@ describe('API', () => {
       '$context.responseLatency': '12',
     };
     const line = JSON.parse((stage.Properties.AccessLogSetting.Format as string).replace(/\$context(?:\.[A-Za-z]+)+/g, (v) => sample[v] ?? '-'));
-    expect(line).toMatchObject({ caller: sample['$context.identity.userArn'], requestId: sample['$context.requestId'], route: '/v1/connections/{id}/token', status: '200', responseLatency: '12' });
+    expect(line).toMatchObject({ caller: sample['$context.identity.userArn'], requestId: sample['$context.requestId'], route: '/v1/connections/{id}/token', status: '200', latency: '12' });
     expect(Object.keys(line)).toEqual(Object.keys(ACCESS_LOG_FIELDS));
   });
 
@@ -640,6 +643,71 @@ describe('cdk-nag', () => {
   }, 120_000);
 });
 
+describe('logs and tracing', () => {
+  it("set Lambda's log levels the cost model prices: no platform lines for a successful invocation, INFO for the audit lines and EMF", () => {
+    for (const [, fn] of functionsOf(main.broker)) {
+      expect(fn.Properties.LoggingConfig).toMatchObject({ LogFormat: 'JSON', SystemLogLevel: LAMBDA_LOG_LEVELS.system, ApplicationLogLevel: LAMBDA_LOG_LEVELS.application });
+    }
+    expect(LAMBDA_LOG_LEVELS).toEqual({ system: 'WARN', application: 'INFO' });
+  });
+
+  it('write the access log in the format the cost model renders', () => {
+    const stage = Object.values(resources(main.broker, 'AWS::ApiGateway::Stage'))[0]!;
+    expect(stage.Properties.AccessLogSetting.Format).toBe(accessLogFormat());
+  });
+
+  it('count TokensServed by source from the HTTP function\'s audit line (a metric filter), not from an EMF line per request', () => {
+    const [, http] = functionByDescription(main.broker, 'token-broker HTTP API');
+    main.broker.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: http.Properties.LoggingConfig.LogGroup.Ref },
+      FilterPattern: '{ $.message = "token handed out" }',
+      MetricTransformations: [
+        { MetricNamespace: 'TokenBroker', MetricName: 'TokensServed', MetricValue: '1', Unit: 'Count', Dimensions: [{ Key: 'service', Value: '$.service' }, { Key: 'source', Value: '$.source' }] },
+      ],
+    });
+  });
+
+  it("sample the stage by a rule of its own, scoped to it, with no reservoir and the cost model's rate", () => {
+    const rules = Object.values(resources(main.broker, 'AWS::XRay::SamplingRule'));
+    expect(rules).toHaveLength(1);
+    const rule = rules[0]!.Properties.SamplingRule as Record<string, unknown>;
+    const [apiId, api] = Object.entries(resources(main.broker, 'AWS::ApiGateway::RestApi'))[0]!;
+    const stage = Object.values(resources(main.broker, 'AWS::ApiGateway::Stage'))[0]!;
+    expect(rule).toMatchObject({
+      RuleName: 'token-broker-test',
+      ServiceName: `${api.Properties.Name as string}/${stage.Properties.StageName as string}`,
+      ServiceType: 'AWS::ApiGateway::Stage',
+      Host: '*',
+      HTTPMethod: '*',
+      URLPath: '*',
+      ReservoirSize: TRACE_SAMPLING.reservoirSize,
+      FixedRate: TRACE_SAMPLING.fixedRate,
+      Version: 1,
+    });
+    // Evaluated before X-Ray's default rule (priority 10000).
+    expect(rule.Priority as number).toBeLessThan(10_000);
+    expect(JSON.stringify(rule.ResourceARN)).toContain(`{"Ref":"${apiId}"}`);
+    expect(JSON.stringify(rule.ResourceARN)).toContain('/stages/test');
+    expect(stage.Properties.TracingEnabled).toBe(true);
+    // What the cost model prices: 1% of 100 M requests, not the default rule's one a second and 5%.
+    expect(sampledTraces(100e6)).toBeCloseTo(100e6 * TRACE_SAMPLING.fixedRate, 3);
+  });
+
+  it('name the rule within X-Ray\'s 32 characters for any stage, one rule per stage', () => {
+    const long = samplingRuleName('a-rather-long-stage-name-for-testing');
+    expect(long.length).toBeLessThanOrEqual(32);
+    expect(samplingRuleName('a-rather-long-stage-name-for-testing-2')).not.toBe(long);
+    expect(samplingRuleName('prod')).toBe('token-broker-prod');
+  });
+
+  it('turn tracing off everywhere with tracingRate=0: no stage tracing, no rule, no function tracing, no X-Ray grant', () => {
+    priv.broker.hasResourceProperties('AWS::ApiGateway::Stage', { TracingEnabled: false });
+    priv.broker.resourceCountIs('AWS::XRay::SamplingRule', 0);
+    for (const [, fn] of functionsOf(priv.broker)) expect(fn.Properties.TracingConfig).toBeUndefined();
+    expect(iamStatements(priv.broker).filter(({ statement }) => actionsOf(statement).some((a) => a.startsWith('xray:')))).toEqual([]);
+  });
+});
+
 describe('settings', () => {
   const settings = (context: Record<string, unknown>) => () => readSettings(new App({ context }).node);
 
@@ -656,6 +724,13 @@ describe('settings', () => {
     expect(settings({ endpointType: 'PRIVATE', vpcEndpointIds: 'vpc-123' })).toThrow('is not a VPC endpoint id');
     expect(settings({ apiGatewayCloudWatchRole: 'yes' })).toThrow('context apiGatewayCloudWatchRole: must be true or false');
     expect(settings({ allowedAccounts: '1111' })).toThrow('is not a 12-digit account id');
+    for (const bad of ['abc', '2', '-0.1', ' ']) expect(settings({ tracingRate: bad })).toThrow('context tracingRate: must be a number from 0 to 1');
+  });
+
+  it('trace 1% of requests unless told otherwise; 0 turns tracing off', () => {
+    expect(settings({})().tracingRate).toBe(TRACE_SAMPLING.fixedRate);
+    expect(settings({ tracingRate: '0.2' })().tracingRate).toBe(0.2);
+    expect(settings({ tracingRate: 0 })().tracingRate).toBe(0);
   });
 });
 
