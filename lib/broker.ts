@@ -20,6 +20,7 @@ import { fingerprint } from './fingerprint';
 import type { HttpClient } from './http';
 import { LEASE_DEFAULTS, Lease, SingleFlight, type HeldLease, type LeaseOptions } from './lease';
 import { canUse, isAdmin } from './policy';
+import { STATIC_SECRET_MAX_AGE_MS } from './secrets';
 import {
   noLogger,
   noMetrics,
@@ -40,6 +41,9 @@ import {
 // other use cases (invalidate, refresh, verify, prewarm, rotate, status) follow, then the small helpers.
 
 export type RefreshAhead = 'in-request' | 'background';
+
+/** A pre-warm run's failure holds the connection's callers off until this long after the next run is due. */
+export const PREWARM_HOLD_MARGIN_MS = 30_000;
 
 export interface BrokerOptions extends LeaseOptions, CooldownOptions {
   /** How long an instance trusts its in-process copy before looking at the table again. */
@@ -140,6 +144,8 @@ interface MintPlan {
   freshSecret?: boolean;
   /** A caller forces it: bounded to one per forcedMintIntervalMs. */
   forced?: { minTtl: number };
+  /** A failure cools the connection down for at least this long (the pre-warm run's: until after its next run). */
+  cooldownAtLeastMs?: number;
 }
 
 export class Broker {
@@ -307,9 +313,9 @@ export class Broker {
     let token: { set: TokenSet; secretVersion: string };
     try {
       if (plan.forced && current) this.checkForcedMint(connection, current, plan.forced.minTtl);
-      token = await this.exchange(connection, { forceRefresh: plan.freshSecret ?? false }, current);
+      token = await this.exchange(connection, { forceRefresh: plan.freshSecret ?? false, storedVersion: lease.record.token?.secretVersion }, current);
     } catch (err) {
-      throw await this.failAsHolder(connection, lease, err);
+      throw await this.failAsHolder(connection, lease, err, plan.cooldownAtLeastMs);
     }
     const now = this.clock.now();
     // The table refuses a token older than its own: with clocks a little apart, stay above its high-water mark.
@@ -344,8 +350,8 @@ export class Broker {
    * After a failed exchange under the lease: a vendor's failure starts a cooldown recorded for every instance
    * (which also gives the lease back); anything else gives the lease back. Returns the error for the caller.
    */
-  private async failAsHolder(connection: Connection, lease: HeldLease, err: unknown): Promise<unknown> {
-    const cooldown = this.cooldowns.start(connection.id, err);
+  private async failAsHolder(connection: Connection, lease: HeldLease, err: unknown, atLeastMs?: number): Promise<unknown> {
+    const cooldown = this.cooldowns.start(connection.id, err, atLeastMs);
     if (cooldown) {
       this.metrics.count('Cooldowns', 1);
       this.log.warn('exchange failed; cooling down', {
@@ -375,11 +381,15 @@ export class Broker {
    */
   private async exchange(
     connection: Connection,
-    read: { forceRefresh?: boolean },
+    read: { forceRefresh?: boolean; storedVersion?: string | undefined },
     current?: HeldToken,
   ): Promise<{ set: TokenSet; secretVersion: string }> {
     const started = performance.now();
-    let secret = await this.secretOf(connection, read);
+    let secret = await this.secretOf(connection, { forceRefresh: read.forceRefresh ?? false });
+    // The table's token was minted with another version than this instance's copy: the secret changed meanwhile.
+    if (!read.forceRefresh && read.storedVersion !== undefined && read.storedVersion !== secret.versionId) {
+      secret = await this.secretOf(connection, { forceRefresh: true });
+    }
     const refreshToken = current?.secretVersion === secret.versionId ? current.refreshToken : undefined;
     let set: TokenSet;
     try {
@@ -601,14 +611,27 @@ export class Broker {
   /**
    * Pre-warming: mints when the stored token is missing or would enter its refreshBefore window before the next run,
    * through the same lease as every other path (never waiting on it), so it never adds an exchange a caller would not
-   * have caused.
+   * have caused. While the vendor fails, the run is the connection's only probe: it tries once per run, past a
+   * cooldown that would end before the next run, and a failure cools the connection down until after the next run,
+   * so that callers of a pre-warmed connection never wait on a failing vendor (they are served the held token, or
+   * the failure at once). A longer cooldown (a vendor's Retry-After) is honoured to within one run.
    */
   async prewarm(connection: Connection): Promise<PrewarmOutcome> {
     if (connection.dialect.grantType === 'static') return 'static';
-    const stored = (await this.store.read(connection.id)).token;
+    const record = await this.store.read(connection.id);
+    const stored = record.token;
     if (stored && !this.prewarmDue(connection, stored)) return 'fresh';
-    if (this.cooldowns.active(connection.id)) return 'cooling-down';
-    const served = await this.mint(connection, (t) => !this.prewarmDue(connection, t), { wait: false });
+    const interval = this.opts.prewarmIntervalMs;
+    const coolUntil = Math.max(
+      this.cooldowns.active(connection.id)?.until ?? 0,
+      this.cooldowns.fromTable(connection.id, record.failure)?.until ?? 0,
+    );
+    if (coolUntil - this.clock.now() >= interval) return 'cooling-down';
+    const served = await this.mint(connection, (t) => !this.prewarmDue(connection, t), {
+      wait: false,
+      ignoreCooldown: true,
+      cooldownAtLeastMs: interval + PREWARM_HOLD_MARGIN_MS,
+    });
     if (!served) return 'busy';
     return served.source === 'vendor' ? 'minted' : 'fresh';
   }
@@ -694,7 +717,7 @@ export class Broker {
 
   /** A static credential, derived from the secret on each call: never minted, never stored. */
   private async fromSecret(connection: Connection, read: { freshSecret?: boolean }): Promise<Served> {
-    const secret = await this.secretOf(connection, read.freshSecret ? { forceRefresh: true } : {});
+    const secret = await this.secretOf(connection, read.freshSecret ? { forceRefresh: true } : { maxAgeMs: STATIC_SECRET_MAX_AGE_MS });
     const token = await mintToken(connection, readCredentials(connection, secret.value), this.exchangeOptions());
     const now = this.clock.now();
     return { held: this.toHeld(connection, token, secret.versionId, now), source: 'secret' };

@@ -77,12 +77,12 @@ export class Cooldowns {
    * The cooldown a failed exchange starts (noted here), or undefined when the failure starts none: the broker's
    * own set-up (misconfigured) and anything that is not the vendor's.
    */
-  start(connection: string, err: unknown): Cooldown | undefined {
+  start(connection: string, err: unknown, atLeastMs = 0): Cooldown | undefined {
     if (!(err instanceof BrokerError) || !isVendorCode(err.code)) return undefined;
     const retryAfterMs = Math.min((err.retryAfter ?? 0) * 1000, this.options.maxCooldownMs);
     const cooldown: Cooldown = {
       connection,
-      until: this.clock.now() + Math.max(this.options.cooldownMs, retryAfterMs),
+      until: this.clock.now() + Math.max(this.options.cooldownMs, retryAfterMs, Math.min(atLeastMs, this.options.maxCooldownMs)),
       code: err.code,
       ...vendorFacts(err),
     };

@@ -8,9 +8,17 @@ import type { HeldToken, KeyRing, StoredToken } from './ports';
 // KMS Encrypt takes 4 KB and tokens reach 50 KB). The additional authenticated data binds a ciphertext to its
 // item and metadata, so a ciphertext copied to another item, or metadata edited in the table, fails to decrypt.
 //
-// Layout: version (1) | encrypted data key length (2, BE) | encrypted data key | IV (12) | tag (16) | ciphertext
+// One data key serves the whole fleet for a while: an instance seals under the oldest data key it knows (made by
+// itself or unwrapped from a token it read) that is younger than the maximum age, so instances converge on one key
+// and each unwraps it once, instead of one KMS Decrypt per key per minting instance. A key's birth time travels in
+// the envelope, bound by the GCM tag, so a key cannot be kept in use past its age by editing the table.
+//
+// Layout v2: version (1) | key born at, epoch ms (6, BE) | encrypted data key length (2, BE) | encrypted data key |
+//            IV (12) | tag (16) | ciphertext
+// Layout v1 (still read, never written): version (1) | encrypted data key length (2, BE) | encrypted data key | ...
 
-const VERSION = 1;
+const VERSION = 2;
+const V1 = 1;
 
 export class DecryptionError extends BrokerError {
   constructor(message: string, cause?: unknown) {
@@ -18,16 +26,22 @@ export class DecryptionError extends BrokerError {
   }
 }
 
+/** How long one data key seals tokens, from its birth, before a new one is asked for. */
+export const DATA_KEY_MAX_AGE_MS = 24 * 3_600_000;
+
 export interface TokenCipherOptions {
-  /** How long one data key encrypts before a new one is asked for. */
+  /** How long one data key seals tokens, from its birth, before a new one is asked for. */
   dataKeyMaxAgeMs?: number;
   /** How many decrypted data keys are remembered. */
   decryptedKeyCacheSize?: number;
 }
 
+type DataKey = { plaintext: Buffer; encrypted: Buffer; bornAt: number };
+
 export class TokenCipher {
-  private dataKey: { plaintext: Buffer; encrypted: Buffer; createdAt: number } | undefined;
-  private pendingKey: Promise<void> | undefined;
+  /** Data keys this instance can seal with (generated here or unwrapped from an envelope), by their id. */
+  private readonly sealable = new Map<string, DataKey>();
+  private pendingKey: Promise<DataKey> | undefined;
   private readonly decrypted = new Map<string, Buffer>();
   private readonly maxAge: number;
   private readonly cacheSize: number;
@@ -37,67 +51,95 @@ export class TokenCipher {
     private readonly clock: Clock,
     opts: TokenCipherOptions = {},
   ) {
-    this.maxAge = opts.dataKeyMaxAgeMs ?? 5 * 60_000;
+    this.maxAge = opts.dataKeyMaxAgeMs ?? DATA_KEY_MAX_AGE_MS;
     this.cacheSize = opts.decryptedKeyCacheSize ?? 64;
   }
 
   async encrypt(plaintext: string, aad: string): Promise<Uint8Array> {
     const key = await this.currentKey();
+    const header = Buffer.alloc(9);
+    header.writeUInt8(VERSION, 0);
+    header.writeUIntBE(key.bornAt, 1, 6);
+    header.writeUInt16BE(key.encrypted.length, 7);
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', key.plaintext, iv);
-    cipher.setAAD(Buffer.from(aad, 'utf8'));
+    cipher.setAAD(Buffer.concat([header, Buffer.from(aad, 'utf8')]));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-    const header = Buffer.alloc(3);
-    header.writeUInt8(VERSION, 0);
-    header.writeUInt16BE(key.encrypted.length, 1);
     return Buffer.concat([header, key.encrypted, iv, cipher.getAuthTag(), body]);
   }
 
   async decrypt(envelope: Uint8Array, aad: string): Promise<string> {
     const buf = Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength);
-    if (buf.length < 3 + 12 + 16 || buf.readUInt8(0) !== VERSION) throw new DecryptionError('unknown envelope format');
-    const keyLength = buf.readUInt16BE(1);
-    const keyEnd = 3 + keyLength;
+    const version = buf.length > 0 ? buf.readUInt8(0) : 0;
+    const headerLength = version === VERSION ? 9 : version === V1 ? 3 : 0;
+    if (headerLength === 0 || buf.length < headerLength + 12 + 16) throw new DecryptionError('unknown envelope format');
+    const keyLength = buf.readUInt16BE(headerLength - 2);
+    const keyEnd = headerLength + keyLength;
     if (buf.length < keyEnd + 28) throw new DecryptionError('truncated envelope');
-    const encryptedKey = buf.subarray(3, keyEnd);
+    const encryptedKey = buf.subarray(headerLength, keyEnd);
     const iv = buf.subarray(keyEnd, keyEnd + 12);
     const tag = buf.subarray(keyEnd + 12, keyEnd + 28);
     const key = await this.dataKeyFor(encryptedKey);
+    let plaintext: string;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, iv);
-      decipher.setAAD(Buffer.from(aad, 'utf8'));
+      // v1 bound the item only; v2 binds the header too (the key's birth time).
+      decipher.setAAD(version === VERSION ? Buffer.concat([buf.subarray(0, headerLength), Buffer.from(aad, 'utf8')]) : Buffer.from(aad, 'utf8'));
       decipher.setAuthTag(tag);
-      return Buffer.concat([decipher.update(buf.subarray(keyEnd + 28)), decipher.final()]).toString('utf8');
+      plaintext = Buffer.concat([decipher.update(buf.subarray(keyEnd + 28)), decipher.final()]).toString('utf8');
     } catch (err) {
       throw new DecryptionError('the ciphertext does not belong to this item', err);
     }
+    // Only once the tag vouches for the birth time may the key seal this instance's tokens.
+    if (version === VERSION) this.offer({ plaintext: key, encrypted: Buffer.from(encryptedKey), bornAt: buf.readUIntBE(1, 6) });
+    return plaintext;
   }
 
-  private async currentKey() {
-    const k = this.dataKey;
-    if (k && this.clock.now() - k.createdAt < this.maxAge) return k;
+  /** The oldest data key known here that is still young enough: the fleet converges on it. */
+  private usableKey(): DataKey | undefined {
+    const now = this.clock.now();
+    let best: DataKey | undefined;
+    for (const [id, k] of this.sealable) {
+      if (now - k.bornAt >= this.maxAge || k.bornAt > now + this.maxAge) {
+        this.sealable.delete(id);
+        continue;
+      }
+      if (!best || k.bornAt < best.bornAt) best = k;
+    }
+    return best;
+  }
+
+  private offer(key: DataKey) {
+    const now = this.clock.now();
+    // A birth time ahead of this clock by more than a little is not trusted to date the key.
+    if (now - key.bornAt >= this.maxAge || key.bornAt > now + 60_000) return;
+    this.sealable.set(keyId(key.encrypted), key);
+    while (this.sealable.size > 4) {
+      const youngest = [...this.sealable].reduce((a, b) => (b[1].bornAt > a[1].bornAt ? b : a));
+      this.sealable.delete(youngest[0]);
+    }
+  }
+
+  private async currentKey(): Promise<DataKey> {
+    const known = this.usableKey();
+    if (known) return known;
     // One GenerateDataKey at a time, however many encryptions wait for it.
     this.pendingKey ??= (async () => {
       try {
         const fresh = await this.keyRing.generateDataKey({ ...ENCRYPTION_CONTEXT });
-        const entry = {
-          plaintext: Buffer.from(fresh.plaintext),
-          encrypted: Buffer.from(fresh.encrypted),
-          createdAt: this.clock.now(),
-        };
-        this.dataKey = entry;
-        this.remember(entry.encrypted, entry.plaintext);
+        const key = { plaintext: Buffer.from(fresh.plaintext), encrypted: Buffer.from(fresh.encrypted), bornAt: this.clock.now() };
+        this.remember(key.encrypted, key.plaintext);
+        this.offer(key);
+        return key;
       } finally {
         this.pendingKey = undefined;
       }
     })();
-    await this.pendingKey;
-    return this.dataKey as NonNullable<typeof this.dataKey>;
+    return this.pendingKey;
   }
 
   private async dataKeyFor(encrypted: Buffer): Promise<Buffer> {
-    const id = createHash('sha256').update(encrypted).digest('base64');
-    const hit = this.decrypted.get(id);
+    const hit = this.decrypted.get(keyId(encrypted));
     if (hit) return hit;
     let plaintext: Buffer;
     try {
@@ -110,7 +152,7 @@ export class TokenCipher {
   }
 
   private remember(encrypted: Buffer, plaintext: Buffer) {
-    const id = createHash('sha256').update(encrypted).digest('base64');
+    const id = keyId(encrypted);
     this.decrypted.delete(id);
     this.decrypted.set(id, plaintext);
     while (this.decrypted.size > this.cacheSize) {
@@ -119,6 +161,8 @@ export class TokenCipher {
     }
   }
 }
+
+const keyId = (encrypted: Buffer) => createHash('sha256').update(encrypted).digest('base64');
 
 /**
  * What a stored token's ciphertext is bound to: its item and every attribute a reader acts on (expiry, mint time,

@@ -120,6 +120,8 @@ export interface SecretReadOptions {
   versionStage?: string;
   /** Bypass any cache. */
   forceRefresh?: boolean;
+  /** Accept a cached copy only if it was read less than this long ago (a cache's own maximum otherwise). */
+  maxAgeMs?: number;
 }
 
 export interface SecretSource {

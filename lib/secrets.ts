@@ -3,10 +3,15 @@ import type { Clock } from './clock';
 import { ConfigurationError } from './errors';
 import type { SecretReadOptions, SecretSource, SecretValue } from './ports';
 
-// Secrets are cached per instance for a few minutes, like the AWS Parameters and Secrets extension, and read
-// again bypassing the cache when a vendor refuses the credentials (the secret may have just been rotated).
+// Secrets are cached per instance for up to an hour: a mint needs the secret, and mints land on whichever instance
+// takes the lease, so a short cache costs a Secrets Manager call per mint. A change reaches a cached copy sooner by
+// three ways (lib/broker.ts): the token in the table carries the secret version it was minted with, and a mint reads
+// the secret again when that version differs from its copy (a rotation's new token); a vendor's refusal of the
+// credentials reads it again; and the pre-warm run re-mints every token whose version is no longer current.
+// A static credential is the secret itself, so its copy is kept a minute at most.
 
-export const SECRET_CACHE_MAX_AGE_MS = 5 * 60_000;
+export const SECRET_CACHE_MAX_AGE_MS = 60 * 60_000;
+export const STATIC_SECRET_MAX_AGE_MS = 60_000;
 
 export class CachedSecretSource implements SecretSource {
   private readonly cache = new Map<string, { value: SecretValue; at: number }>();
@@ -22,7 +27,8 @@ export class CachedSecretSource implements SecretSource {
     const stage = opts.versionStage ?? 'AWSCURRENT';
     const key = `${stage}\u0000${secretId}`;
     const hit = this.cache.get(key);
-    if (!opts.forceRefresh && hit && this.clock.now() - hit.at < this.maxAgeMs) return hit.value;
+    const maxAge = Math.min(this.maxAgeMs, opts.maxAgeMs ?? Infinity);
+    if (!opts.forceRefresh && hit && this.clock.now() - hit.at < maxAge) return hit.value;
     let p = this.pending.get(key);
     if (!p) {
       p = this.inner

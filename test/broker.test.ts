@@ -13,7 +13,7 @@ import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
 import { registerSecret } from './support/secrets-registry';
 
-registerSecret('other-secret', 'rotated-secret-value', 'typo-secret-value', 'y-other');
+registerSecret('other-secret', 'rotated-secret-value', 'typo-secret-value', 'y-other', 'static-personal-token-2');
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
 const ADMIN = 'arn:aws:iam::111111111111:role/admin';
@@ -428,6 +428,38 @@ describe('secrets', () => {
     const after = (await w.table.store.read('digitaleo')).token?.secretVersion;
     expect(after).not.toBe(before);
     expect(w.vendor.received('digitaleo')).toBe(3); // ok, refused (old secret), ok (new secret)
+  });
+
+  it("mints with a rotated secret at once when the table's token names another version than this instance's copy", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 0 });
+    const a = w.broker();
+    await a.getToken(CALLER, 'digitaleo', 0);
+    // The rotation function (another instance) reads the new secret and re-mints; this instance still holds the old copy.
+    const rotated = { client_id: 'demo-digitaleo-client', client_secret: 'rotated-secret-value' };
+    w.vendor.setAccount('digitaleo', rotated);
+    w.writeSecrets({ 'broker/digitaleo-test': rotated, 'broker/jwt-test': secretFor(w.vendor, 'jwt'), 'broker/pat': { token: 'static-personal-token' } });
+    clock.advance(40_000);
+    const rotation = w.broker();
+    await rotation.rotate(rotation.config.byId.get('digitaleo')!);
+    const newVersion = (await w.table.store.read('digitaleo')).token?.secretVersion;
+    clock.advance(240_000); // the rotated token is due: this instance mints the next one
+    expect((await a.getToken(CALLER, 'digitaleo', 60)).source).toBe('vendor');
+    expect((await w.table.store.read('digitaleo')).token?.secretVersion).toBe(newVersion);
+    // ok (old secret), ok (rotation), ok (this mint): not one refusal of the old copy on the way.
+    expect(w.vendor.received('digitaleo')).toBe(3);
+  });
+
+  it('serves a changed static credential within a minute', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const a = w.broker();
+    expect((await a.getToken(CALLER, 'pat')).accessToken).toBe('static-personal-token');
+    w.writeSecrets({ 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo'), 'broker/jwt-test': secretFor(w.vendor, 'jwt'), 'broker/pat': { token: 'static-personal-token-2' } });
+    clock.advance(59_000);
+    expect((await a.getToken(CALLER, 'pat')).accessToken).toBe('static-personal-token');
+    clock.advance(1_000);
+    expect((await a.getToken(CALLER, 'pat')).accessToken).toBe('static-personal-token-2');
   });
 
   it('does not retry a refused secret that has not changed', async () => {

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { DecryptCommand, GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { ManualClock } from '../lib/clock';
 import { ENCRYPTION_CONTEXT } from '../lib/contract';
-import { LocalKeyRing, TokenCipher } from '../lib/crypto';
+import { DATA_KEY_MAX_AGE_MS, LocalKeyRing, TokenCipher } from '../lib/crypto';
 import type { KeyRing } from '../lib/ports';
 
 class CountingKeyRing implements KeyRing {
@@ -40,18 +40,94 @@ describe('token encryption', () => {
     await expect(cipher.decrypt(flipped, 'tb1|token#a|1000')).rejects.toThrow(/does not belong/);
   });
 
-  it('asks the key ring for a data key once per 5 minutes, and remembers decrypted ones', async () => {
+  it('asks the key ring for a data key once per day, and remembers decrypted ones', async () => {
     const clock = new ManualClock();
     const ring = new CountingKeyRing(new LocalKeyRing());
     const writer = new TokenCipher(ring, clock);
     const cts = await Promise.all(Array.from({ length: 10 }, (_, i) => writer.encrypt(`t${i}`, 'aad')));
     expect(ring.generated).toBe(1);
-    clock.advance(5 * 60_000);
+    clock.advance(DATA_KEY_MAX_AGE_MS - 1);
+    await writer.encrypt('still the same key', 'aad');
+    expect(ring.generated).toBe(1);
+    clock.advance(1);
     await writer.encrypt('later', 'aad');
     expect(ring.generated).toBe(2);
     const reader = new TokenCipher(ring, clock);
     for (const ct of cts) await reader.decrypt(ct, 'aad');
     expect(ring.decrypted).toBe(1);
+  });
+
+  it('a fleet converges on one data key: each instance unwraps it once and seals under it', async () => {
+    const clock = new ManualClock();
+    const ring = new CountingKeyRing(new LocalKeyRing());
+    const first = new TokenCipher(ring, clock);
+    let latest = await first.encrypt('t0', 'aad');
+    // Twenty instances, each reading the latest token and then minting one of its own.
+    for (let i = 1; i <= 20; i++) {
+      const instance = new TokenCipher(ring, clock);
+      await instance.decrypt(latest, 'aad');
+      latest = await instance.encrypt(`t${i}`, 'aad');
+      clock.advance(60_000);
+    }
+    expect(ring.generated).toBe(1);
+    expect(ring.decrypted).toBe(20);
+  });
+
+  it('an instance with a key of its own moves to an older one it reads, so parallel keys die out', async () => {
+    const clock = new ManualClock();
+    const ring = new CountingKeyRing(new LocalKeyRing());
+    const a = new TokenCipher(ring, clock);
+    const fromA = await a.encrypt('a', 'aad');
+    clock.advance(1000);
+    const b = new TokenCipher(ring, clock);
+    const fromB = await b.encrypt('b', 'aad');
+    await b.decrypt(fromA, 'aad');
+    const c = new TokenCipher(ring, clock);
+    await c.decrypt(await b.encrypt('b2', 'aad'), 'aad');
+    // b now seals under a's key: c, having unwrapped a's key for b2, needs no other.
+    await c.decrypt(await a.encrypt('a2', 'aad'), 'aad');
+    expect(ring.generated).toBe(2);
+    expect(ring.decrypted).toBe(2);
+    await expect(c.decrypt(fromB, 'aad')).resolves.toBe('b');
+  });
+
+  it('a key too old to seal is not taken up from an envelope; a new one is made', async () => {
+    const clock = new ManualClock();
+    const ring = new CountingKeyRing(new LocalKeyRing());
+    const old = await new TokenCipher(ring, clock).encrypt('old', 'aad');
+    clock.advance(DATA_KEY_MAX_AGE_MS);
+    const reader = new TokenCipher(ring, clock);
+    expect(await reader.decrypt(old, 'aad')).toBe('old');
+    await reader.encrypt('new', 'aad');
+    expect(ring.generated).toBe(2);
+  });
+
+  it("binds the key's birth time: an envelope with it edited does not decrypt", async () => {
+    const clock = new ManualClock();
+    const ring = new LocalKeyRing();
+    const ct = Buffer.from(await new TokenCipher(ring, clock).encrypt('tok', 'aad'));
+    const younger = Buffer.from(ct);
+    younger.writeUIntBE(ct.readUIntBE(1, 6) + DATA_KEY_MAX_AGE_MS, 1, 6);
+    await expect(new TokenCipher(ring, clock).decrypt(younger, 'aad')).rejects.toThrow(/does not belong/);
+  });
+
+  it('still reads the first envelope layout, without sealing under its key', async () => {
+    const clock = new ManualClock();
+    const local = new LocalKeyRing();
+    const ring = new CountingKeyRing(local);
+    const dk = await local.generateDataKey({ ...ENCRYPTION_CONTEXT });
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', Buffer.from(dk.plaintext), iv);
+    c.setAAD(Buffer.from('aad'));
+    const body = Buffer.concat([c.update('v1-token'), c.final()]);
+    const header = Buffer.alloc(3);
+    header.writeUInt8(1, 0);
+    header.writeUInt16BE(dk.encrypted.length, 1);
+    const v1 = Buffer.concat([header, Buffer.from(dk.encrypted), iv, c.getAuthTag(), body]);
+    const cipher = new TokenCipher(ring, clock);
+    expect(await cipher.decrypt(v1, 'aad')).toBe('v1-token');
+    await cipher.encrypt('next', 'aad');
+    expect(ring.generated).toBe(1);
   });
 
   it('a data key of another master key is refused', async () => {

@@ -7,7 +7,7 @@ import { FileSecretSource } from '../lib/adapters/file-secrets';
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
 import { ManualClock } from '../lib/clock';
 import type { SecretSource } from '../lib/ports';
-import { CachedSecretSource } from '../lib/secrets';
+import { CachedSecretSource, SECRET_CACHE_MAX_AGE_MS, STATIC_SECRET_MAX_AGE_MS } from '../lib/secrets';
 
 /** Secrets Manager has no local equivalent: a client-level fake, answering as the service does. */
 function fakeSecretsManager(secrets: Record<string, Record<string, { id: string; text: string }>>) {
@@ -81,7 +81,7 @@ describe('file secrets (local mode)', () => {
 });
 
 describe('secret cache', () => {
-  it('keeps a secret for 5 minutes, shares concurrent reads, and reads past the cache when forced', async () => {
+  it('keeps a secret for an hour, shares concurrent reads, and reads past the cache when forced', async () => {
     let reads = 0;
     const inner: SecretSource = {
       getSecret: () => {
@@ -93,12 +93,27 @@ describe('secret cache', () => {
     const cache = new CachedSecretSource(inner, clock);
     await Promise.all([cache.getSecret('s'), cache.getSecret('s'), cache.getSecret('s')]);
     expect(reads).toBe(1);
-    clock.advance(299_000);
+    clock.advance(SECRET_CACHE_MAX_AGE_MS - 1000);
     expect((await cache.getSecret('s')).versionId).toBe('v1');
     expect((await cache.getSecret('s', { forceRefresh: true })).versionId).toBe('v2');
     expect((await cache.getSecret('s')).versionId).toBe('v2');
-    clock.advance(300_000);
+    clock.advance(SECRET_CACHE_MAX_AGE_MS);
     expect((await cache.getSecret('s')).versionId).toBe('v3');
     expect((await cache.getSecret('s', { versionStage: 'AWSPENDING' })).versionId).toBe('v4');
+  });
+
+  it('a reader may ask for a younger copy (static credentials: a minute)', async () => {
+    let reads = 0;
+    const inner: SecretSource = { getSecret: () => Promise.resolve({ value: {}, versionId: `v${++reads}` }) };
+    const clock = new ManualClock();
+    const cache = new CachedSecretSource(inner, clock);
+    await cache.getSecret('s');
+    clock.advance(STATIC_SECRET_MAX_AGE_MS - 1);
+    expect((await cache.getSecret('s', { maxAgeMs: STATIC_SECRET_MAX_AGE_MS })).versionId).toBe('v1');
+    clock.advance(1);
+    expect((await cache.getSecret('s', { maxAgeMs: STATIC_SECRET_MAX_AGE_MS })).versionId).toBe('v2');
+    // A longer wish does not stretch the cache's own maximum.
+    clock.advance(SECRET_CACHE_MAX_AGE_MS);
+    expect((await cache.getSecret('s', { maxAgeMs: 2 * SECRET_CACHE_MAX_AGE_MS })).versionId).toBe('v3');
   });
 });

@@ -163,12 +163,6 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
     bill(result);
     if (read) tally.add('dynamodb.reads');
     else tally.add('dynamodb.writes');
-    // A lease refused because another environment holds it live: this caller now waits on that one's exchange.
-    const lease = result as { acquired?: boolean; record?: { lease?: { until?: number } } } | undefined;
-    if (/lease/i.test(method) && lease?.acquired === false && (lease.record?.lease?.until ?? Infinity) >= clock.now()) {
-      const r = activeRequest();
-      if (r) r.leaseWaits += 1;
-    }
     return result;
   }
   tally.add('dynamodb.failedCalls');

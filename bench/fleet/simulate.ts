@@ -7,13 +7,13 @@ import { Broker, BROKER_DEFAULTS } from '../../lib/broker';
 import { parseConfig, type BrokerConfig } from '../../lib/config';
 import { TokenCipher } from '../../lib/crypto';
 import { isBrokerError } from '../../lib/errors';
-import type { TokenSource, TokenStore } from '../../lib/ports';
+import type { Metrics as MetricsPort, TokenSource, TokenStore } from '../../lib/ports';
 import { CachedSecretSource } from '../../lib/secrets';
 import { Covers, ServiceAlone, idealContinuousTokens, idealOnDemandTokens, usableSeconds } from './ideal';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { HANDLER_OVERHEAD_MS, IDLE_REAP_MS, LATENCY, MAX_ENVIRONMENT_LIFE_MS } from './latency';
 import { logNormal, quantile, seeded } from './random';
-import { SimClock, SimKeyRing, SimSecretsManager, Tally, requestContext, simulatedTable, type RequestTrace, type SimEnv } from './services';
+import { SimClock, SimKeyRing, SimSecretsManager, Tally, activeRequest, requestContext, simulatedTable, type RequestTrace, type SimEnv } from './services';
 import { SimVendors, vendorHost } from './vendor';
 import { FLEET_DAY, makeWorkload, type Workload, type WorkloadOptions } from './workload';
 
@@ -196,7 +196,8 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
 
   const wakes = new TimeHeap();
   const activity = { n: 0 };
-  const clock = new SimClock(DAY_START, (until) => {
+  // The day is one of many: it starts with the pre-warm run of the minute before it done, as the day before left it.
+  const clock = new SimClock(DAY_START - 60_000, (until) => {
     activity.n += 1;
     wakes.push(until);
   });
@@ -218,6 +219,15 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
   const config = brokerConfig(workload);
   const brokerRandom = seeded(o.seed + 2);
   let instanceCount = 0;
+  // A caller "waits on a lease" when the broker backs off for another environment's mint (it counts LeaseWaits
+  // then), not when a refused lease comes with an answer at once (a cooldown, a token that will do).
+  const waitCounter: MetricsPort = {
+    count: (name) => {
+      const r = activeRequest();
+      if (r && name === 'LeaseWaits') r.leaseWaits += 1;
+    },
+    timing: () => undefined,
+  };
   const newBroker = (name: string) =>
     new Broker({
       config,
@@ -228,6 +238,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
       http: vendors.http,
       random: brokerRandom,
       instanceId: name,
+      metrics: waitCounter,
     });
 
   // The pre-warm and rotation functions: one execution environment each, kept warm by their schedules.
@@ -360,7 +371,10 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
               : arrived < DAY_START + 60_000
                 ? 'first minute'
                 : 'otherwise';
-      waitWhen[group][when] = (waitWhen[group][when] ?? 0) + 1;
+      // What the caller waited on: its own exchange (or one its environment shared), or another environment's lease.
+      const on = trace.vendorCalls > 0 || source === 'vendor' ? 'exchange' : 'lease';
+      const key = `${when}, ${on}`;
+      waitWhen[group][key] = (waitWhen[group][key] ?? 0) + 1;
     }
     const windows: [WindowFigures, boolean][] = [
       [outage, spec.vendor === o.outage.vendor && arrived >= outageFrom && arrived < outageUntil],
@@ -432,7 +446,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
         });
     });
   };
-  prewarmTick(DAY_START);
+  prewarmTick(DAY_START - 60_000);
   for (let h = 1; h <= o.daySeconds / 3600; h++) {
     schedule(DAY_START + h * 3_600_000, () =>
       progress(

@@ -6,6 +6,7 @@ import { makePrewarmHandler } from '../../functions/prewarm';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';
 import { SecretsManagerSource } from '../../lib/adapters/secrets-manager';
 import { Broker } from '../../lib/broker';
+import { BrokerError } from '../../lib/errors';
 import { ManualClock } from '../../lib/clock';
 import { TokenCipher } from '../../lib/crypto';
 import { nodeHttpClient } from '../../lib/http';
@@ -92,6 +93,51 @@ describe('pre-warming', () => {
     }
     expect(fromVendor).toEqual([]);
     expect(world.vendor.exchanges('jwt')).toBe(hour / 180);
+  });
+
+  it('during a 10-minute vendor outage only the pre-warm run asks the vendor, once a run; callers never wait on it', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
+      { lifetime: 300 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+    );
+    const store = new MemoryTokenStore();
+    const callers = [1, 2, 3].map((seed) => world!.broker({ store, random: seeded(seed), options: { exchange: { retries: 0 } } }));
+    const prewarm = makePrewarmHandler({
+      broker: world.broker({ store, options: { exchange: { retries: 0 } } }),
+      logger: createLogger(),
+      metrics: createMetrics(),
+    });
+    const outage = { from: 1200, until: 1800 };
+    const probes: number[] = [];
+    const callerAnswers = new Map<string, number>();
+    for (let t = 0; t < 2700; t += 5) {
+      if (t === outage.from) world.vendor.fail('jwt', (_q, r) => r.writeHead(503).end());
+      if (t === outage.until) world.vendor.heal('jwt');
+      if (t % 60 === 0) {
+        const before = world.vendor.received('jwt');
+        await prewarm({}, context());
+        if (t >= outage.from && t < outage.until) probes.push(world.vendor.received('jwt') - before);
+      }
+      const before = world.vendor.received('jwt');
+      const answer = await callers[(t / 5) % 3]!.getToken(CALLER, 'jwt', 60).then(
+        (tok) => tok.source,
+        (err: unknown) => (err instanceof BrokerError ? err.code : 'internal_error'),
+      );
+      callerAnswers.set(answer, (callerAnswers.get(answer) ?? 0) + 1);
+      // No caller's request reaches the vendor: not before, during or after the outage.
+      expect(world.vendor.received('jwt') - before, `t=${t}`).toBe(0);
+      clock.advance(5_000);
+    }
+    // Every run in the outage asked at most once; the held token carried callers until it ran out, then they were
+    // told vendor_unavailable at once; the first run after the outage minted.
+    expect(probes.every((n) => n <= 1)).toBe(true);
+    expect(probes.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(5);
+    expect(callerAnswers.get('vendor')).toBeUndefined();
+    expect(callerAnswers.get('vendor_unavailable')).toBeGreaterThan(0);
+    expect([...callerAnswers.keys()].sort()).toEqual(['memory', 'table', 'vendor_unavailable']);
   });
 
   it('warms connections concurrently; a failing vendor does not stop the others', async () => {
