@@ -98,7 +98,8 @@ export class Lease {
     if (round >= MAX_WAIT_ROUNDS || clock.now() >= deadline) return false;
     const cap = Math.min(options.waitBackoffCapMs, options.waitBackoffBaseMs * 2 ** Math.min(round, 10));
     await clock.sleep(Math.min(cap / 2 + (random() * cap) / 2, Math.max(0, deadline - clock.now())));
-    return true;
+    // A sleep that ended past the deadline (a stalled process): the wait is over, whatever the table says now.
+    return clock.now() <= deadline;
   }
 }
 

@@ -236,6 +236,23 @@ describe('the fenced lease', () => {
     return (status: number, body: unknown) => answer?.(status, body);
   }
 
+  it('a waiter whose process stalled past its wait deadline gives up instead of starting an exchange', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    await w.table.store.acquireLease('jwt', holding('busy-instance', clock.now(), 15_000));
+    const metrics = new RecordingMetrics();
+    const answer = w.broker({ metrics }).getToken(CALLER, 'jwt').then(
+      () => 'token',
+      (err: unknown) => (err instanceof BrokerError ? err.code : 'internal_error'),
+    );
+    await until(() => metrics.get('LeaseWaits') === 1);
+    // The event loop (or the whole process) stalls: the waiter's backoff ends 40 s later, past its 20 s wait and
+    // past the other lease. Minting now would keep its caller waiting on a vendor long after its deadline.
+    clock.advance(40_000);
+    expect(await answer).toBe('vendor_timeout');
+    expect(w.vendor.received()).toBe(0);
+  });
+
   it('a holder whose lease lapsed mid-exchange (a frozen Lambda) stores nothing when it resumes', async () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock);
