@@ -5,7 +5,8 @@ import type { Broker } from '../lib/broker';
 import type { Connection } from '../lib/config';
 import type { MetricName } from '../lib/contract';
 import { isBrokerError } from '../lib/errors';
-import type { SecretSource, TokenStore } from '../lib/ports';
+import type { SecretRead, SecretSource, TokenStore } from '../lib/ports';
+import { readCurrentSecrets } from '../lib/secrets';
 import { lambdaEntry, withPowertools } from './entry';
 
 // EventBridge Scheduler, every minute: every connection with `prewarm: true` gets a new token when its cached one
@@ -18,7 +19,10 @@ export interface PrewarmDeps {
   broker: Broker;
   logger: Logger;
   metrics: Metrics;
-  /** Where the current secret versions are read and the stored tokens' versions compared (the broker's own). */
+  /**
+   * Where the current secret versions are read and the stored tokens' versions compared: the broker's own cached
+   * source, so that what the run reads serves the mints that follow.
+   */
   secrets?: SecretSource;
   store?: TokenStore;
   /** How many connections are warmed at once. */
@@ -35,23 +39,18 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
   const concurrency = deps.concurrency ?? 4;
   const reserveMs = deps.reserveMs ?? 12_000;
   /**
-   * Whether the stored token was minted with another version of the secret than its current one. A failed look is
-   * reported and counts as "no change": warming goes on with what is stored.
+   * Whether the stored token was minted with another version of the secret than its current one. A secret that
+   * could not be read (its own error, or its batch call's) is reported and counts as "no change": warming goes on
+   * with what is stored.
    */
-  const secretChanged = async (connection: Connection, versions: Map<string, Promise<string>>): Promise<boolean> => {
-    const { secrets, store } = deps;
-    if (!secrets || !store || connection.dialect.grantType === 'static') return false;
-    // One look per secret per run, however many connections share it.
-    let current = versions.get(connection.secretId);
-    if (!current) {
-      current = secrets.currentVersion
-        ? secrets.currentVersion(connection.secretId)
-        : secrets.getSecret(connection.secretId, { forceRefresh: true }).then((v) => v.versionId);
-      versions.set(connection.secretId, current);
-    }
+  const secretChanged = async (connection: Connection, current: Promise<Map<string, SecretRead>> | undefined): Promise<boolean> => {
+    const { store } = deps;
+    if (!current || !store || connection.dialect.grantType === 'static') return false;
     try {
-      const [version, stored] = await Promise.all([current, store.read(connection.id).then((r) => r.token)]);
-      return stored !== undefined && stored.secretVersion !== version;
+      const [read, stored] = await Promise.all([current, store.read(connection.id).then((r) => r.token)]);
+      const secret = read.get(connection.secretId);
+      if (!secret || secret instanceof Error) throw secret ?? new Error('the secret was not read');
+      return stored !== undefined && stored.secretVersion !== secret.versionId;
     } catch (err) {
       deps.logger.warn('could not compare the secret version', { connection: connection.id, code: codeOf(err) });
       return false;
@@ -61,7 +60,11 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
   return async (_event: unknown, context: Context): Promise<PrewarmReport> => {
     // Every connection that caches tokens is checked for a changed secret; only pre-warmed ones are warmed.
     const connections = deps.broker.config.connections.filter((c) => c.prewarm || (deps.secrets && c.dialect.grantType !== 'static'));
-    const versions = new Map<string, Promise<string>>();
+    // One batch read of every checked secret per run (Secrets Manager: 20 a call), however many connections share one.
+    const checked = deps.secrets && deps.store ? connections.filter((c) => c.dialect.grantType !== 'static') : [];
+    const current = deps.secrets && checked.length > 0 ? readCurrentSecrets(deps.secrets, checked.map((c) => c.secretId)) : undefined;
+    // Handled where it is awaited; a run that starts no connection (no time left) must not leave it unobserved.
+    void current?.catch(() => undefined);
     const outcomes: Record<string, string> = {};
     let next = 0;
     const worker = async () => {
@@ -72,7 +75,7 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
           continue;
         }
         try {
-          if (await secretChanged(connection, versions)) {
+          if (await secretChanged(connection, current)) {
             await deps.broker.rotate(connection);
             deps.logger.info('the secret changed without an event; token replaced', { connection: connection.id });
             outcomes[connection.id] = 'rotated';

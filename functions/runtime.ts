@@ -2,10 +2,12 @@ import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../lib/adapters/powertools';
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
+import { systemClock } from '../lib/clock';
 import { createBroker } from '../lib/compose';
 import { loadConfig } from '../lib/config';
 import { BUNDLED_CONFIG_FILE, ENV, type MetricName } from '../lib/contract';
 import { ConfigurationError } from '../lib/errors';
+import { CachedSecretSource } from '../lib/secrets';
 
 // How the functions are wired in AWS: the config file bundled with the function, the table and key from the
 // environment the CDK stack sets, the SDK clients with their timeouts. Built once per Lambda instance.
@@ -27,7 +29,8 @@ export function lambdaRuntime(options: RuntimeOptions = {}) {
   const config = loadConfig(process.env[ENV.config] ?? BUNDLED_CONFIG_FILE);
   const store = new DynamoTokenStore(createDynamoClient(), required(ENV.table));
   // Secrets Manager and KMS load their SDK modules on first use: only the slow path needs them.
-  const secrets = new SecretsManagerSource();
+  // Cached once and shared: what the pre-warm run's batch read finds serves the broker's mints that follow.
+  const secrets = new CachedSecretSource(new SecretsManagerSource(), systemClock);
   const broker = createBroker({
     config,
     store,

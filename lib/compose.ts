@@ -32,7 +32,8 @@ export function createBroker(parts: BrokerParts): Broker {
   return new Broker({
     config: parts.config,
     store: parts.store,
-    secrets: new CachedSecretSource(parts.secrets, clock),
+    // A source already cached (the Lambda runtime shares it with the pre-warm run's batch read) is not cached twice.
+    secrets: parts.secrets instanceof CachedSecretSource ? parts.secrets : new CachedSecretSource(parts.secrets, clock),
     cipher: new TokenCipher(parts.keyRing, clock),
     clock,
     http: parts.http ?? nodeHttpClient,

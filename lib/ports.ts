@@ -124,13 +124,18 @@ export interface SecretReadOptions {
   maxAgeMs?: number;
 }
 
+/** What a batch read found for one secret: its AWSCURRENT value, or the error that kept it (that secret's only). */
+export type SecretRead = SecretValue | Error;
+
 export interface SecretSource {
   getSecret(secretId: string, opts?: SecretReadOptions): Promise<SecretValue>;
   /**
-   * The VersionId of the secret's AWSCURRENT version, read afresh without fetching the value: how the pre-warm run
-   * notices a change no event announced. Sources without it are read with getSecret (forceRefresh).
+   * The AWSCURRENT values of many secrets, read afresh in as few calls as the source allows (Secrets Manager:
+   * BatchGetSecretValue, 20 a call): how the pre-warm run notices a change no event announced. Keyed by the ids as
+   * given. It does not reject: a secret it could not read, or a call that failed, maps to its error. Sources without
+   * it are read one getSecret (forceRefresh) per secret.
    */
-  currentVersion?(secretId: string): Promise<string>;
+  getCurrentSecrets?(secretIds: readonly string[]): Promise<Map<string, SecretRead>>;
 }
 
 /** Envelope encryption's key source: KMS in AWS, a local key in local mode. */

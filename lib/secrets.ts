@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from './clock';
 import { ConfigurationError } from './errors';
-import type { SecretReadOptions, SecretSource, SecretValue } from './ports';
+import type { SecretRead, SecretReadOptions, SecretSource, SecretValue } from './ports';
 
 // Secrets are cached per instance for up to an hour: a mint needs the secret, and mints land on whichever instance
 // takes the lease, so a short cache costs a Secrets Manager call per mint. A change reaches a cached copy sooner by
@@ -43,11 +43,21 @@ export class CachedSecretSource implements SecretSource {
     return p;
   }
 
-  /** Never cached (it is how a change is noticed); a source that cannot tell it is read afresh instead. */
-  async currentVersion(secretId: string): Promise<string> {
-    if (this.inner.currentVersion) return this.inner.currentVersion(secretId);
-    return (await this.getSecret(secretId, { forceRefresh: true })).versionId;
+  /** Read afresh (it is how a change is noticed), and kept: the mints that follow need no read of their own. */
+  async getCurrentSecrets(secretIds: readonly string[]): Promise<Map<string, SecretRead>> {
+    const read = await readCurrentSecrets(this.inner, secretIds);
+    const at = this.clock.now();
+    for (const [secretId, value] of read) if (!(value instanceof Error)) this.cache.set(`AWSCURRENT\u0000${secretId}`, { value, at });
+    return read;
   }
+}
+
+/** The AWSCURRENT value of each secret, in one batch when the source can, else one forced read each. */
+export async function readCurrentSecrets(source: SecretSource, secretIds: readonly string[]): Promise<Map<string, SecretRead>> {
+  if (source.getCurrentSecrets) return source.getCurrentSecrets(secretIds);
+  const ids = [...new Set(secretIds)];
+  const read = await Promise.all(ids.map((id) => source.getSecret(id, { forceRefresh: true }).catch((err: unknown) => (err instanceof Error ? err : new Error('the secret could not be read')))));
+  return new Map(ids.map((id, i) => [id, read[i]!]));
 }
 
 /** Parses a secret's text as JSON. The parser's own message quotes the text, so it is never passed on. */

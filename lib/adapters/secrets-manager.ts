@@ -1,8 +1,8 @@
-import type { SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
+import type { BatchGetSecretValueCommandOutput, SecretsManagerClient, SecretsManagerClientConfig } from '@aws-sdk/client-secrets-manager';
 import { ConfigurationError, DependencyUnavailableError } from '../errors';
 import { SECRETS_MANAGER_BUDGET, clientSettings, withinDeadline } from './aws';
-import type { SecretReadOptions, SecretSource, SecretValue } from '../ports';
-import { parseSecretJson } from '../secrets';
+import type { SecretRead, SecretReadOptions, SecretSource, SecretValue } from '../ports';
+import { parseSecretJson, sameSecret } from '../secrets';
 
 type Sdk = typeof import('@aws-sdk/client-secrets-manager');
 
@@ -37,16 +37,7 @@ export class SecretsManagerSource implements SecretSource {
     try {
       return await withinDeadline(`Secrets Manager ${operation}`, this.totalMs, send);
     } catch (err) {
-      const name = (err as { name?: string }).name;
-      if (name === 'ResourceNotFoundException') {
-        throw new ConfigurationError(`the secret ${secretId} has no version in stage ${stage}`);
-      }
-      if (name === 'AccessDeniedException' || name === 'DecryptionFailure' || name === 'InvalidRequestException') {
-        throw new ConfigurationError(`the broker may not read the secret ${secretId} (${name})`);
-      }
-      throw new DependencyUnavailableError(`Secrets Manager did not answer for ${secretId} (${name ?? 'error'})`, {
-        cause: err,
-      });
+      throw secretError((err as { name?: string }).name, secretId, stage, err);
     }
   }
 
@@ -60,17 +51,64 @@ export class SecretsManagerSource implements SecretSource {
   }
 
   /**
-   * DescribeSecret's VersionIdsToStages: the current VersionId without the value (no decryption, nothing secret in
-   * memory). The pre-warm run makes one such call per secret per minute (about 43,800 a month, at Secrets Manager's
-   * per-call price about $0.22 a month per secret).
+   * BatchGetSecretValue by SecretIdList, 20 secrets a call (the service's limit), the calls made together: one
+   * pre-warm run of 45 secrets makes 3 calls. Each answer is matched to the id it was asked by (a name, a partial or
+   * a full ARN) through the ARN and name the service returns; its Errors stay with their secret; a failed call
+   * becomes the error of each secret it asked for.
    */
-  async currentVersion(secretId: string): Promise<string> {
-    const { sdk, client } = await this.ready();
-    const out = await this.call('DescribeSecret', secretId, 'AWSCURRENT', (abortSignal) =>
-      client.send(new sdk.DescribeSecretCommand({ SecretId: secretId }), { abortSignal }),
+  async getCurrentSecrets(secretIds: readonly string[]): Promise<Map<string, SecretRead>> {
+    const ids = [...new Set(secretIds)];
+    const batches: string[][] = [];
+    for (let i = 0; i < ids.length; i += BATCH_GET_LIMIT) batches.push(ids.slice(i, i + BATCH_GET_LIMIT));
+    const read = new Map<string, SecretRead>();
+    await Promise.all(
+      batches.map(async (batch) => {
+        let out: BatchGetSecretValueCommandOutput;
+        try {
+          const { sdk, client } = await this.ready();
+          out = await this.call('BatchGetSecretValue', batch.join(', '), 'AWSCURRENT', (abortSignal) =>
+            client.send(new sdk.BatchGetSecretValueCommand({ SecretIdList: batch }), { abortSignal }),
+          );
+        } catch (err) {
+          for (const id of batch) read.set(id, err instanceof Error ? err : new DependencyUnavailableError('Secrets Manager BatchGetSecretValue failed'));
+          return;
+        }
+        for (const id of batch) read.set(id, answerFor(id, out));
+      }),
     );
-    const current = Object.entries(out.VersionIdsToStages ?? {}).find(([, stages]) => stages?.includes('AWSCURRENT'));
-    if (!current) throw new ConfigurationError(`the secret ${secretId} has no version in stage AWSCURRENT`);
-    return current[0];
+    return read;
   }
+}
+
+/** Secrets Manager takes at most this many ids in one BatchGetSecretValue. */
+export const BATCH_GET_LIMIT = 20;
+
+/** A Secrets Manager error (an exception's name, or a batch entry's ErrorCode) as the broker's error. */
+function secretError(name: string | undefined, secretId: string, stage: string, cause?: unknown): Error {
+  if (name === 'ResourceNotFoundException') {
+    return new ConfigurationError(`the secret ${secretId} has no version in stage ${stage}`);
+  }
+  if (name === 'AccessDeniedException' || name === 'DecryptionFailure' || name === 'InvalidRequestException') {
+    return new ConfigurationError(`the broker may not read the secret ${secretId} (${name})`);
+  }
+  return new DependencyUnavailableError(`Secrets Manager did not answer for ${secretId} (${name ?? 'error'})`, cause === undefined ? {} : { cause });
+}
+
+/** The value or error BatchGetSecretValue returned for the secret asked for by `id`: an exact match first. */
+function answerFor(id: string, out: BatchGetSecretValueCommandOutput): SecretRead {
+  const values = out.SecretValues ?? [];
+  const entry =
+    values.find((v) => v.ARN === id || v.Name === id) ??
+    values.find((v) => (v.ARN !== undefined && sameSecret(id, v.ARN)) || (v.Name !== undefined && sameSecret(id, v.Name)));
+  if (entry) {
+    try {
+      return { value: parseSecretJson(id, entry.SecretString), versionId: entry.VersionId ?? 'unknown' };
+    } catch (err) {
+      return err as Error;
+    }
+  }
+  const errors = out.Errors ?? [];
+  const failed = errors.find((e) => e.SecretId === id) ?? errors.find((e) => e.SecretId !== undefined && sameSecret(id, e.SecretId));
+  if (failed) return secretError(failed.ErrorCode, id, 'AWSCURRENT');
+  return new DependencyUnavailableError(`Secrets Manager BatchGetSecretValue did not answer for ${id}`);
 }

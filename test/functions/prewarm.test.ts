@@ -1,5 +1,4 @@
-import { DescribeSecretCommand, GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createLogger, createMetrics } from '../../lib/adapters/powertools';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { makePrewarmHandler } from '../../functions/prewarm';
@@ -12,17 +11,30 @@ import { TokenCipher } from '../../lib/crypto';
 import { nodeHttpClient } from '../../lib/http';
 import { CachedSecretSource } from '../../lib/secrets';
 import type { TokenSource } from '../../lib/ports';
+import { ACCOUNT, REGION, roleCredentials, startSecretsManager } from '../support/aws-services';
 import { secretFor, vendorConnectionInput } from '../support/connections';
 import { lambdaContext } from '../support/events';
 import { RecordingMetrics, startWorld, type World } from '../support/harness';
-import { registerSecretValue } from '../support/secrets-registry';
+import { registerSecret, registerSecretValue } from '../support/secrets-registry';
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
 let world: World | undefined;
+const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   await world?.close();
   world = undefined;
+  await Promise.all(closers.splice(0).map((close) => close()));
 });
+
+/** Secrets Manager's stand-in (AWS JSON over loopback, SigV4-checked) and the adapter on the real SDK client. */
+async function secretsManager() {
+  const sm = await startSecretsManager();
+  closers.push(() => sm.close());
+  const credentials = roleCredentials('prewarm-test');
+  registerSecret(credentials.secretAccessKey, credentials.sessionToken);
+  sm.trust(credentials);
+  return { sm, source: new SecretsManagerSource(undefined, { endpoint: sm.endpoint, region: REGION, credentials }) };
+}
 
 /** A seeded generator, so the refresh-ahead draws are the same on every run. */
 function seeded(seed: number) {
@@ -236,46 +248,102 @@ describe('a secret changed without any event', () => {
     expect(w.vendor.exchanges()).toBe(exchanges);
   });
 
-  it('in Secrets Manager: one DescribeSecret per secret per run, the value read only once it changed', async () => {
+  it('in Secrets Manager: one BatchGetSecretValue a run reads the secret, and the mints right after read nothing more', async () => {
     const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    const { sm, source } = await secretsManager();
     world = await startWorld(clock, (v) => [
       vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true }),
       vendorConnectionInput(v, 'jwt', { id: 'jwt-too' }),
     ], { lifetime: 3600 });
     const w = world;
-    const versions = [{ id: 'v1', value: secretFor(w.vendor, 'jwt') }];
+    sm.put('broker/jwt-test', secretFor(w.vendor, 'jwt'), 'v1');
     registerSecretValue(ROTATED);
-    const calls: string[] = [];
-    // Secrets Manager has no local equivalent: a client-level fake answering the two operations as the service does.
-    const client = {
-      send: (cmd: GetSecretValueCommand | DescribeSecretCommand) => {
-        const current = versions[versions.length - 1]!;
-        calls.push(cmd.constructor.name);
-        if (cmd instanceof DescribeSecretCommand) {
-          return Promise.resolve({ VersionIdsToStages: Object.fromEntries(versions.map((v) => [v.id, v === current ? ['AWSCURRENT'] : ['AWSPREVIOUS']])) });
-        }
-        return Promise.resolve({ VersionId: current.id, SecretString: JSON.stringify(current.value) });
-      },
-    };
-    const secrets = new CachedSecretSource(new SecretsManagerSource(client), clock);
+    const secrets = new CachedSecretSource(source, clock);
     const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
     const prewarm = makePrewarmHandler({ broker, logger: createLogger(), metrics: createMetrics(), secrets, store: w.table.store });
+    const operations = () => sm.calls.map((c) => c.operation);
 
-    await broker.getToken(CALLER, 'jwt-too');
+    // The run's batch read fills the cache: the pre-warmed connection's mint, and a caller's of the other, read nothing.
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'minted' });
-    calls.length = 0;
+    await broker.getToken(CALLER, 'jwt-too');
+    expect(operations()).toEqual(['BatchGetSecretValue']);
+
     clock.advance(60_000);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'fresh' });
-    // Two connections share the secret: one look, and no value read.
-    expect(calls).toEqual(['DescribeSecretCommand']);
+    // Two connections share the secret: one id in one call.
+    expect(operations()).toEqual(['BatchGetSecretValue', 'BatchGetSecretValue']);
 
     w.vendor.setAccount('jwt', ROTATED);
-    versions.push({ id: 'v2', value: ROTATED });
-    calls.length = 0;
+    sm.put('broker/jwt-test', ROTATED, 'v2');
     clock.advance(60_000);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'rotated', 'jwt-too': 'rotated' });
-    expect(calls.filter((c) => c === 'DescribeSecretCommand')).toHaveLength(1);
+    expect(sm.count('BatchGetSecretValue')).toBe(3);
     expect((await w.table.store.read('jwt')).token?.secretVersion).toBe('v2');
     expect((await w.table.store.read('jwt-too')).token?.secretVersion).toBe('v2');
+  });
+
+  it('45 connections, their secrets named by name, partial ARN or full ARN: a run reads them in 3 calls, not 45, and finds each change', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    const { sm, source } = await secretsManager();
+    const ids = Array.from({ length: 45 }, (_, i) => `c${String(i).padStart(2, '0')}`);
+    const partialArn = (id: string) => `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:broker/${id}`;
+    world = await startWorld(clock, (v) => {
+      for (const id of ids) sm.put(`broker/${id}`, secretFor(v, 'jwt'));
+      // Every third a name, a partial ARN, the full ARN (with its random suffix).
+      const spelled = (id: string, i: number) => [`broker/${id}`, partialArn(id), sm.arnOf(`broker/${id}`)][i % 3]!;
+      return ids.map((id, i) => vendorConnectionInput(v, 'jwt', { id, secretId: spelled(id, i) }));
+    }, { lifetime: 3600 });
+    const w = world;
+    const secrets = new CachedSecretSource(source, clock);
+    const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
+    const prewarm = makePrewarmHandler({ broker, logger: createLogger(), metrics: createMetrics(), secrets, store: w.table.store });
+    // One token of each spelling, then each of those secrets gets a new version (no event).
+    for (const id of ['c00', 'c01', 'c02', 'c03']) await broker.getToken(CALLER, id);
+    for (const id of ['c00', 'c01', 'c02']) sm.put(`broker/${id}`, secretFor(w.vendor, 'jwt'), `${id}-v2`);
+
+    sm.calls.length = 0;
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ c00: 'rotated', c01: 'rotated', c02: 'rotated' });
+    expect(sm.count('BatchGetSecretValue')).toBe(3);
+    for (const id of ['c00', 'c01', 'c02']) expect((await w.table.store.read(id)).token?.secretVersion).toBe(`${id}-v2`);
+
+    // Nothing changed since: the run is its 3 calls and nothing else.
+    sm.calls.length = 0;
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({});
+    expect(sm.calls.map((c) => c.operation)).toEqual(['BatchGetSecretValue', 'BatchGetSecretValue', 'BatchGetSecretValue']);
+  });
+
+  it("a secret the role may not read is reported for its connection; a batch call that fails counts as no change, with a warning", async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    const { sm, source } = await secretsManager();
+    world = await startWorld(clock, (v) => ['a', 'b', 'c'].map((id) => vendorConnectionInput(v, 'jwt', { id, secretId: `broker/${id}` })), { lifetime: 3600 });
+    const w = world;
+    for (const id of ['a', 'b', 'c']) sm.put(`broker/${id}`, secretFor(w.vendor, 'jwt'), `${id}-v1`);
+    const secrets = new CachedSecretSource(source, clock);
+    const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
+    const logger = createLogger();
+    const warn = vi.spyOn(logger, 'warn');
+    const prewarm = makePrewarmHandler({ broker, logger, metrics: createMetrics(), secrets, store: w.table.store });
+    for (const id of ['a', 'b', 'c']) await broker.getToken(CALLER, id);
+    const warned = () => warn.mock.calls.filter(([m]) => m === 'could not compare the secret version').map(([, f]) => f);
+
+    // The role loses GetSecretValue on b: BatchGetSecretValue answers b in its Errors, and a's change is still seen.
+    const arnOfB = sm.arnOf('broker/b');
+    sm.authorize((_key, action, resource) => !(action === 'secretsmanager:GetSecretValue' && resource === arnOfB));
+    for (const id of ['a', 'b']) sm.put(`broker/${id}`, secretFor(w.vendor, 'jwt'), `${id}-v2`);
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ a: 'rotated' });
+    expect(warned()).toEqual([{ connection: 'b', code: 'misconfigured' }]);
+    expect((await w.table.store.read('b')).token?.secretVersion).toBe('b-v1');
+
+    // The role loses BatchGetSecretValue itself: the whole call fails, every connection is "no change" and said so.
+    warn.mockClear();
+    sm.authorize((_key, action) => action !== 'secretsmanager:BatchGetSecretValue');
+    sm.put('broker/c', secretFor(w.vendor, 'jwt'), 'c-v2');
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({});
+    expect(warned()).toEqual(expect.arrayContaining(['a', 'b', 'c'].map((connection) => ({ connection, code: 'misconfigured' }))));
+    expect((await w.table.store.read('c')).token?.secretVersion).toBe('c-v1');
   });
 });

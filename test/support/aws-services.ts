@@ -34,7 +34,7 @@ class ServiceError extends Error {
   }
 }
 
-type Operation = (input: Record<string, unknown>) => unknown;
+type Operation = (input: Record<string, unknown>, caller: { accessKeyId: string }) => unknown;
 
 export interface AwsJsonServer {
   endpoint: string;
@@ -75,7 +75,7 @@ async function startAwsJsonServer(service: string, targetPrefix: string, operati
           const op = operations[operation];
           if (!op) throw new ServiceError('UnknownOperationException', `unknown operation ${target}`);
           calls.push({ operation, accessKeyId: who.accessKeyId });
-          reply(200, op(JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>));
+          reply(200, op(JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>, { accessKeyId: who.accessKeyId }));
         } catch (err) {
           const e = err instanceof ServiceError ? err : new ServiceError('InternalFailure', 'internal failure', 500);
           reply(e.status, { __type: e.type, message: e.message }, { 'x-amzn-errortype': e.type });
@@ -139,9 +139,20 @@ interface SecretVersion {
   stages: Set<string>;
 }
 
-/** Secrets Manager: JSON secrets with versions and staging labels, addressed by name, partial ARN or full ARN. */
+/** Whether the caller's role allows `action` on `resource` (an ARN, or `*` for an action that takes none). */
+export type Authorizer = (accessKeyId: string, action: string, resource: string) => boolean;
+
+/** Secrets Manager takes at most this many ids in one BatchGetSecretValue (SecretIdList). */
+const BATCH_GET_LIMIT = 20;
+
+/**
+ * Secrets Manager: JSON secrets with versions and staging labels, addressed by name, partial ARN or full ARN. Each
+ * call is authorized as IAM would (everything is allowed until `authorize` is given): GetSecretValue on the
+ * secret's ARN; BatchGetSecretValue on `*`, then GetSecretValue on each secret, a denied one reported in Errors.
+ */
 export async function startSecretsManager() {
   const secrets = new Map<string, { arn: string; versions: SecretVersion[] }>();
+  let authorize: Authorizer = () => true;
   const find = (secretId: unknown) => {
     const id = typeof secretId === 'string' ? secretId : '';
     for (const [name, s] of secrets) {
@@ -149,6 +160,7 @@ export async function startSecretsManager() {
     }
     throw new ServiceError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
   };
+  const denied = (action: string) => new ServiceError('AccessDeniedException', `not authorized to perform: ${action}`);
   /** Stores a new AWSCURRENT version (the previous one becomes AWSPREVIOUS); returns its VersionId. */
   const put = (name: string, value: unknown, versionId: string = randomUUID()): string => {
     registerSecretValue(value);
@@ -165,26 +177,52 @@ export async function startSecretsManager() {
     s.versions.push({ id: versionId, text: typeof value === 'string' ? value : JSON.stringify(value), stages: new Set(['AWSCURRENT']) });
     return versionId;
   };
+  const entry = (s: ReturnType<typeof find>, v: SecretVersion) => ({
+    ARN: s.arn,
+    Name: s.name,
+    VersionId: v.id,
+    SecretString: v.text,
+    VersionStages: [...v.stages],
+    CreatedDate: Date.now() / 1000,
+  });
   const server = await startAwsJsonServer('secretsmanager', 'secretsmanager', {
-    GetSecretValue: (input) => {
+    GetSecretValue: (input, caller) => {
       const s = find(input.SecretId);
+      if (!authorize(caller.accessKeyId, 'secretsmanager:GetSecretValue', s.arn)) throw denied('secretsmanager:GetSecretValue');
       const stage = input.VersionId === undefined ? (typeof input.VersionStage === 'string' ? input.VersionStage : 'AWSCURRENT') : undefined;
       const v = s.versions.find((x) => (stage ? x.stages.has(stage) : x.id === input.VersionId));
       if (!v) throw new ServiceError('ResourceNotFoundException', "Secrets Manager can't find the specified secret value for staging label: " + stage);
-      return { ARN: s.arn, Name: s.name, VersionId: v.id, SecretString: v.text, VersionStages: [...v.stages], CreatedDate: Date.now() / 1000 };
+      return entry(s, v);
     },
-    DescribeSecret: (input) => {
-      const s = find(input.SecretId);
-      return {
-        ARN: s.arn,
-        Name: s.name,
-        VersionIdsToStages: Object.fromEntries(s.versions.filter((v) => v.stages.size > 0).map((v) => [v.id, [...v.stages]])),
-      };
+    BatchGetSecretValue: (input, caller) => {
+      if (!authorize(caller.accessKeyId, 'secretsmanager:BatchGetSecretValue', '*')) throw denied('secretsmanager:BatchGetSecretValue');
+      const ids = Array.isArray(input.SecretIdList) ? (input.SecretIdList as unknown[]) : [];
+      if (input.Filters !== undefined || ids.length === 0) throw new ServiceError('InvalidParameterException', 'this stand-in answers SecretIdList only');
+      if (ids.length > BATCH_GET_LIMIT) throw new ServiceError('InvalidParameterException', `SecretIdList takes at most ${BATCH_GET_LIMIT} ids`);
+      const SecretValues: ReturnType<typeof entry>[] = [];
+      const Errors: { SecretId: string; ErrorCode: string; Message: string }[] = [];
+      for (const id of ids) {
+        const secretId = typeof id === 'string' ? id : '';
+        let s;
+        try {
+          s = find(secretId);
+        } catch (err) {
+          Errors.push({ SecretId: secretId, ErrorCode: (err as ServiceError).type, Message: (err as ServiceError).message });
+          continue;
+        }
+        if (authorize(caller.accessKeyId, 'secretsmanager:GetSecretValue', s.arn)) SecretValues.push(entry(s, s.versions.find((v) => v.stages.has('AWSCURRENT'))!));
+        else Errors.push({ SecretId: secretId, ErrorCode: 'AccessDeniedException', Message: 'not authorized to perform: secretsmanager:GetSecretValue' });
+      }
+      return { SecretValues, Errors };
     },
   });
   return {
     ...server,
     put,
     arnOf: (name: string) => find(name).arn,
+    /** From now on, each call is authorized by this (the role's policy). */
+    authorize: (by: Authorizer) => {
+      authorize = by;
+    },
   };
 }
