@@ -100,6 +100,7 @@ export class BrokerStack extends Stack {
       retryAttempts: 2,
     });
     for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key).bindSecrets(props.config.connections);
+    prewarm.bindSecretBatchRead();
     Validations.of(http).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',
       reason: "API Gateway invokes the HTTP function synchronously: a failure is the caller's answer, there is nothing to re-drive.",
