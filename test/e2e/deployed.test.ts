@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +14,7 @@ import { ACCOUNT, REGION, roleCredentials, startKms, startSecretsManager } from 
 import { secretFor } from '../support/connections';
 import {
   allows,
+  grantsAllow,
   logicalIdOf,
   provideRuntimeSdk,
   readAssembly,
@@ -103,6 +105,9 @@ async function instance(name: string): Promise<FunctionInstance> {
   return started;
 }
 
+/** The Secrets Manager operations a function called, in order. */
+const operationsOf = (name: string) => sm.calls.filter((c) => c.accessKeyId === roleCredentials(name).accessKeyId).map((c) => c.operation);
+
 const tokenRequest = (connection: string) => restEvent({ method: 'GET', path: `/v1/connections/${connection}/token`, userArn: CALLER_SESSION });
 
 type TokenAnswer = { connection: string; access_token: string; token_type: string; expires_in: number; authorization: string };
@@ -164,6 +169,12 @@ beforeAll(async () => {
   buildApp(new App({ outdir, context: { stage: STAGE, connectionsFile } })).app.synth();
   assembly = readAssembly(outdir);
   provideRuntimeSdk(outdir);
+  // Each Secrets Manager call is authorized by the calling function's role, as the template grants it.
+  const byKey = new Map(Object.values(assembly.functions).map((f) => [roleCredentials(f.name).accessKeyId, f]));
+  sm.authorize((key, action, resource) => {
+    const f = byKey.get(key);
+    return f !== undefined && grantsAllow(f.grants, action, resource, { region: REGION, account: ACCOUNT });
+  });
 
   const data = assembly.templates[`TokenBrokerData-${STAGE}`]!;
   const table = data.Resources[logicalIdOf(data, 'AWS::DynamoDB::Table')]!.Properties as {
@@ -228,6 +239,8 @@ describe('the deployed bundles', () => {
     expect(report.outcomes['e2e-warm']).toBe('minted');
     expect(vendor.exchanges('digitaleo')).toBe(1);
     expect(await tokenItem('e2e-warm')).toBeDefined();
+    // One batch read of the secrets, and the mint took its secret from it (the broker and the run share one cache).
+    expect(operationsOf('Prewarm')).toEqual(['BatchGetSecretValue']);
     // Callers then get it from the table.
     answer(await httpB.invoke<APIGatewayProxyResult>(tokenRequest('e2e-warm')));
     expect(vendor.exchanges('digitaleo')).toBe(1);
@@ -257,17 +270,36 @@ describe('the deployed bundles', () => {
     expect(fresh.access_token).toBeTruthy();
   });
 
-  it('a secret changed with no event at all is picked up by the next pre-warm run', async () => {
+  it('a secret changed with no event at all is picked up by the next pre-warm run, through its batch read', async () => {
     const v4 = rotateAtVendorAndInSecretsManager('broker/e2e-jwt', 'e2e-rotated-secret-v4');
     const exchanges = vendor.exchanges('jwt');
+    const batches = sm.count('BatchGetSecretValue');
     const report = await prewarm.invoke<{ outcomes: Record<string, string> }>(schedulerEvent());
     expect(report.outcomes).toMatchObject({ 'e2e-jwt': 'rotated', 'e2e-warm': 'fresh' });
+    expect(sm.count('BatchGetSecretValue')).toBe(batches + 1);
     expect((await tokenItem('e2e-jwt'))?.secretVersion?.S).toBe(v4);
     expect(vendor.exchanges('jwt')).toBe(exchanges + 1);
-    // Once unchanged, the next run looks (DescribeSecret) without reading the value.
-    const reads = sm.count('GetSecretValue');
+    // Once unchanged, the next run is its one batch read, and nothing else reads a secret.
+    const calls = operationsOf('Prewarm').length;
     expect((await prewarm.invoke<{ outcomes: Record<string, string> }>(schedulerEvent())).outcomes['e2e-jwt']).toBeUndefined();
-    expect(sm.count('GetSecretValue')).toBe(reads);
+    expect(operationsOf('Prewarm').slice(calls)).toEqual(['BatchGetSecretValue']);
+  });
+
+  it("the pre-warm role's grants, as the template writes them, let BatchGetSecretValue return the configured secrets and no other", async () => {
+    sm.put('broker/not-configured', { client_id: 'x', client_secret: 'e2e-not-configured-secret' });
+    const ask = async (name: string) => {
+      const client = new SecretsManagerClient({ endpoint: sm.endpoint, region: REGION, credentials: roleCredentials(name), maxAttempts: 1 });
+      try {
+        return await client.send(new BatchGetSecretValueCommand({ SecretIdList: ['broker/e2e-warm', sm.arnOf('broker/e2e-jwt'), 'broker/not-configured'] }));
+      } finally {
+        client.destroy();
+      }
+    };
+    const out = await ask('Prewarm');
+    expect(out.SecretValues?.map((v) => v.Name).sort()).toEqual(['broker/e2e-jwt', 'broker/e2e-warm']);
+    expect(out.Errors).toEqual([expect.objectContaining({ SecretId: 'broker/not-configured', ErrorCode: 'AccessDeniedException' })]);
+    // A role without the action (the rotation function's) is refused the whole call.
+    await expect(ask('Rotation')).rejects.toMatchObject({ name: 'AccessDeniedException' });
   });
 
   it('the static dialect hands out the stored credential as it is, with no vendor call', async () => {
@@ -282,7 +314,8 @@ describe('the deployed bundles', () => {
       const key = roleCredentials(name).accessKeyId;
       const called = new Set([
         ...kms.calls.filter((c) => c.accessKeyId === key).map((c) => `kms:${c.operation}`),
-        ...sm.calls.filter((c) => c.accessKeyId === key).map((c) => `secretsmanager:${c.operation}`),
+        // A call refused as the policy says (a test's own probe of it) is the policy at work, not a call it missed.
+        ...sm.calls.filter((c) => c.accessKeyId === key && c.error !== 'AccessDeniedException').map((c) => `secretsmanager:${c.operation}`),
       ]);
       for (const action of called) expect(allows(f.allowedActions, action), `${name} calls ${action}`).toBe(true);
     }

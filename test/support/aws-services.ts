@@ -38,8 +38,8 @@ type Operation = (input: Record<string, unknown>, caller: { accessKeyId: string 
 
 export interface AwsJsonServer {
   endpoint: string;
-  /** Every operation called, in order, with the caller's access key. */
-  calls: { operation: string; accessKeyId: string }[];
+  /** Every operation called, in order, with the caller's access key, and the error it was answered, if any. */
+  calls: { operation: string; accessKeyId: string; error?: string }[];
   /** Accepts requests signed with these credentials (each function's role). */
   trust(credentials: RoleCredentials): void;
   count(operation: string): number;
@@ -74,8 +74,14 @@ async function startAwsJsonServer(service: string, targetPrefix: string, operati
           const operation = target.startsWith(`${targetPrefix}.`) ? target.slice(targetPrefix.length + 1) : '';
           const op = operations[operation];
           if (!op) throw new ServiceError('UnknownOperationException', `unknown operation ${target}`);
-          calls.push({ operation, accessKeyId: who.accessKeyId });
-          reply(200, op(JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>, { accessKeyId: who.accessKeyId }));
+          const call: AwsJsonServer['calls'][number] = { operation, accessKeyId: who.accessKeyId };
+          calls.push(call);
+          try {
+            reply(200, op(JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>, { accessKeyId: who.accessKeyId }));
+          } catch (err) {
+            if (err instanceof ServiceError) call.error = err.type;
+            throw err;
+          }
         } catch (err) {
           const e = err instanceof ServiceError ? err : new ServiceError('InternalFailure', 'internal failure', 500);
           reply(e.status, { __type: e.type, message: e.message }, { 'x-amzn-errortype': e.type });

@@ -27,6 +27,13 @@ export interface DeployedFunction {
   environment: Record<string, unknown>;
   /** The IAM actions its execution role allows, from the policies attached to it in the template. */
   allowedActions: string[];
+  /** The Allow statements of its role: actions and resources as the template writes them (intrinsics unresolved). */
+  grants: Grant[];
+}
+
+export interface Grant {
+  actions: string[];
+  resources: unknown[];
 }
 
 export interface Assembly {
@@ -85,17 +92,18 @@ export function readAssembly(dir: string): Assembly {
         timeout: p.Timeout ?? 3,
         memorySize: p.MemorySize ?? 128,
         environment: p.Environment?.Variables ?? {},
-        allowedActions: allowedActions(template, p.Role?.['Fn::GetAtt']?.[0]),
+        allowedActions: grantsOf(template, p.Role?.['Fn::GetAtt']?.[0]).flatMap((g) => g.actions),
+        grants: grantsOf(template, p.Role?.['Fn::GetAtt']?.[0]),
       };
     }
   }
   return { dir, templates, functions };
 }
 
-type Statement = { Effect: string; Action: string | string[] };
+type Statement = { Effect: string; Action: string | string[]; Resource?: unknown };
 
-/** The actions the role's policies (inline and attached AWS::IAM::Policy resources) allow. */
-function allowedActions(template: Template, roleId: string | undefined): string[] {
+/** The Allow statements of the role's policies (inline and attached AWS::IAM::Policy resources). */
+function grantsOf(template: Template, roleId: string | undefined): Grant[] {
   if (!roleId) return [];
   const statements: Statement[] = [];
   const role = template.Resources[roleId]?.Properties as { Policies?: { PolicyDocument: { Statement: Statement[] } }[] } | undefined;
@@ -105,15 +113,35 @@ function allowedActions(template: Template, roleId: string | undefined): string[
     const p = r.Properties as { Roles?: { Ref?: string }[]; PolicyDocument: { Statement: Statement[] } };
     if (p.Roles?.some((x) => x.Ref === roleId)) statements.push(...p.PolicyDocument.Statement);
   }
-  return statements.filter((st) => st.Effect === 'Allow').flatMap((st) => (Array.isArray(st.Action) ? st.Action : [st.Action]));
+  const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+  return statements.filter((st) => st.Effect === 'Allow').map((st) => ({ actions: list(st.Action), resources: list(st.Resource) }));
+}
+
+/**
+ * Whether the grants allow `action` on `resource` (an ARN, or `*` for an action that takes none), as IAM matches
+ * them: actions case-insensitively, both with `*` and `?`. Resource ARNs are rendered for the given account and
+ * region; a resource of another stack's (an import, an attribute) renders to nothing that matches an ARN here.
+ */
+export function grantsAllow(grants: readonly Grant[], action: string, resource: string, where: { region: string; account: string }): boolean {
+  const render = (value: unknown): string => {
+    if (typeof value === 'string') return value;
+    const v = value as Record<string, unknown>;
+    const join = v['Fn::Join'] as [string, unknown[]] | undefined;
+    if (join) return join[1].map(render).join(join[0]);
+    const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': where.region, 'AWS::AccountId': where.account };
+    return (typeof v.Ref === 'string' && pseudo[v.Ref]) || '\u0000unresolved';
+  };
+  return grants.some((g) => allows(g.actions, action) && g.resources.some((r) => wildcard(render(r), false).test(resource)));
+}
+
+/** An IAM pattern (`*` any run, `?` one character) as a regular expression. */
+function wildcard(pattern: string, ignoreCase: boolean): RegExp {
+  return new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, ignoreCase ? 'i' : '');
 }
 
 /** Whether an IAM action pattern list allows `service:Operation` (IAM matches actions case-insensitively, `*` and `?`). */
 export function allows(actions: readonly string[], action: string): boolean {
-  return actions.some((pattern) => {
-    const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
-    return re.test(action);
-  });
+  return actions.some((pattern) => wildcard(pattern, true).test(action));
 }
 
 /**
