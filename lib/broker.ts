@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { BUDGET_DEFAULTS, RequestBudget, TableHealth, atTable, type BudgetOptions } from './budget';
 import type { Clock } from './clock';
 import type { BrokerConfig, Connection } from './config';
 import { MIN_TTL, PREWARM_INTERVAL_SECONDS } from './contract';
@@ -45,7 +46,7 @@ export type RefreshAhead = 'in-request' | 'background';
 /** A pre-warm run's failure holds the connection's callers off until this long after the next run is due. */
 export const PREWARM_HOLD_MARGIN_MS = 30_000;
 
-export interface BrokerOptions extends LeaseOptions, CooldownOptions {
+export interface BrokerOptions extends LeaseOptions, CooldownOptions, BudgetOptions {
   /** How long an instance trusts its in-process copy before looking at the table again. */
   memoryTtlMs: number;
   /** Seconds added to every min_ttl, for clock skew and the caller's own latency. */
@@ -70,6 +71,7 @@ export interface BrokerOptions extends LeaseOptions, CooldownOptions {
 export const BROKER_DEFAULTS: BrokerOptions = {
   ...LEASE_DEFAULTS,
   ...COOLDOWN_DEFAULTS,
+  ...BUDGET_DEFAULTS,
   memoryTtlMs: 30_000,
   safetyMarginSeconds: 10,
   invalidateMinAgeMs: 10_000,
@@ -146,6 +148,8 @@ interface MintPlan {
   forced?: { minTtl: number };
   /** A failure cools the connection down for at least this long (the pre-warm run's: until after its next run). */
   cooldownAtLeastMs?: number;
+  /** The caller's request budget: the table work of the mint shares it, and no mint starts once it is mostly spent. */
+  budget?: RequestBudget;
 }
 
 export class Broker {
@@ -156,6 +160,7 @@ export class Broker {
   private readonly clock: Clock;
   private readonly lease: Lease;
   private readonly cooldowns: Cooldowns;
+  private readonly tableHealth: TableHealth;
   private readonly memory = new Map<string, { held: HeldToken; cachedAt: number }>();
   /** The latest mint time this instance has seen stored, per connection: an older item is not served. */
   private readonly newest = new Map<string, number>();
@@ -184,6 +189,7 @@ export class Broker {
       options: this.opts,
     });
     this.cooldowns = new Cooldowns(deps.clock, this.opts);
+    this.tableHealth = new TableHealth(deps.clock, this.opts);
   }
 
   // ---- getToken: authorize → memory → table → lease → mint → seal → store ------------------------------------
@@ -212,31 +218,34 @@ export class Broker {
   }
 
   private async serve(connection: Connection, minTtl: number): Promise<Served> {
+    // Every table call of this request, from here on, shares one budget (lib/budget.ts).
+    const budget = new RequestBudget(this.clock, this.opts, this.tableHealth);
     const now = this.clock.now();
     const needUntil = now + (minTtl + this.opts.safetyMarginSeconds) * 1000;
     const mem = this.memory.get(connection.id);
     if (mem && now - mem.cachedAt < this.opts.memoryTtlMs && mem.held.expiresAt >= needUntil) {
-      return this.refreshAhead(connection, { held: mem.held, source: 'memory' });
+      return this.refreshAhead(connection, { held: mem.held, source: 'memory' }, budget);
     }
     if (connection.dialect.grantType === 'static') return this.fromSecret(connection, {});
     // Within one instance, concurrent callers share one look at the table (and at most one mint).
     const served = await this.lookups.run(
       connection.id,
       (s) => s.storeDown !== undefined || s.held.expiresAt >= needUntil,
-      () => this.lookUp(connection, needUntil, minTtl),
+      () => this.lookUp(connection, needUntil, minTtl, budget),
     );
     if (served.storeDown && served.held.expiresAt < needUntil) throw this.unavailable(connection, served.storeDown);
     // Each caller draws on its own, after the shared look: none waits on a refresh another one drew.
-    return served.source === 'table' ? this.refreshAhead(connection, served) : served;
+    return served.source === 'table' ? this.refreshAhead(connection, served, budget) : served;
   }
 
-  private async lookUp(connection: Connection, needUntil: number, minTtl: number): Promise<Served> {
+  private async lookUp(connection: Connection, needUntil: number, minTtl: number, budget: RequestBudget): Promise<Served> {
     const id = connection.id;
+    const want: Want = (t) => t.expiresAt >= needUntil;
     let stored: StoredToken | undefined;
     try {
-      stored = (await this.store.read(id)).token;
+      stored = (await atTable(budget, (call) => this.store.read(id, call))).token;
     } catch (err) {
-      if (err instanceof StoreUnavailableError) return this.degraded(connection, (t) => t.expiresAt >= needUntil, err);
+      if (err instanceof StoreUnavailableError) return this.degraded(connection, want, err);
       throw err;
     }
     const current = await this.open(stored);
@@ -251,7 +260,13 @@ export class Broker {
     const forced = current !== undefined && current.expiresAt > now ? { minTtl } : undefined;
     if (forced && current) this.checkForcedMint(connection, current, minTtl);
     this.cooldowns.check(id);
-    const served = await this.mint(connection, (t) => t.expiresAt >= needUntil, { wait: true, ...(forced ? { forced } : {}) });
+    // Nothing left of the budget for the lease, let alone the exchange: too late now for an answer within 3 s.
+    if (!budget.hasTimeLeft()) return this.degraded(connection, want, budget.spentError('no time left for a mint'));
+    // A table browning out keeps the pre-warm run from replacing this token: it is the run's to mint, not a caller's.
+    if (connection.prewarm && (budget.tableSlow || this.tableHealth.troubled())) {
+      return this.degraded(connection, want, new StoreUnavailableError('the token table is slow; a pre-warmed connection is minted by the pre-warm run'));
+    }
+    const served = await this.mint(connection, want, { wait: true, budget, ...(forced ? { forced } : {}) });
     if (!served) throw new VendorTimeoutError(`${id}: no token could be obtained in time`, { context: { connection: id } });
     if (served.held.expiresAt < needUntil) throw this.unsatisfiable(connection, served.held.lifetime, minTtl);
     return served;
@@ -274,14 +289,25 @@ export class Broker {
    */
   private async mintUnderLease(connection: Connection, want: Want, plan: MintPlan): Promise<Served | undefined> {
     const id = connection.id;
+    const { budget } = plan;
     const deadline = this.lease.waitDeadline();
     for (let round = 0; ; round++) {
       let attempt;
       try {
-        attempt = await this.lease.acquire(id, plan.ignoreCooldown ? {} : { cooldownCeiling: this.cooldowns.ceiling() });
+        attempt = await this.lease.acquire(id, plan.ignoreCooldown ? {} : { cooldownCeiling: this.cooldowns.ceiling() }, budget);
       } catch (err) {
         if (err instanceof StoreUnavailableError) return this.degraded(connection, want, err);
         throw err;
+      }
+      if (attempt.held && budget && !budget.mayStartMint()) {
+        // The lease came too late for a mint within the answer's time: give it back for the next instance.
+        await this.lease.release(attempt.held, budget).catch(() => false);
+        const stored = await this.open(attempt.record.token);
+        if (stored && want(stored)) {
+          this.remember(stored);
+          return { held: stored, source: 'table' };
+        }
+        return this.degraded(connection, want, budget.spentError('the lease came too late for a mint'));
       }
       if (attempt.held) return this.mintAsHolder(connection, attempt.held, want, plan);
       const cooldown = plan.ignoreCooldown ? undefined : this.cooldowns.adopt(id, attempt.record.failure);
@@ -293,7 +319,11 @@ export class Broker {
       if (cooldown) throw this.cooldowns.error(cooldown);
       if (!plan.wait) return undefined;
       if (round === 0) this.metrics.count('LeaseWaits', 1);
-      if (!(await this.lease.backoff(round, deadline))) break;
+      if (!(await this.lease.backoff(round, budget ? budget.waitDeadline(deadline) : deadline))) {
+        // At a slow table the wait ends with the request's budget: the held token, or 503.
+        if (budget?.tableSlow) return this.degraded(connection, want, budget.spentError('another instance held the lease'));
+        break;
+      }
     }
     throw new VendorTimeoutError(`${id}: another instance is minting a token and did not finish in time`, {
       retryAfter: 1,
@@ -322,15 +352,15 @@ export class Broker {
     const mintedAt = Math.max(now, (lease.record.mintedAt ?? 0) + 1);
     const held = this.toHeld(connection, token.set, token.secretVersion, mintedAt);
     this.cooldowns.end(id);
-    if (await this.storeAsHolder(lease, held)) this.remember(held);
+    if (await this.storeAsHolder(lease, held, plan.budget)) this.remember(held);
     return { held, source: 'vendor' };
   }
 
   /** Seals the token and stores it under the lease; true when the table took it. */
-  private async storeAsHolder(lease: HeldLease, held: HeldToken): Promise<boolean> {
+  private async storeAsHolder(lease: HeldLease, held: HeldToken, budget?: RequestBudget): Promise<boolean> {
     let kept: boolean;
     try {
-      kept = await this.lease.store(lease, await sealToken(this.deps.cipher, held));
+      kept = await this.lease.store(lease, await sealToken(this.deps.cipher, held), budget, this.opts.storeAfterMintMs);
     } catch (err) {
       // The token is good; callers get it, and the next mint stores one.
       if (!(err instanceof DependencyUnavailableError)) throw err;
@@ -433,17 +463,21 @@ export class Broker {
    * answers the new token (or the current one, if the mint fails or another instance holds the lease); the other
    * callers are served the current token meanwhile, without waiting.
    */
-  private async refreshAhead(connection: Connection, served: Served): Promise<Served> {
+  private async refreshAhead(connection: Connection, served: Served, budget: RequestBudget): Promise<Served> {
     if (!this.drawsRefresh(connection, served.held)) return served;
+    const inRequest = this.opts.refreshAhead === 'in-request';
+    // In the request, a refresh starts only early in it (it may have shared a slow look); the current token does.
+    if (inRequest && !budget.mayStartRefresh()) return served;
     this.metrics.count('RefreshAhead', 1);
-    const mint = this.mint(connection, (t) => t.expiresAt > served.held.expiresAt, { wait: false }).catch((err: unknown) => {
+    const plan: MintPlan = inRequest ? { wait: false, budget } : { wait: false };
+    const mint = this.mint(connection, (t) => t.expiresAt > served.held.expiresAt, plan).catch((err: unknown) => {
       this.log.warn('refresh ahead failed', {
         connection: connection.id,
         code: err instanceof BrokerError ? err.code : 'internal_error',
       });
       return undefined;
     });
-    if (this.opts.refreshAhead === 'background') {
+    if (!inRequest) {
       const task = mint.finally(() => this.background.delete(task));
       this.background.add(task);
       return served;

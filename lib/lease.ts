@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { atTable, type RequestBudget } from './budget';
 import type { Clock } from './clock';
 import type { ConnectionRecord, RecordedFailure, StoredToken, TokenStore } from './ports';
 
@@ -56,26 +57,30 @@ export class Lease {
   /**
    * Takes the connection's lease, unless another instance holds a live one or a cooldown recorded in the table
    * runs. `cooldownCeiling`: a recorded cooldown ending later than this is ignored (no broker writes one that
-   * long); absent, the lease is taken whatever the cooldown.
+   * long); absent, the lease is taken whatever the cooldown. `budget`: the request's, when a caller is waiting.
    */
-  async acquire(connection: string, opts: { cooldownCeiling?: number }): Promise<Acquisition> {
+  async acquire(connection: string, opts: { cooldownCeiling?: number }, budget?: RequestBudget): Promise<Acquisition> {
     const { store, clock, holder, options } = this.parts;
     const now = clock.now();
     const fence = randomUUID();
-    const outcome = await store.acquireLease(connection, {
+    const claim = {
       fence,
       holder,
       now,
       until: now + options.leaseMs,
       ...(opts.cooldownCeiling === undefined ? {} : { cooldownCeiling: opts.cooldownCeiling }),
-    });
+    };
+    const outcome = await atTable(budget, (call) => store.acquireLease(connection, claim, call));
     if (!outcome.acquired) return { held: undefined, record: outcome.record };
     return { held: { connection, fence, record: outcome.record }, record: outcome.record };
   }
 
-  /** Stores the token and gives the lease back; false when the lease was lost or the token is older than the table's. */
-  store(lease: HeldLease, token: StoredToken): Promise<boolean> {
-    return this.parts.store.putToken(token, lease.fence);
+  /**
+   * Stores the token and gives the lease back; false when the lease was lost or the token is older than the table's.
+   * Within a request's budget, but never with less than `floorMs`: a token the fleet does not get is minted again.
+   */
+  store(lease: HeldLease, token: StoredToken, budget?: RequestBudget, floorMs = 0): Promise<boolean> {
+    return atTable(budget, (call) => this.parts.store.putToken(token, lease.fence, call), floorMs);
   }
 
   /** Records a failed exchange (and its cooldown) and gives the lease back, if it is still held. */
@@ -83,8 +88,8 @@ export class Lease {
     return this.parts.store.recordFailure(lease.connection, lease.fence, failure);
   }
 
-  release(lease: HeldLease): Promise<boolean> {
-    return this.parts.store.releaseLease(lease.connection, lease.fence);
+  release(lease: HeldLease, budget?: RequestBudget): Promise<boolean> {
+    return atTable(budget, (call) => this.parts.store.releaseLease(lease.connection, lease.fence, call));
   }
 
   /** The deadline of a wait that starts now. */

@@ -81,31 +81,40 @@ export interface LeaseClaim {
 
 export type LeaseOutcome = { acquired: boolean; record: ConnectionRecord };
 
+/** How long one table call may take: a token request gives each call what is left of its budget (lib/budget.ts). */
+export interface StoreCallOptions {
+  /**
+   * The most this call may take, retries included, in ms; the store's own budget still applies when it is shorter.
+   * At or below 0 the call is not made. Past it the call fails with StoreUnavailableError, as a table that is down.
+   */
+  timeoutMs?: number;
+}
+
 /**
  * The token table (DynamoDB in AWS, memory-store.ts in tests and simulations). Both pass the same contract tests
  * (test/store-contract.ts). Every write that depends on the lease is conditioned on its fencing token.
  */
 export interface TokenStore {
-  read(connection: string): Promise<ConnectionRecord>;
+  read(connection: string, call?: StoreCallOptions): Promise<ConnectionRecord>;
   /**
    * Takes the lease when nobody holds a live one and no honoured cooldown runs. Either way returns the record as
    * it is after the attempt.
    */
-  acquireLease(connection: string, claim: LeaseClaim): Promise<LeaseOutcome>;
+  acquireLease(connection: string, claim: LeaseClaim, call?: StoreCallOptions): Promise<LeaseOutcome>;
   /**
    * Stores the token and gives the lease back, in one write, if `fence` still holds the lease and the token was
    * minted after every token stored before. False when refused (the lease was lost, or the token is older).
    */
-  putToken(token: StoredToken, fence: string): Promise<boolean>;
+  putToken(token: StoredToken, fence: string, call?: StoreCallOptions): Promise<boolean>;
   /** Records a failed exchange (and its cooldown) and gives the lease back, if `fence` still holds it. */
-  recordFailure(connection: string, fence: string, failure: RecordedFailure): Promise<boolean>;
+  recordFailure(connection: string, fence: string, failure: RecordedFailure, call?: StoreCallOptions): Promise<boolean>;
   /** Gives the lease back, if `fence` still holds it. */
-  releaseLease(connection: string, fence: string): Promise<boolean>;
+  releaseLease(connection: string, fence: string, call?: StoreCallOptions): Promise<boolean>;
   /**
    * Deletes the token if it still matches: the same fingerprint (and minted before `mintedBefore`, when given), or
    * minted with any other secret version. The mint time stays as the high-water mark. True if deleted.
    */
-  deleteToken(connection: string, match: TokenMatch): Promise<boolean>;
+  deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<boolean>;
 }
 
 export interface SecretValue {

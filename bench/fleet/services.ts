@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { ManualClock } from '../../lib/clock';
 import { LocalKeyRing } from '../../lib/crypto';
 import { StoreUnavailableError } from '../../lib/errors';
-import type { KeyRing, SecretReadOptions, SecretSource, SecretValue, TokenStore } from '../../lib/ports';
+import type { KeyRing, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
 import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
 import { BROWNOUT, LATENCY, SDK_BACKOFF_BASE_MS } from './latency';
 import { logNormal, type Random } from './random';
@@ -89,9 +89,24 @@ function bytesOf(value: unknown, depth = 0): number {
 /** Store methods that only read; every other method is a (conditional) write. */
 const isRead = (method: string) => /^(get|read|peek|load|find)/i.test(method);
 
+/** Where each TokenStore method takes its call options (the deadline a request's budget gives the call). */
+const CALL_OPTIONS_AT: Record<keyof TokenStore, number> = {
+  read: 1,
+  acquireLease: 2,
+  putToken: 2,
+  recordFailure: 3,
+  releaseLease: 2,
+  deleteToken: 2,
+};
+
+function callTimeoutOf(method: string, args: unknown[]): number | undefined {
+  const at = (CALL_OPTIONS_AT as Record<string, number | undefined>)[method];
+  return at === undefined ? undefined : (args[at] as StoreCallOptions | undefined)?.timeoutMs;
+}
+
 /**
  * Any TokenStore behind DynamoDB's latency, the deadlines and retries lib/adapters/aws.ts gives its client (per
- * attempt and per call), and its billing:
+ * attempt and per call, or the shorter deadline a request's budget gives the call), and its billing:
  * a strongly consistent read costs 1 RRU per 4 KB, a write 1 WRU per KB, throttled attempts nothing.
  * An attempt abandoned at the deadline may still have reached the table (half of them do).
  */
@@ -110,8 +125,14 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
   const { clock, rng, tally } = env;
   const read = isRead(method);
   const budget = DYNAMODB_BUDGET;
+  const timeoutMs = callTimeoutOf(method, args);
+  if (timeoutMs !== undefined && timeoutMs <= 0) {
+    tally.add('dynamodb.noTimeLeft');
+    throw new StoreUnavailableError(`the token table failed to ${method} (no time left in the request's budget)`);
+  }
+  const totalMs = Math.min(budget.totalMs, timeoutMs ?? Infinity);
   const started = clock.now();
-  const left = () => budget.totalMs - (clock.now() - started);
+  const left = () => totalMs - (clock.now() - started);
   tally.add(`dynamodb.calls.${method}`);
   const bill = (result: unknown) => {
     if (read) tally.add('dynamodb.rru', Math.max(1, Math.ceil((bytesOf(result) + ITEM_OVERHEAD_BYTES) / 4096)));

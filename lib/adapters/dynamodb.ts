@@ -12,12 +12,14 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { TABLE_KEY, TTL_ATTRIBUTE } from '../contract';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
+import { checkTimeLeft } from '../budget';
 import { StoreUnavailableError } from '../errors';
 import type {
   ConnectionRecord,
   LeaseClaim,
   LeaseOutcome,
   RecordedFailure,
+  StoreCallOptions,
   StoredToken,
   TokenMatch,
   TokenStore,
@@ -130,9 +132,11 @@ export class DynamoTokenStore implements TokenStore {
     private readonly totalMs = DYNAMODB_BUDGET.totalMs,
   ) {}
 
-  private async call<T>(what: string, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  /** One call within the store's own budget, or the caller's (what is left of a request's), whichever is shorter. */
+  private async call<T>(what: string, call: StoreCallOptions | undefined, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    checkTimeLeft(call, what);
     try {
-      return await withinDeadline(`DynamoDB (${what})`, this.totalMs, fn);
+      return await withinDeadline(`DynamoDB (${what})`, Math.min(this.totalMs, call?.timeoutMs ?? Infinity), fn);
     } catch (err) {
       if (isConditionFailure(err)) throw err;
       const name = (err as { name?: string }).name ?? 'error';
@@ -141,9 +145,14 @@ export class DynamoTokenStore implements TokenStore {
   }
 
   /** An UpdateItem that answers false when its condition does not hold. */
-  private async conditional(what: string, connection: string, parts: Parameters<typeof updateOf>[0]): Promise<boolean> {
+  private async conditional(
+    what: string,
+    connection: string,
+    parts: Parameters<typeof updateOf>[0],
+    call: StoreCallOptions | undefined,
+  ): Promise<boolean> {
     try {
-      await this.call(what, (abortSignal) =>
+      await this.call(what, call, (abortSignal) =>
         this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(connection), ...updateOf(parts) }), { abortSignal }),
       );
       return true;
@@ -153,17 +162,18 @@ export class DynamoTokenStore implements TokenStore {
     }
   }
 
-  async read(connection: string): Promise<ConnectionRecord> {
-    const out = await this.call('read a token', (abortSignal) =>
+  async read(connection: string, call?: StoreCallOptions): Promise<ConnectionRecord> {
+    const out = await this.call('read a token', call, (abortSignal) =>
       this.client.send(new GetItemCommand({ TableName: this.table, Key: itemKey(connection), ConsistentRead: true }), { abortSignal }),
     );
     return recordOf(connection, out.Item);
   }
 
-  async acquireLease(connection: string, claim: LeaseClaim): Promise<LeaseOutcome> {
+  async acquireLease(connection: string, claim: LeaseClaim, call?: StoreCallOptions): Promise<LeaseOutcome> {
+    const started = performance.now();
     const honoured = claim.cooldownCeiling === undefined ? '' : ' AND (attribute_not_exists(#coolUntil) OR #coolUntil <= :now OR #coolUntil > :ceiling)';
     try {
-      const out = await this.call('take a lease', (abortSignal) =>
+      const out = await this.call('take a lease', call, (abortSignal) =>
         this.client.send(
           new UpdateItemCommand({
             TableName: this.table,
@@ -190,10 +200,12 @@ export class DynamoTokenStore implements TokenStore {
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
     }
-    return { acquired: false, record: await this.read(connection) };
+    // The read that tells who holds the lease shares the call's deadline.
+    const left = call?.timeoutMs === undefined ? undefined : call.timeoutMs - (performance.now() - started);
+    return { acquired: false, record: await this.read(connection, left === undefined ? undefined : { timeoutMs: left }) };
   }
 
-  async putToken(t: StoredToken, fence: string): Promise<boolean> {
+  async putToken(t: StoredToken, fence: string, call?: StoreCallOptions): Promise<boolean> {
     return this.conditional('write a token', t.connection, {
       set: {
         connection: S(t.connection),
@@ -211,10 +223,10 @@ export class DynamoTokenStore implements TokenStore {
       // Only the lease's holder stores, and never a token older than the one stored.
       condition: '#fence = :fence AND (attribute_not_exists(#mintedAt) OR #mintedAt < :mintedAt)',
       values: { ':fence': S(fence), ':mintedAt': N(t.mintedAt) },
-    });
+    }, call);
   }
 
-  async recordFailure(connection: string, fence: string, f: RecordedFailure): Promise<boolean> {
+  async recordFailure(connection: string, fence: string, f: RecordedFailure, call?: StoreCallOptions): Promise<boolean> {
     const optional = { failureStatus: f.vendorStatus, failureError: f.vendorError, coolUntil: f.coolUntil };
     const set: Record<string, AttributeValue> = { failureCode: S(f.code), failedAt: N(f.at) };
     const remove = [...LEASE_ATTRIBUTES];
@@ -227,18 +239,18 @@ export class DynamoTokenStore implements TokenStore {
       remove,
       condition: '#fence = :fence',
       values: { ':fence': S(fence) },
-    });
+    }, call);
   }
 
-  async releaseLease(connection: string, fence: string): Promise<boolean> {
+  async releaseLease(connection: string, fence: string, call?: StoreCallOptions): Promise<boolean> {
     return this.conditional('release a lease', connection, {
       remove: LEASE_ATTRIBUTES,
       condition: '#fence = :fence',
       values: { ':fence': S(fence) },
-    });
+    }, call);
   }
 
-  async deleteToken(connection: string, match: TokenMatch): Promise<boolean> {
+  async deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<boolean> {
     const condition =
       'fingerprint' in match
         ? {
@@ -253,7 +265,7 @@ export class DynamoTokenStore implements TokenStore {
             values: { ':v': S(match.notSecretVersion) },
           };
     // The mint time stays: it is the high-water mark no later token may fall below.
-    return this.conditional('delete a token', connection, { remove: TOKEN_ATTRIBUTES, ...condition });
+    return this.conditional('delete a token', connection, { remove: TOKEN_ATTRIBUTES, ...condition }, call);
   }
 }
 

@@ -1,8 +1,10 @@
+import { checkTimeLeft } from '../budget';
 import type {
   ConnectionRecord,
   LeaseClaim,
   LeaseOutcome,
   RecordedFailure,
+  StoreCallOptions,
   StoredToken,
   TokenMatch,
   TokenStore,
@@ -11,14 +13,16 @@ import type {
 // The token table in a Map: the same conditions as the DynamoDB store (the shared contract tests hold both to
 // them), for tests and simulations that need many brokers and no server. Every call yields first (a microtask),
 // so concurrent callers interleave as they would over a network; records are copied in and out, as DynamoDB's
-// would be, so no caller holds a live reference to the table.
+// would be, so no caller holds a live reference to the table. It answers at once, so a call's deadline only
+// matters when none is left: then the call is refused, as the DynamoDB store refuses it.
 
 const copy = (r: ConnectionRecord): ConnectionRecord => structuredClone(r);
 
 export class MemoryTokenStore implements TokenStore {
   private readonly records = new Map<string, ConnectionRecord>();
 
-  private async turn(): Promise<void> {
+  private async turn(call: StoreCallOptions | undefined, what: string): Promise<void> {
+    checkTimeLeft(call, what);
     await Promise.resolve();
   }
 
@@ -28,13 +32,13 @@ export class MemoryTokenStore implements TokenStore {
     return r;
   }
 
-  async read(connection: string): Promise<ConnectionRecord> {
-    await this.turn();
+  async read(connection: string, call?: StoreCallOptions): Promise<ConnectionRecord> {
+    await this.turn(call, 'read a token');
     return copy(this.records.get(connection) ?? {});
   }
 
-  async acquireLease(connection: string, claim: LeaseClaim): Promise<LeaseOutcome> {
-    await this.turn();
+  async acquireLease(connection: string, claim: LeaseClaim, call?: StoreCallOptions): Promise<LeaseOutcome> {
+    await this.turn(call, 'take a lease');
     const r = this.get(connection);
     const leaseFree = !r.lease || r.lease.until < claim.now;
     const cool = r.failure?.coolUntil;
@@ -45,8 +49,8 @@ export class MemoryTokenStore implements TokenStore {
     return { acquired: true, record: copy(r) };
   }
 
-  async putToken(token: StoredToken, fence: string): Promise<boolean> {
-    await this.turn();
+  async putToken(token: StoredToken, fence: string, call?: StoreCallOptions): Promise<boolean> {
+    await this.turn(call, 'write a token');
     const r = this.get(token.connection);
     if (r.lease?.fence !== fence || (r.mintedAt !== undefined && r.mintedAt >= token.mintedAt)) return false;
     r.token = structuredClone(token);
@@ -56,8 +60,8 @@ export class MemoryTokenStore implements TokenStore {
     return true;
   }
 
-  async recordFailure(connection: string, fence: string, failure: RecordedFailure): Promise<boolean> {
-    await this.turn();
+  async recordFailure(connection: string, fence: string, failure: RecordedFailure, call?: StoreCallOptions): Promise<boolean> {
+    await this.turn(call, 'record a failure');
     const r = this.get(connection);
     if (r.lease?.fence !== fence) return false;
     r.failure = structuredClone(failure);
@@ -65,16 +69,16 @@ export class MemoryTokenStore implements TokenStore {
     return true;
   }
 
-  async releaseLease(connection: string, fence: string): Promise<boolean> {
-    await this.turn();
+  async releaseLease(connection: string, fence: string, call?: StoreCallOptions): Promise<boolean> {
+    await this.turn(call, 'release a lease');
     const r = this.get(connection);
     if (r.lease?.fence !== fence) return false;
     delete r.lease;
     return true;
   }
 
-  async deleteToken(connection: string, match: TokenMatch): Promise<boolean> {
-    await this.turn();
+  async deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<boolean> {
+    await this.turn(call, 'delete a token');
     const r = this.get(connection);
     const t = r.token;
     if (!t) return false;

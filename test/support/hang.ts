@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 
 // Endpoints that never answer, for proving that AWS calls abort at their deadline: a loopback TCP server that
@@ -108,6 +108,48 @@ export async function startDynaliteProcess(): Promise<DynaliteProcess> {
       const exited = once(child, 'exit');
       child.kill('SIGTERM');
       await exited;
+    },
+  };
+}
+
+export interface DelayingProxy {
+  endpoint: string;
+  /** The delay added to everything the client sends, in ms; change it between calls. */
+  delay: { ms: number };
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback TCP proxy that holds back each chunk a client sends for `delay.ms` before passing it on: a server
+ * that answers, but slowly (a table browning out). Chunks keep their order (one delay for all of them at a time).
+ */
+export async function startDelayingProxy(target: string): Promise<DelayingProxy> {
+  const { hostname, port: targetPort } = new URL(target);
+  const delay = { ms: 0 };
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = createConnection({ host: hostname, port: Number(targetPort) });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => sockets.delete(s));
+    }
+    client.on('data', (chunk: Buffer) => {
+      setTimeout(() => upstream.write(chunk), delay.ms);
+    });
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    upstream.pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    delay,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

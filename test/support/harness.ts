@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { UNHURRIED_BUDGET } from '../../lib/adapters/aws';
+import { UNHURRIED_REQUEST_BUDGET } from '../../lib/budget';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../../lib/adapters/dynamodb';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';
 import type { Broker, BrokerOptions } from '../../lib/broker';
@@ -108,7 +109,8 @@ export async function startWorld(
         ...(o.metrics ? { metrics: o.metrics } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
         ...(o.random ? { random: o.random } : {}),
-        options: { exchange: { backoffBaseMs: 1, backoffCapMs: 5 }, ...(o.options ?? {}) },
+        // A slow call on a loaded machine is not a brownout (test/request-budget.test.ts proves the budget).
+        options: { ...UNHURRIED_REQUEST_BUDGET, exchange: { backoffBaseMs: 1, backoffCapMs: 5 }, ...(o.options ?? {}) },
       }),
     close: async () => {
       await vendor.close();

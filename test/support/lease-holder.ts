@@ -1,5 +1,6 @@
 // A broker instance in its own process, to be killed with SIGKILL while it holds the mint lease (faults.test.ts).
 import { UNHURRIED_BUDGET } from '../../lib/adapters/aws';
+import { UNHURRIED_REQUEST_BUDGET } from '../../lib/budget';
 import { DynamoTokenStore, createDynamoClient } from '../../lib/adapters/dynamodb';
 import { createBroker } from '../../lib/compose';
 import { parseConfig } from '../../lib/config';
@@ -25,6 +26,6 @@ const broker = createBroker({
   ),
   secrets: { getSecret: () => Promise.resolve({ value: { client_id: env('CLIENT_ID'), client_secret: env('CLIENT_SECRET') }, versionId: 'v1' }) },
   keyRing: new LocalKeyRing(),
-  options: { leaseMs: Number(env('LEASE_MS')), exchange: { deadlineMs: 60_000, retries: 0 } },
+  options: { ...UNHURRIED_REQUEST_BUDGET, leaseMs: Number(env('LEASE_MS')), exchange: { deadlineMs: 60_000, retries: 0 } },
 });
 await broker.getToken('arn:aws:iam::111111111111:role/caller', 'jwt').catch(() => undefined);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../lib/errors';
 import type { LeaseClaim, StoredToken, TokenStore } from '../../lib/ports';
 
 // The contract every TokenStore keeps, run against each of them (test/stores.test.ts): the DynamoDB store on
@@ -149,6 +150,26 @@ export function describeTokenStoreContract(name: string, open: () => Promise<Tok
       expect((await store.read('c')).lease?.fence).toBe('a');
       expect(await store.releaseLease('c', 'a')).toBe(true);
       expect(await store.read('c')).toEqual({});
+    });
+
+    it('honours a call deadline: with time left the call is made; with none it is refused as unavailable and changes nothing', async () => {
+      const store = await open();
+      const some = { timeoutMs: 30_000 };
+      const none = { timeoutMs: 0 };
+      expect((await store.acquireLease('c', claim('a'), some)).acquired).toBe(true);
+      expect(await store.putToken(token(NOW), 'a', some)).toBe(true);
+      const before = await store.read('c', some);
+      await store.acquireLease('c', claim('b', NOW + 1), some);
+      const refused = [
+        store.read('c', none),
+        store.acquireLease('c', claim('x', NOW + 60_000), none),
+        store.putToken(token(NOW + 2), 'b', { timeoutMs: -5 }),
+        store.recordFailure('c', 'b', { code: 'vendor_unavailable', at: NOW, coolUntil: NOW + 30_000 }, none),
+        store.releaseLease('c', 'b', none),
+        store.deleteToken('c', { fingerprint: `fp-${NOW}` }, none),
+      ];
+      for (const call of refused) await expect(call).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(await store.read('c')).toEqual({ ...before, lease: { fence: 'b', holder: 'holder-of-b', until: NOW + 15_001 } });
     });
 
     it('keeps connections apart', async () => {
