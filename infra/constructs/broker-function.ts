@@ -72,7 +72,7 @@ export class BrokerFunction extends NodejsFunction {
         [ENV.config]: BUNDLED_CONFIG_FILE,
         POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
         POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
-        POWERTOOLS_LOG_LEVEL: 'INFO',
+        POWERTOOLS_LOG_LEVEL: LAMBDA_LOG_LEVELS.application,
       },
       bundling: {
         ...FUNCTION_BUNDLING,

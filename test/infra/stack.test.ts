@@ -686,6 +686,13 @@ describe('logs and tracing', () => {
     expect(LAMBDA_LOG_LEVELS).toEqual({ system: 'WARN', application: 'INFO' });
   });
 
+  it("keep Powertools off the runtime's console (no POWERTOOLS_DEV), so Lambda passes its JSON lines through unwrapped", () => {
+    for (const [, fn] of functionsOf(main.broker)) {
+      expect(Object.keys(fn.Properties.Environment.Variables as Record<string, unknown>)).not.toContain('POWERTOOLS_DEV');
+      expect(fn.Properties.Environment.Variables.POWERTOOLS_LOG_LEVEL).toBe(LAMBDA_LOG_LEVELS.application);
+    }
+  });
+
   it('write the access log in the format the cost model renders', () => {
     const stage = Object.values(resources(main.broker, 'AWS::ApiGateway::Stage'))[0]!;
     expect(stage.Properties.AccessLogSetting.Format).toBe(accessLogFormat());
