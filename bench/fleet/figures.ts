@@ -25,7 +25,7 @@ const pct = (a: number, b: number) => (b === 0 ? '—' : `${((a / b) * 100).toFi
 
 /** KMS and Secrets Manager calls per instance-hour, the goal's measure. */
 export function kmsAndSecretsPerInstanceHour(r: FleetResult): number {
-  return (r.kms.generateDataKey + r.kms.decrypt + r.secretsManager.getSecretValue) / r.instances.instanceHours;
+  return (r.kms.generateDataKey + r.kms.decrypt + r.secretsManager.getSecretValue + r.secretsManager.batchGetSecretValue) / r.instances.instanceHours;
 }
 
 export function fleetFigures(r: FleetResult): Figure[] {
@@ -74,7 +74,7 @@ export function fleetFigures(r: FleetResult): Figure[] {
       ok: undefined,
     },
     {
-      what: `KMS + Secrets Manager calls per instance-hour (${n(r.kms.generateDataKey)} GenerateDataKey, ${n(r.kms.decrypt)} Decrypt, ${n(r.secretsManager.getSecretValue)} GetSecretValue over ${r.instances.instanceHours.toFixed(0)} instance-hours)`,
+      what: `KMS + Secrets Manager calls per instance-hour (${n(r.kms.generateDataKey)} GenerateDataKey, ${n(r.kms.decrypt)} Decrypt, ${n(r.secretsManager.getSecretValue)} GetSecretValue, ${n(r.secretsManager.batchGetSecretValue)} BatchGetSecretValue over ${r.instances.instanceHours.toFixed(0)} instance-hours)`,
       value: perHour.toFixed(1),
       ideal: '15',
       ratio: r2(perHour / 15),
@@ -156,7 +156,7 @@ export function fleetNotes(r: FleetResult): string[] {
   if (kmsAndSecretsPerInstanceHour(r) > 15) {
     const sm = r.secretsManager.getSecretValue;
     notes.push(
-      `- KMS and Secrets Manager: ${n(sm)} GetSecretValue for ${n(r.exchanges.tokens)} tokens minted (${(sm / Math.max(1, r.exchanges.tokens)).toFixed(2)} per token; ${n(t('secretsmanager.GetSecretValue.inRequest'))} of them inside a caller's request, the rest in the pre-warm and rotation functions): a mint reads the secret unless the environment minting read it in the last 5 minutes (lib/secrets.ts), and mints land wherever the lease is taken. ${n(r.kms.decrypt)} Decrypt (${n(t('kms.Decrypt.inRequest'))} in requests) over ${n(r.instances.started)} environments: each environment decrypts the data key of every token it reads once, and every minting environment seals under a new data key every 5 minutes (lib/crypto.ts), so a reader meets many keys. The calls follow mints and environments, not hours: ${r.instances.instanceHours.toFixed(0)} instance-hours is what they are divided by.`,
+      `- KMS and Secrets Manager: ${n(sm)} GetSecretValue for ${n(r.exchanges.tokens)} tokens minted (${(sm / Math.max(1, r.exchanges.tokens)).toFixed(2)} per token; ${n(t('secretsmanager.GetSecretValue.inRequest'))} of them inside a caller's request, the rest in the pre-warm and rotation functions): a mint reads the secret unless the environment minting read it in the last 5 minutes (lib/secrets.ts), and mints land wherever the lease is taken. ${n(r.kms.decrypt)} Decrypt (${n(t('kms.Decrypt.inRequest'))} in requests) over ${n(r.instances.started)} environments: each environment decrypts the data key of every token it reads once, and every minting environment seals under a new data key every 5 minutes (lib/crypto.ts), so a reader meets many keys. ${n(r.secretsManager.batchGetSecretValue)} BatchGetSecretValue: the pre-warm run's check of every secret for a change no event announced, 20 secrets a call, once a minute. The calls follow mints and environments, not hours: ${r.instances.instanceHours.toFixed(0)} instance-hours is what they are divided by.`,
     );
   }
   const pw = r.waits.prewarmed;

@@ -32,7 +32,8 @@ export function unitRates(r: FleetResult, m: MeasuredSizes): UnitRates {
       wru: perConnectionMonth(r.dynamodb.wru),
       rru: perConnectionMonth(prewarmRru),
       kmsCalls: perConnectionMonth(r.kms.generateDataKey),
-      secretsManagerCalls: perConnectionMonth(r.secretsManager.getSecretValue),
+      // The pre-warm run's batch reads grow with the connections (20 a call): counted per connection like the mints' reads.
+      secretsManagerCalls: perConnectionMonth(r.secretsManager.getSecretValue + r.secretsManager.batchGetSecretValue),
       lambdaInvocations: perConnectionMonth(r.lambda.rotationInvocations),
       lambdaGbSeconds: perConnectionMonth(
         (r.lambda.prewarmBilledMs / 1000) * gb(m.memoryMb.prewarm) + (r.lambda.rotationBilledMs / 1000) * gb(m.memoryMb.rotation),

@@ -2,8 +2,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { ManualClock } from '../../lib/clock';
 import { LocalKeyRing } from '../../lib/crypto';
 import { StoreUnavailableError } from '../../lib/errors';
-import type { KeyRing, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
+import type { KeyRing, SecretRead, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
 import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
+import { BATCH_GET_LIMIT } from '../../lib/adapters/secrets-manager';
 import { BROWNOUT, LATENCY, SDK_BACKOFF_BASE_MS } from './latency';
 import { logNormal, type Random } from './random';
 
@@ -217,7 +218,7 @@ interface SecretVersion {
 
 /**
  * Secrets Manager: one secret per connection with AWSCURRENT and, after a rotation, AWSPREVIOUS. GetSecretValue
- * takes its latency and is counted; the vendors learn of each client secret through `onIssue`.
+ * and BatchGetSecretValue take their latency and are counted; the vendors learn of each client secret through `onIssue`.
  */
 export class SimSecretsManager implements SecretSource {
   private readonly secrets = new Map<string, { current: SecretVersion; previous?: SecretVersion }>();
@@ -250,6 +251,25 @@ export class SimSecretsManager implements SecretSource {
     const v = stage === 'AWSPREVIOUS' ? s?.previous : stage === 'AWSCURRENT' ? s?.current : undefined;
     if (!v) throw new Error(`no version ${stage} of ${secretId}`);
     return { value: { ...v.value }, versionId: v.versionId };
+  }
+
+  /** BatchGetSecretValue: 20 ids a call, the calls made together, each counted and taking GetSecretValue's latency. */
+  async getCurrentSecrets(secretIds: readonly string[]): Promise<Map<string, SecretRead>> {
+    const ids = [...new Set(secretIds)];
+    const batches: string[][] = [];
+    for (let i = 0; i < ids.length; i += BATCH_GET_LIMIT) batches.push(ids.slice(i, i + BATCH_GET_LIMIT));
+    const read = new Map<string, SecretRead>();
+    await Promise.all(
+      batches.map(async (batch) => {
+        this.env.tally.add('secretsmanager.BatchGetSecretValue');
+        await this.env.clock.sleep(sample.secrets(this.env.rng));
+        for (const id of batch) {
+          const v = this.secrets.get(id)?.current;
+          read.set(id, v ? { value: { ...v.value }, versionId: v.versionId } : new Error(`no secret ${id}`));
+        }
+      }),
+    );
+    return read;
   }
 
   private newVersion(clientId: string): SecretVersion {

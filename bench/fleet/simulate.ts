@@ -115,7 +115,7 @@ export interface FleetResult {
   exchanges: { tokens: number; attempts: number; ideal: number; idealStrict: number; rotations: number; outageAttempts: number };
   dynamodb: { reads: number; writes: number; rru: number; wru: number; idealReads: number; idealWrites: number; failedCalls: number; calls: Record<string, number> };
   kms: { generateDataKey: number; decrypt: number };
-  secretsManager: { getSecretValue: number };
+  secretsManager: { getSecretValue: number; batchGetSecretValue: number };
   waits: { prewarmed: WaitFigures; cold: WaitFigures };
   outage: WindowFigures;
   brownout: WindowFigures;
@@ -228,11 +228,11 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     },
     timing: () => undefined,
   };
-  const newBroker = (name: string) =>
+  const newBroker = (name: string, cached = new CachedSecretSource(secrets, clock)) =>
     new Broker({
       config,
       store,
-      secrets: new CachedSecretSource(secrets, clock),
+      secrets: cached,
       cipher: new TokenCipher(keyRing, clock),
       clock,
       http: vendors.http,
@@ -242,7 +242,9 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     });
 
   // The pre-warm and rotation functions: one execution environment each, kept warm by their schedules.
-  const prewarm = makePrewarmHandler({ broker: newBroker('prewarm'), logger: silentLogger(), metrics: quietMetrics() });
+  // As in Lambda, the pre-warm run shares its broker's secret cache and table: its secret check runs and is counted.
+  const prewarmSecrets = new CachedSecretSource(secrets, clock);
+  const prewarm = makePrewarmHandler({ broker: newBroker('prewarm', prewarmSecrets), logger: silentLogger(), metrics: quietMetrics(), secrets: prewarmSecrets, store });
   const rotation = makeRotationHandler({ broker: newBroker('rotation'), logger: silentLogger(), metrics: quietMetrics() });
 
   const rng = seeded(o.seed + 3);
@@ -533,7 +535,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
       calls,
     },
     kms: { generateDataKey: tally.get('kms.GenerateDataKey'), decrypt: tally.get('kms.Decrypt') },
-    secretsManager: { getSecretValue: tally.get('secretsmanager.GetSecretValue') },
+    secretsManager: { getSecretValue: tally.get('secretsmanager.GetSecretValue'), batchGetSecretValue: tally.get('secretsmanager.BatchGetSecretValue') },
     waits: { prewarmed: waitFigures('prewarmed'), cold: waitFigures('cold') },
     outage,
     brownout,
