@@ -17,8 +17,9 @@ export function unitRates(r: FleetResult, m: MeasuredSizes): UnitRates {
   const C = r.options.connections;
   const perConnectionMonth = (x: number) => (x / C) * DAYS_PER_MONTH * (86_400 / r.options.daySeconds);
   const prewarmConnections = Math.round(C * r.options.prewarmShare);
-  // Pre-warm reads are the schedule's (one per pre-warmed connection per run); the rest follow the requests.
-  const prewarmRru = r.lambda.prewarmInvocations * prewarmConnections;
+  // Pre-warm reads are the schedule's: each connection's record once a run, to compare its secret's version (every
+  // simulated connection caches tokens), and each pre-warmed one's again to warm it. The rest follow the requests.
+  const prewarmRru = r.lambda.prewarmInvocations * (C + prewarmConnections);
   const gb = (mb: number) => mb / 1024;
   return {
     perRequest: {
