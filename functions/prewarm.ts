@@ -5,7 +5,7 @@ import type { Broker } from '../lib/broker';
 import type { Connection } from '../lib/config';
 import type { MetricName } from '../lib/contract';
 import { isBrokerError } from '../lib/errors';
-import type { SecretRead, SecretSource, TokenStore } from '../lib/ports';
+import type { ConnectionRecord, SecretRead, SecretSource, TokenStore } from '../lib/ports';
 import { readCurrentSecrets } from '../lib/secrets';
 import { lambdaEntry, withPowertools } from './entry';
 
@@ -43,17 +43,22 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
    * could not be read (its own error, or its batch call's) is reported and counts as "no change": warming goes on
    * with what is stored.
    */
-  const secretChanged = async (connection: Connection, current: Promise<Map<string, SecretRead>> | undefined): Promise<boolean> => {
+  const secretChanged = async (
+    connection: Connection,
+    current: Promise<Map<string, SecretRead>> | undefined,
+  ): Promise<{ changed: boolean; record?: ConnectionRecord }> => {
     const { store } = deps;
-    if (!current || !store || connection.dialect.grantType === 'static') return false;
+    if (!current || !store || connection.dialect.grantType === 'static') return { changed: false };
+    let record: ConnectionRecord | undefined;
     try {
-      const [read, stored] = await Promise.all([current, store.read(connection.id).then((r) => r.token)]);
+      const [read, r] = await Promise.all([current, store.read(connection.id)]);
+      record = r;
       const secret = read.get(connection.secretId);
       if (!secret || secret instanceof Error) throw secret ?? new Error('the secret was not read');
-      return stored !== undefined && stored.secretVersion !== secret.versionId;
+      return { changed: record.token !== undefined && record.token.secretVersion !== secret.versionId, record };
     } catch (err) {
       deps.logger.warn('could not compare the secret version', { connection: connection.id, code: codeOf(err) });
-      return false;
+      return { changed: false, ...(record ? { record } : {}) };
     }
   };
 
@@ -75,12 +80,14 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
           continue;
         }
         try {
-          if (await secretChanged(connection, current)) {
+          const look = await secretChanged(connection, current);
+          if (look.changed) {
             await deps.broker.rotate(connection);
             deps.logger.info('the secret changed without an event; token replaced', { connection: connection.id });
             outcomes[connection.id] = 'rotated';
           } else if (connection.prewarm) {
-            outcomes[connection.id] = await deps.broker.prewarm(connection);
+            // The record just read for the version check will do: one table read per connection per run.
+            outcomes[connection.id] = await deps.broker.prewarm(connection, look.record);
           }
         } catch (err) {
           outcomes[connection.id] = codeOf(err);

@@ -31,6 +31,7 @@ import {
   type SecretReadOptions,
   type SecretSource,
   type SecretValue,
+  type ConnectionRecord,
   type StoredToken,
   type TokenSource,
   type TokenStore,
@@ -650,9 +651,9 @@ export class Broker {
    * so that callers of a pre-warmed connection never wait on a failing vendor (they are served the held token, or
    * the failure at once). A longer cooldown (a vendor's Retry-After) is honoured to within one run.
    */
-  async prewarm(connection: Connection): Promise<PrewarmOutcome> {
+  async prewarm(connection: Connection, known?: ConnectionRecord): Promise<PrewarmOutcome> {
     if (connection.dialect.grantType === 'static') return 'static';
-    const record = await this.store.read(connection.id);
+    const record = known ?? (await this.store.read(connection.id));
     const stored = record.token;
     if (stored && !this.prewarmDue(connection, stored)) return 'fresh';
     const interval = this.opts.prewarmIntervalMs;

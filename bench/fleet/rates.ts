@@ -16,10 +16,9 @@ export function unitRates(r: FleetResult, m: MeasuredSizes): UnitRates {
   const R = r.requests;
   const C = r.options.connections;
   const perConnectionMonth = (x: number) => (x / C) * DAYS_PER_MONTH * (86_400 / r.options.daySeconds);
-  const prewarmConnections = Math.round(C * r.options.prewarmShare);
   // Pre-warm reads are the schedule's: each connection's record once a run, to compare its secret's version (every
-  // simulated connection caches tokens), and each pre-warmed one's again to warm it. The rest follow the requests.
-  const prewarmRru = r.lambda.prewarmInvocations * (C + prewarmConnections);
+  // simulated connection caches tokens); warming a pre-warmed one uses that same read. The rest follow the requests.
+  const prewarmRru = r.lambda.prewarmInvocations * C;
   const gb = (mb: number) => mb / 1024;
   return {
     perRequest: {
