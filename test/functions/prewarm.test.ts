@@ -10,7 +10,7 @@ import { ManualClock } from '../../lib/clock';
 import { TokenCipher } from '../../lib/crypto';
 import { nodeHttpClient } from '../../lib/http';
 import { CachedSecretSource } from '../../lib/secrets';
-import type { TokenSource } from '../../lib/ports';
+import type { TokenSource, TokenStore } from '../../lib/ports';
 import { ACCOUNT, REGION, roleCredentials, startSecretsManager } from '../support/aws-services';
 import { secretFor, vendorConnectionInput } from '../support/connections';
 import { lambdaContext } from '../support/events';
@@ -150,6 +150,38 @@ describe('pre-warming', () => {
     expect(callerAnswers.get('vendor')).toBeUndefined();
     expect(callerAnswers.get('vendor_unavailable')).toBeGreaterThan(0);
     expect([...callerAnswers.keys()].sort()).toEqual(['memory', 'table', 'vendor_unavailable']);
+  });
+
+  it("reads each connection's record once a run: the secret check's read serves the warming too", async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [
+        vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true }),
+        vendorConnectionInput(v, 'digitaleo', { id: 'digitaleo', prewarm: true }),
+        vendorConnectionInput(v, 'docoon', { id: 'docoon' }),
+      ],
+      { lifetime: 3600 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt'), 'broker/digitaleo-test': secretFor(v, 'digitaleo'), 'broker/docoon-test': secretFor(v, 'docoon') }),
+    );
+    const inner = new MemoryTokenStore();
+    const reads: string[] = [];
+    const store: TokenStore = Object.assign(Object.create(inner) as TokenStore, {
+      read: (id: string, opts?: Parameters<TokenStore['read']>[1]) => {
+        reads.push(id);
+        return inner.read(id, opts);
+      },
+    });
+    const secrets = new CachedSecretSource(new FileSecretSource(world.secretsPath), clock);
+    const broker = world.broker({ store });
+    const prewarm = makePrewarmHandler({ broker, logger: createLogger(), metrics: createMetrics(), secrets, store });
+    for (let run = 0; run < 5; run++) {
+      reads.length = 0;
+      await prewarm({}, context());
+      // The first run mints (a mint reads the record again under its lease); the later ones find the tokens fresh.
+      if (run > 0) expect(reads.sort()).toEqual(['digitaleo', 'docoon', 'jwt']);
+      clock.advance(60_000);
+    }
   });
 
   it('warms connections concurrently; a failing vendor does not stop the others', async () => {
