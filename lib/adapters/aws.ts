@@ -1,4 +1,4 @@
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { NodeHttpHandlerOptions } from '@smithy/node-http-handler';
 
 // Deadlines for every AWS call of the broker. Two layers, because either alone leaves a hole:
 // - per attempt, in the HTTP handler: connectionTimeout, and requestTimeout with throwOnRequestTimeout (without it
@@ -33,15 +33,19 @@ export const SECRETS_MANAGER_BUDGET: CallBudget = { connectMs: 1_000, attemptMs:
  */
 export const UNHURRIED_BUDGET: CallBudget = { connectMs: 5_000, attemptMs: 10_000, maxAttempts: 3, totalMs: 30_000 };
 
-/** The client settings of a budget: bounded attempts, and an HTTP handler whose timeouts abort. */
-export function clientSettings(budget: CallBudget): { maxAttempts: number; requestHandler: NodeHttpHandler } {
+/**
+ * The client settings of a budget: bounded attempts, and an HTTP handler whose timeouts abort. The handler is given
+ * as options, which the client builds its own NodeHttpHandler from: the functions then use the runtime's copy of
+ * @smithy/node-http-handler instead of bundling one (7 KB of a 150 KB budget).
+ */
+export function clientSettings(budget: CallBudget): { maxAttempts: number; requestHandler: NodeHttpHandlerOptions } {
   return {
     maxAttempts: budget.maxAttempts,
-    requestHandler: new NodeHttpHandler({
+    requestHandler: {
       connectionTimeout: budget.connectMs,
       requestTimeout: budget.attemptMs,
       throwOnRequestTimeout: true,
-    }),
+    },
   };
 }
 

@@ -51,6 +51,22 @@ describe('the budgets', () => {
   });
 });
 
+describe('the per-attempt timeout, given to the client as handler options', () => {
+  it('aborts each attempt at requestTimeout: a hung server is given up long before the call deadline', async () => {
+    const hung = await startHungEndpoint();
+    cleanups.push(() => hung.close());
+    // Attempts of 300 ms, a whole call of 20 s: only the handler's own timeout can end this early.
+    const budget: CallBudget = { connectMs: 300, attemptMs: 300, maxAttempts: 2, totalMs: 20_000 };
+    const client = createDynamoClient({ endpoint: hung.endpoint, ...AWS }, budget);
+    cleanups.push(() => client.destroy());
+    const result = await settled(new DynamoTokenStore(client, 'tokens', budget.totalMs).read('jwt'));
+    expect(result.err).toBeInstanceOf(StoreUnavailableError);
+    expect(((result.err as Error).cause as Error | undefined)?.name).toBe('TimeoutError');
+    expect(result.ms).toBeLessThan(budget.maxAttempts * budget.attemptMs + SLACK_MS);
+    expect(hung.accepted()).toBe(budget.maxAttempts);
+  });
+});
+
 describe('the token table (DynamoDB) at its deadline', () => {
   it('a server that accepts and never answers: StoreUnavailableError, the connections aborted', async () => {
     const hung = await startHungEndpoint();
