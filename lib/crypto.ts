@@ -113,7 +113,11 @@ export class TokenCipher {
     const now = this.clock.now();
     // A birth time ahead of this clock by more than a little is not trusted to date the key.
     if (now - key.bornAt >= this.maxAge || key.bornAt > now + 60_000) return;
-    this.sealable.set(keyId(key.encrypted), key);
+    // A key keeps the earliest birth time this instance has seen for it: an envelope that claims a later one (which
+    // only someone holding the key can write) does not extend the key's life.
+    const id = keyId(key.encrypted);
+    const known = this.sealable.get(id);
+    this.sealable.set(id, known && known.bornAt <= key.bornAt ? known : key);
     while (this.sealable.size > 4) {
       const youngest = [...this.sealable].reduce((a, b) => (b[1].bornAt > a[1].bornAt ? b : a));
       this.sealable.delete(youngest[0]);

@@ -111,6 +111,31 @@ describe('token encryption', () => {
     await expect(new TokenCipher(ring, clock).decrypt(younger, 'aad')).rejects.toThrow(/does not belong/);
   });
 
+  it('an envelope that re-dates a known key does not extend its life here', async () => {
+    const clock = new ManualClock();
+    const local = new LocalKeyRing();
+    const ring = new CountingKeyRing(local);
+    const reader = new TokenCipher(ring, clock);
+    const first = await new TokenCipher(ring, clock).encrypt('a', 'aad');
+    await reader.decrypt(first, 'aad');
+    clock.advance(DATA_KEY_MAX_AGE_MS - 60_000);
+    // Someone holding the key's plaintext writes an envelope under it claiming it was born just now.
+    const buf = Buffer.from(first);
+    const keyLength = buf.readUInt16BE(7);
+    const dk = Buffer.from(await local.decryptDataKey(buf.subarray(9, 9 + keyLength), { ...ENCRYPTION_CONTEXT }));
+    const header = Buffer.from(buf.subarray(0, 9));
+    header.writeUIntBE(clock.now(), 1, 6);
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', dk, iv);
+    c.setAAD(Buffer.concat([header, Buffer.from('aad')]));
+    const body = Buffer.concat([c.update('b'), c.final()]);
+    const redated = Buffer.concat([header, buf.subarray(9, 9 + keyLength), iv, c.getAuthTag(), body]);
+    expect(await reader.decrypt(redated, 'aad')).toBe('b');
+    clock.advance(60_000);
+    await reader.encrypt('next', 'aad');
+    expect(ring.generated).toBe(2);
+  });
+
   it('still reads the first envelope layout, without sealing under its key', async () => {
     const clock = new ManualClock();
     const local = new LocalKeyRing();
