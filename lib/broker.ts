@@ -3,7 +3,7 @@ import { BUDGET_DEFAULTS, RequestBudget, TableHealth, atTable, type BudgetOption
 import type { Clock } from './clock';
 import type { BrokerConfig, Connection } from './config';
 import { MIN_TTL, PREWARM_INTERVAL_SECONDS } from './contract';
-import { COOLDOWN_DEFAULTS, Cooldowns, type CooldownOptions } from './cooldowns';
+import { COOLDOWN_DEFAULTS, Cooldowns, type CooldownOptions, type PrewarmHold } from './cooldowns';
 import { DecryptionError, TokenCipher, openToken, sealToken } from './crypto';
 import {
   BrokerError,
@@ -147,8 +147,8 @@ interface MintPlan {
   freshSecret?: boolean;
   /** A caller forces it: bounded to one per forcedMintIntervalMs. */
   forced?: { minTtl: number };
-  /** A failure cools the connection down for at least this long (the pre-warm run's: until after its next run). */
-  cooldownAtLeastMs?: number;
+  /** The pre-warm run's: a failure keeps callers off until after the run that will probe again. */
+  hold?: PrewarmHold;
   /** The caller's request budget: the table work of the mint shares it, and no mint starts once it is mostly spent. */
   budget?: RequestBudget;
 }
@@ -346,7 +346,7 @@ export class Broker {
       if (plan.forced && current) this.checkForcedMint(connection, current, plan.forced.minTtl);
       token = await this.exchange(connection, { forceRefresh: plan.freshSecret ?? false, storedVersion: lease.record.token?.secretVersion }, current);
     } catch (err) {
-      throw await this.failAsHolder(connection, lease, err, plan.cooldownAtLeastMs);
+      throw await this.failAsHolder(connection, lease, err, plan.hold);
     }
     const now = this.clock.now();
     // The table refuses a token older than its own: with clocks a little apart, stay above its high-water mark.
@@ -381,8 +381,8 @@ export class Broker {
    * After a failed exchange under the lease: a vendor's failure starts a cooldown recorded for every instance
    * (which also gives the lease back); anything else gives the lease back. Returns the error for the caller.
    */
-  private async failAsHolder(connection: Connection, lease: HeldLease, err: unknown, atLeastMs?: number): Promise<unknown> {
-    const cooldown = this.cooldowns.start(connection.id, err, atLeastMs);
+  private async failAsHolder(connection: Connection, lease: HeldLease, err: unknown, hold?: PrewarmHold): Promise<unknown> {
+    const cooldown = this.cooldowns.start(connection.id, err, hold);
     if (cooldown) {
       this.metrics.count('Cooldowns', 1);
       this.log.warn('exchange failed; cooling down', {
@@ -657,15 +657,19 @@ export class Broker {
     const stored = record.token;
     if (stored && !this.prewarmDue(connection, stored)) return 'fresh';
     const interval = this.opts.prewarmIntervalMs;
-    const coolUntil = Math.max(
-      this.cooldowns.active(connection.id)?.until ?? 0,
-      this.cooldowns.fromTable(connection.id, record.failure)?.until ?? 0,
+    // The run probes once the vendor may be asked again: its own hold ends later, for callers only; a cooldown
+    // another instance recorded (a vendor's Retry-After) is honoured to its end.
+    const own = this.cooldowns.active(connection.id);
+    const recorded = this.cooldowns.fromTable(connection.id, record.failure);
+    const probeAfter = Math.max(
+      own ? (own.probeAfter ?? own.until) : 0,
+      recorded && !(own && recorded.until <= own.until) ? recorded.until : 0,
     );
-    if (coolUntil - this.clock.now() >= interval) return 'cooling-down';
+    if (this.clock.now() < probeAfter) return 'cooling-down';
     const served = await this.mint(connection, (t) => !this.prewarmDue(connection, t), {
       wait: false,
       ignoreCooldown: true,
-      cooldownAtLeastMs: interval + PREWARM_HOLD_MARGIN_MS,
+      hold: { intervalMs: interval, marginMs: PREWARM_HOLD_MARGIN_MS },
     });
     if (!served) return 'busy';
     return served.source === 'vendor' ? 'minted' : 'fresh';

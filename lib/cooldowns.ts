@@ -44,10 +44,21 @@ export interface CooldownOptions {
 
 export const COOLDOWN_DEFAULTS: CooldownOptions = { cooldownMs: 30_000, maxCooldownMs: 300_000 };
 
+/** The pre-warm run's schedule, for the hold its failures put on callers. */
+export interface PrewarmHold {
+  intervalMs: number;
+  marginMs: number;
+}
+
 export interface Cooldown {
   connection: string;
   /** Epoch ms. */
   until: number;
+  /**
+   * Epoch ms: when the vendor may be asked again (the default cooldown or its Retry-After). Earlier than `until` only
+   * for a pre-warm run's hold, which keeps callers off until after the run that will probe at this time.
+   */
+  probeAfter?: number;
   code: VendorFailureCode;
   vendorStatus?: number;
   vendorError?: string;
@@ -77,12 +88,17 @@ export class Cooldowns {
    * The cooldown a failed exchange starts (noted here), or undefined when the failure starts none: the broker's
    * own set-up (misconfigured) and anything that is not the vendor's.
    */
-  start(connection: string, err: unknown, atLeastMs = 0): Cooldown | undefined {
+  start(connection: string, err: unknown, hold?: PrewarmHold): Cooldown | undefined {
     if (!(err instanceof BrokerError) || !isVendorCode(err.code)) return undefined;
+    const now = this.clock.now();
     const retryAfterMs = Math.min((err.retryAfter ?? 0) * 1000, this.options.maxCooldownMs);
+    const probeAfter = now + Math.max(this.options.cooldownMs, retryAfterMs);
+    // A pre-warm run's hold: callers stay off until the margin after the first run at or past probeAfter.
+    const held = hold ? now + Math.ceil((probeAfter - now) / hold.intervalMs) * hold.intervalMs + hold.marginMs : probeAfter;
     const cooldown: Cooldown = {
       connection,
-      until: this.clock.now() + Math.max(this.options.cooldownMs, retryAfterMs, Math.min(atLeastMs, this.options.maxCooldownMs)),
+      until: Math.min(Math.max(held, probeAfter), now + this.options.maxCooldownMs),
+      probeAfter,
       code: err.code,
       ...vendorFacts(err),
     };

@@ -107,6 +107,48 @@ describe('pre-warming', () => {
     expect(world.vendor.exchanges('jwt')).toBe(hour / 180);
   });
 
+  it("honours a vendor's Retry-After: the run does not probe before it ends, and its own hold keeps callers off until the run after", async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
+      { lifetime: 300 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+    );
+    const store = new MemoryTokenStore();
+    const caller = world.broker({ store, options: { exchange: { retries: 0 } } });
+    const prewarm = makePrewarmHandler({ broker: world.broker({ store, options: { exchange: { retries: 0 } } }), logger: createLogger(), metrics: createMetrics() });
+    const limited = (seconds: number) =>
+      world!.vendor.fail('jwt', (_q, r) => r.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"error":"slow_down"}'));
+    const codeOf = (p: Promise<unknown>) => p.then(() => 'token', (err: unknown) => (err instanceof BrokerError ? err.code : 'internal_error'));
+
+    // A caller meets a 429 with Retry-After 45 s: 20 s later the run does not ask the vendor.
+    limited(45);
+    expect(await codeOf(caller.getToken(CALLER, 'jwt', 60))).toBe('vendor_unavailable');
+    expect(world.vendor.received('jwt')).toBe(1);
+    clock.advance(20_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'cooling-down' });
+    expect(world.vendor.received('jwt')).toBe(1);
+
+    // Past it, the run probes; its failure (Retry-After 100 s) is not probed again at the next run, only at the one
+    // after; callers are held off until 30 s past that one.
+    clock.advance(30_000);
+    limited(100);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'vendor_unavailable' });
+    expect(world.vendor.received('jwt')).toBe(2);
+    clock.advance(60_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'cooling-down' });
+    expect(world.vendor.received('jwt')).toBe(2);
+    clock.advance(45_000); // 105 s after the probe: the vendor's 100 s are over, the hold (150 s) is not
+    expect(await codeOf(caller.getToken(CALLER, 'jwt', 60))).toBe('vendor_unavailable');
+    expect(world.vendor.received('jwt')).toBe(2);
+    world.vendor.heal('jwt');
+    clock.advance(15_000);
+    expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'minted' });
+    expect(world.vendor.received('jwt')).toBe(3);
+    expect(await codeOf(caller.getToken(CALLER, 'jwt', 60))).toBe('token');
+  });
+
   it('during a 10-minute vendor outage only the pre-warm run asks the vendor, once a run; callers never wait on it', async () => {
     const clock = new ManualClock('2026-11-23T00:00:00.000Z');
     world = await startWorld(
