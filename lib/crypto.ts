@@ -79,7 +79,7 @@ export class TokenCipher {
     const encryptedKey = buf.subarray(headerLength, keyEnd);
     const iv = buf.subarray(keyEnd, keyEnd + 12);
     const tag = buf.subarray(keyEnd + 12, keyEnd + 28);
-    const key = await this.dataKeyFor(encryptedKey);
+    const { id, plaintext: key } = await this.dataKeyFor(encryptedKey);
     let plaintext: string;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, iv);
@@ -91,7 +91,7 @@ export class TokenCipher {
       throw new DecryptionError('the ciphertext does not belong to this item', err);
     }
     // Only once the tag vouches for the birth time may the key seal this instance's tokens.
-    if (version === VERSION) this.offer({ plaintext: key, encrypted: Buffer.from(encryptedKey), bornAt: buf.readUIntBE(1, 6) });
+    if (version === VERSION) this.offer(id, buf.readUIntBE(1, 6), () => ({ plaintext: key, encrypted: Buffer.from(encryptedKey) }));
     return plaintext;
   }
 
@@ -100,7 +100,7 @@ export class TokenCipher {
     const now = this.clock.now();
     let best: DataKey | undefined;
     for (const [id, k] of this.sealable) {
-      if (now - k.bornAt >= this.maxAge || k.bornAt > now + this.maxAge) {
+      if (now - k.bornAt >= this.maxAge) {
         this.sealable.delete(id);
         continue;
       }
@@ -109,15 +109,16 @@ export class TokenCipher {
     return best;
   }
 
-  private offer(key: DataKey) {
+  /** A key this instance may seal with; `material` is copied only for a key it does not hold yet (reads are hot). */
+  private offer(id: string, bornAt: number, material: () => Omit<DataKey, 'bornAt'>) {
     const now = this.clock.now();
     // A birth time ahead of this clock by more than a little is not trusted to date the key.
-    if (now - key.bornAt >= this.maxAge || key.bornAt > now + 60_000) return;
+    if (now - bornAt >= this.maxAge || bornAt > now + 60_000) return;
     // A key keeps the earliest birth time this instance has seen for it: an envelope that claims a later one (which
     // only someone holding the key can write) does not extend the key's life.
-    const id = keyId(key.encrypted);
     const known = this.sealable.get(id);
-    this.sealable.set(id, known && known.bornAt <= key.bornAt ? known : key);
+    if (known && known.bornAt <= bornAt) return;
+    this.sealable.set(id, { ...(known ?? material()), bornAt });
     while (this.sealable.size > 4) {
       const youngest = [...this.sealable].reduce((a, b) => (b[1].bornAt > a[1].bornAt ? b : a));
       this.sealable.delete(youngest[0]);
@@ -132,8 +133,9 @@ export class TokenCipher {
       try {
         const fresh = await this.keyRing.generateDataKey({ ...ENCRYPTION_CONTEXT });
         const key = { plaintext: Buffer.from(fresh.plaintext), encrypted: Buffer.from(fresh.encrypted), bornAt: this.clock.now() };
-        this.remember(key.encrypted, key.plaintext);
-        this.offer(key);
+        const id = keyId(key.encrypted);
+        this.remember(id, key.plaintext);
+        this.offer(id, key.bornAt, () => key);
         return key;
       } finally {
         this.pendingKey = undefined;
@@ -142,21 +144,21 @@ export class TokenCipher {
     return this.pendingKey;
   }
 
-  private async dataKeyFor(encrypted: Buffer): Promise<Buffer> {
-    const hit = this.decrypted.get(keyId(encrypted));
-    if (hit) return hit;
+  private async dataKeyFor(encrypted: Buffer): Promise<{ id: string; plaintext: Buffer }> {
+    const id = keyId(encrypted);
+    const hit = this.decrypted.get(id);
+    if (hit) return { id, plaintext: hit };
     let plaintext: Buffer;
     try {
       plaintext = Buffer.from(await this.keyRing.decryptDataKey(encrypted, { ...ENCRYPTION_CONTEXT }));
     } catch (err) {
       throw new DecryptionError('the data key could not be decrypted', err);
     }
-    this.remember(encrypted, plaintext);
-    return plaintext;
+    this.remember(id, plaintext);
+    return { id, plaintext };
   }
 
-  private remember(encrypted: Buffer, plaintext: Buffer) {
-    const id = keyId(encrypted);
+  private remember(id: string, plaintext: Buffer) {
     this.decrypted.delete(id);
     this.decrypted.set(id, plaintext);
     while (this.decrypted.size > this.cacheSize) {

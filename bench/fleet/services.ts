@@ -4,7 +4,7 @@ import { LocalKeyRing } from '../../lib/crypto';
 import { StoreUnavailableError } from '../../lib/errors';
 import type { KeyRing, SecretRead, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
 import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
-import { BATCH_GET_LIMIT } from '../../lib/adapters/secrets-manager';
+import { secretBatches } from '../../lib/adapters/secrets-manager';
 import { BROWNOUT, LATENCY, SDK_BACKOFF_BASE_MS } from './latency';
 import { logNormal, type Random } from './random';
 
@@ -255,9 +255,7 @@ export class SimSecretsManager implements SecretSource {
 
   /** BatchGetSecretValue: 20 ids a call, the calls made together, each counted and taking GetSecretValue's latency. */
   async getCurrentSecrets(secretIds: readonly string[]): Promise<Map<string, SecretRead>> {
-    const ids = [...new Set(secretIds)];
-    const batches: string[][] = [];
-    for (let i = 0; i < ids.length; i += BATCH_GET_LIMIT) batches.push(ids.slice(i, i + BATCH_GET_LIMIT));
+    const batches = secretBatches(secretIds);
     const read = new Map<string, SecretRead>();
     await Promise.all(
       batches.map(async (batch) => {

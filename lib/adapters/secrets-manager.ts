@@ -57,9 +57,7 @@ export class SecretsManagerSource implements SecretSource {
    * becomes the error of each secret it asked for.
    */
   async getCurrentSecrets(secretIds: readonly string[]): Promise<Map<string, SecretRead>> {
-    const ids = [...new Set(secretIds)];
-    const batches: string[][] = [];
-    for (let i = 0; i < ids.length; i += BATCH_GET_LIMIT) batches.push(ids.slice(i, i + BATCH_GET_LIMIT));
+    const batches = secretBatches(secretIds);
     const read = new Map<string, SecretRead>();
     await Promise.all(
       batches.map(async (batch) => {
@@ -82,6 +80,14 @@ export class SecretsManagerSource implements SecretSource {
 
 /** Secrets Manager takes at most this many ids in one BatchGetSecretValue. */
 export const BATCH_GET_LIMIT = 20;
+
+/** The distinct ids, in BatchGetSecretValue calls of at most BATCH_GET_LIMIT each. */
+export function secretBatches(secretIds: readonly string[]): string[][] {
+  const ids = [...new Set(secretIds)];
+  const batches: string[][] = [];
+  for (let i = 0; i < ids.length; i += BATCH_GET_LIMIT) batches.push(ids.slice(i, i + BATCH_GET_LIMIT));
+  return batches;
+}
 
 /** A Secrets Manager error (an exception's name, or a batch entry's ErrorCode) as the broker's error. */
 function secretError(name: string | undefined, secretId: string, stage: string, cause?: unknown): Error {
