@@ -353,7 +353,9 @@ export class Broker {
     const mintedAt = Math.max(now, (lease.record.mintedAt ?? 0) + 1);
     const held = this.toHeld(connection, token.set, token.secretVersion, mintedAt);
     this.cooldowns.end(id);
-    if (await this.storeAsHolder(lease, held, plan.budget)) this.remember(held);
+    // Held in memory even when the table did not take it: this instance's next callers need no exchange of their own.
+    await this.storeAsHolder(lease, held, plan.budget);
+    this.remember(held);
     return { held, source: 'vendor' };
   }
 
@@ -361,7 +363,7 @@ export class Broker {
   private async storeAsHolder(lease: HeldLease, held: HeldToken, budget?: RequestBudget): Promise<boolean> {
     let kept: boolean;
     try {
-      kept = await this.lease.store(lease, await sealToken(this.deps.cipher, held), budget, this.opts.storeAfterMintMs);
+      kept = await this.lease.store(lease, await sealToken(this.deps.cipher, held), budget);
     } catch (err) {
       // The token is good; callers get it, and the next mint stores one.
       if (!(err instanceof DependencyUnavailableError)) throw err;

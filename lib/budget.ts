@@ -17,8 +17,16 @@ export interface BudgetOptions {
    * budget is left. Either way the store after it is expected to take about as long as that last call.
    */
   mintStartMs: number;
-  /** The store after a mint gets at least this, so that a slow vendor does not cost the fleet its new token. */
+  /** The store after a mint gets at least this, so that a slow vendor does not cost the fleet its new token... */
   storeAfterMintMs: number;
+  /**
+   * ...but it ends by this long after the request started, so the answer goes out within 3 s whatever the vendor and
+   * the table took together (a table that has not stored the token by then is down for this request: the caller
+   * gets the token, and the fleet mints again)...
+   */
+  answerByMs: number;
+  /** ...unless that leaves less than this: a table that answers at all stores a token in a few milliseconds. */
+  minStoreMs: number;
   /** A table call that takes longer than this (or fails) says the table is browning out. */
   slowTableCallMs: number;
   /** After such a sign, an instance's callers of pre-warmed connections leave mints to the pre-warm run this long. */
@@ -29,6 +37,8 @@ export const BUDGET_DEFAULTS: BudgetOptions = {
   tableBudgetMs: 2_000,
   mintStartMs: 1_000,
   storeAfterMintMs: 500,
+  answerByMs: 2_800,
+  minStoreMs: 150,
   slowTableCallMs: 300,
   tableTroubleMs: 60_000,
 };
@@ -41,6 +51,8 @@ export const UNHURRIED_REQUEST_BUDGET: BudgetOptions = {
   tableBudgetMs: 30_000,
   mintStartMs: 15_000,
   storeAfterMintMs: 10_000,
+  answerByMs: 60_000,
+  minStoreMs: 10_000,
   slowTableCallMs: 10_000,
   tableTroubleMs: 60_000,
 };
@@ -120,9 +132,22 @@ export class RequestBudget {
     return this.slow ? Math.min(leaseDeadline, this.started + this.opts.tableBudgetMs) : leaseDeadline;
   }
 
-  /** Runs one table call with what is left of the budget (at least `floorMs`), noting how the table answered. */
-  async call<T>(run: (call: StoreCallOptions) => Promise<T>, floorMs = 0): Promise<T> {
-    const left = Math.max(this.opts.tableBudgetMs - this.spent(), floorMs);
+  /** Runs one table call with what is left of the budget, noting how the table answered. */
+  call<T>(run: (call: StoreCallOptions) => Promise<T>): Promise<T> {
+    return this.timed(run, this.opts.tableBudgetMs - this.spent());
+  }
+
+  /**
+   * The store of a token this request minted: what is left of the budget, at least storeAfterMintMs, but ending by
+   * the answer's deadline (answerByMs from the request's start), and never shorter than minStoreMs.
+   */
+  storeAfterMint<T>(run: (call: StoreCallOptions) => Promise<T>): Promise<T> {
+    const left = Math.max(this.opts.tableBudgetMs - this.spent(), this.opts.storeAfterMintMs);
+    const untilAnswer = this.started + this.opts.answerByMs - this.clock.now();
+    return this.timed(run, Math.max(Math.min(left, untilAnswer), this.opts.minStoreMs));
+  }
+
+  private async timed<T>(run: (call: StoreCallOptions) => Promise<T>, left: number): Promise<T> {
     const began = this.clock.now();
     let failed = false;
     try {
@@ -148,6 +173,6 @@ export class RequestBudget {
 }
 
 /** A table call within a request's budget when there is one; with the store's own deadline otherwise. */
-export function atTable<T>(budget: RequestBudget | undefined, run: (call: StoreCallOptions) => Promise<T>, floorMs = 0): Promise<T> {
-  return budget ? budget.call(run, floorMs) : run({});
+export function atTable<T>(budget: RequestBudget | undefined, run: (call: StoreCallOptions) => Promise<T>): Promise<T> {
+  return budget ? budget.call(run) : run({});
 }

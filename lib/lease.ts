@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { atTable, type RequestBudget } from './budget';
 import type { Clock } from './clock';
-import type { ConnectionRecord, RecordedFailure, StoredToken, TokenStore } from './ports';
+import type { ConnectionRecord, RecordedFailure, StoreCallOptions, StoredToken, TokenStore } from './ports';
 
 // The mint lease: so that one instance of the fleet exchanges with a vendor while the others wait for its token.
 // Each acquisition gets its own fencing token; storing the token, recording a failure and releasing are all
@@ -77,10 +77,12 @@ export class Lease {
 
   /**
    * Stores the token and gives the lease back; false when the lease was lost or the token is older than the table's.
-   * Within a request's budget, but never with less than `floorMs`: a token the fleet does not get is minted again.
+   * Within a request's budget as its store after a mint (RequestBudget.storeAfterMint); with the store's own deadline
+   * otherwise.
    */
-  store(lease: HeldLease, token: StoredToken, budget?: RequestBudget, floorMs = 0): Promise<boolean> {
-    return atTable(budget, (call) => this.parts.store.putToken(token, lease.fence, call), floorMs);
+  store(lease: HeldLease, token: StoredToken, budget?: RequestBudget): Promise<boolean> {
+    const put = (call: StoreCallOptions) => this.parts.store.putToken(token, lease.fence, call);
+    return budget ? budget.storeAfterMint(put) : put({});
   }
 
   /** Records a failed exchange (and its cooldown) and gives the lease back, if it is still held. */

@@ -12,7 +12,7 @@ import type { Clock } from '../../lib/clock';
 import { parseConfig, type BrokerConfig, type ConnectionInput } from '../../lib/config';
 import { createBroker } from '../../lib/compose';
 import { LocalKeyRing } from '../../lib/crypto';
-import { nodeHttpClient } from '../../lib/http';
+import { nodeHttpClient, type HttpClient } from '../../lib/http';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
 import type { Logger, Metrics, TokenStore } from '../../lib/ports';
@@ -64,6 +64,8 @@ export interface World {
     random?: () => number;
     store?: TokenStore;
     config?: BrokerConfig;
+    /** The vendor calls' client (default: the real one). */
+    http?: HttpClient;
   }): Broker;
   close(): Promise<void>;
 }
@@ -105,7 +107,7 @@ export async function startWorld(
         secrets: new FileSecretSource(secretsPath),
         keyRing,
         clock: o.clock ?? clock,
-        http: nodeHttpClient,
+        http: o.http ?? nodeHttpClient,
         ...(o.metrics ? { metrics: o.metrics } : {}),
         ...(o.logger ? { logger: o.logger } : {}),
         ...(o.random ? { random: o.random } : {}),
