@@ -21,6 +21,11 @@ const when = (w: Record<string, number>) =>
     : ` (${Object.entries(w)
         .map(([k, v]) => `${k} ${n(v)}`)
         .join(', ')})`;
+/** The requests of a group answered with an error (neither a wait nor a token), by when and code. */
+const errorsInstead = (e: Record<string, number>) => {
+  const total = Object.values(e).reduce((a, b) => a + b, 0);
+  return `${n(total)} answered with an error instead${when(e)}`;
+};
 const pct = (a: number, b: number) => (b === 0 ? '—' : `${((a / b) * 100).toFixed(1)}%`);
 
 /** KMS and Secrets Manager calls per instance-hour made for tokens: requests, mints, rotations. */
@@ -98,7 +103,7 @@ export function fleetFigures(r: FleetResult): Figure[] {
     },
     {
       what: `caller waits on a vendor, pre-warmed connections (${n(w.prewarmed.requests)} requests)`,
-      value: `${n(w.prewarmed.waits)} waits${when(w.prewarmed.byWhen)}, p99 ${ms(w.prewarmed.p99Ms)}, max ${ms(w.prewarmed.maxMs)}`,
+      value: `${n(w.prewarmed.waits)} waits${when(w.prewarmed.byWhen)}, p99 ${ms(w.prewarmed.p99Ms)}, max ${ms(w.prewarmed.maxMs)}; ${errorsInstead(w.prewarmed.errors)}`,
       ideal: '0',
       ratio: pct(w.prewarmed.waits, w.prewarmed.requests),
       goal: '0 waits',
@@ -106,7 +111,7 @@ export function fleetFigures(r: FleetResult): Figure[] {
     },
     {
       what: `caller waits on a vendor, connections not pre-warmed (${n(w.cold.requests)} requests)`,
-      value: `${n(w.cold.waits)} waits${when(w.cold.byWhen)}, p99 ${ms(w.cold.p99Ms)}, max ${ms(w.cold.maxMs)}`,
+      value: `${n(w.cold.waits)} waits${when(w.cold.byWhen)}, p99 ${ms(w.cold.p99Ms)}, max ${ms(w.cold.maxMs)}; ${errorsInstead(w.cold.errors)}`,
       ideal: 'one per ideal token at most',
       ratio: pct(w.cold.waits, w.cold.requests),
       goal: 'reported',

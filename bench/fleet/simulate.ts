@@ -86,6 +86,8 @@ export interface WaitFigures {
   byWhen: Record<string, number>;
   p99Ms: number;
   maxMs: number;
+  /** The requests answered with an error instead (no wait, no token), by code and when: `brownout, service_unavailable`. */
+  errors: Record<string, number>;
 }
 
 export interface WindowFigures {
@@ -289,6 +291,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
   const waitLatencies = { prewarmed: [] as number[], cold: [] as number[] };
   const waitCounts = { prewarmed: 0, cold: 0 };
   const waitWhen = { prewarmed: {} as Record<string, number>, cold: {} as Record<string, number> };
+  const errorWhen = { prewarmed: {} as Record<string, number>, cold: {} as Record<string, number> };
   const rotatedAt = new Map<number, number[]>();
   for (const r of workload.rotations) rotatedAt.set(r.connection, [...(rotatedAt.get(r.connection) ?? []), DAY_START + r.t]);
   const requestCounts = { prewarmed: 0, cold: 0 };
@@ -360,19 +363,25 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     const waited = trace.vendorCalls > 0 || trace.leaseWaits > 0 || source === 'vendor';
     const group = spec.prewarm ? 'prewarmed' : 'cold';
     requestCounts[group] += 1;
+    const when =
+      arrived >= brownoutFrom && arrived < brownoutUntil
+        ? 'brownout'
+        : arrived >= brownoutUntil && arrived < brownoutUntil + 60_000
+          ? 'the minute after the brownout'
+          : spec.vendor === o.outage.vendor && arrived >= outageFrom && arrived < outageUntil + 60_000
+          ? 'outage'
+          : (rotatedAt.get(connectionIndex) ?? []).some((t) => arrived >= t && arrived < t + 180_000)
+            ? 'rotation'
+            : arrived < DAY_START + 60_000
+              ? 'first minute'
+              : 'otherwise';
+    if (!source) {
+      const key = `${when}, ${outcome}`;
+      errorWhen[group][key] = (errorWhen[group][key] ?? 0) + 1;
+    }
     if (waited) {
       waitCounts[group] += 1;
       waitLatencies[group].push(latency);
-      const when =
-        arrived >= brownoutFrom && arrived < brownoutUntil
-          ? 'brownout'
-          : spec.vendor === o.outage.vendor && arrived >= outageFrom && arrived < outageUntil + 60_000
-            ? 'outage'
-            : (rotatedAt.get(connectionIndex) ?? []).some((t) => arrived >= t && arrived < t + 180_000)
-              ? 'rotation'
-              : arrived < DAY_START + 60_000
-                ? 'first minute'
-                : 'otherwise';
       // What the caller waited on: its own exchange (or one its environment shared), or another environment's lease.
       const on = trace.vendorCalls > 0 || source === 'vendor' ? 'exchange' : 'lease';
       const key = `${when}, ${on}`;
@@ -502,6 +511,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     byWhen: waitWhen[g],
     p99Ms: quantile(waitLatencies[g], 0.99),
     maxMs: waitLatencies[g].reduce((a, b) => Math.max(a, b), 0),
+    errors: errorWhen[g],
   });
 
   return {
