@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { simulateFleet, type FleetResult } from '../bench/fleet/simulate';
+import { FLEET_DAY, type WorkloadOptions } from '../bench/fleet/workload';
+
+// The fleet goals of BENCHMARKS.md, held in CI on three hours of the simulated fleet (the whole day is
+// `npm run bench`): 200 connections, half pre-warmed, bursts, rotations, a 10-minute vendor outage at the first hour
+// and a 5-minute table brownout at the second. The clock is simulated, so these are counts, not timings. Two seeds:
+// the bench's, and one that found a 3.3 s answer in the brownout.
+
+const SLICE: WorkloadOptions = {
+  ...FLEET_DAY,
+  daySeconds: 3 * 3600,
+  rotations: 3,
+  bursts: { ...FLEET_DAY.bursts, perDay: 3 },
+  outage: { ...FLEET_DAY.outage, startSecond: 3600 },
+  brownout: { ...FLEET_DAY.brownout, startSecond: 2 * 3600 },
+};
+
+/** When a request may be answered with an error: the vendor is down, or the table is (or just was). */
+const EXCUSED = ['outage, vendor_unavailable', 'brownout, service_unavailable', 'the minute after the brownout, service_unavailable'];
+
+describe.each([FLEET_DAY.seed, 1])('three hours of the fleet, seed %i', (seed) => {
+  let r: FleetResult;
+
+  it('runs the slice', async () => {
+    r = await simulateFleet({ workload: { ...SLICE, seed } });
+    expect(r.requests).toBeGreaterThan(60_000);
+    expect(r.errors.internal_error ?? 0).toBe(0);
+  }, 120_000);
+
+  it('mints within 2% of the ideal number of tokens', () => {
+    expect(r.exchanges.tokens).toBeGreaterThan(0);
+    expect(r.exchanges.tokens / r.exchanges.ideal).toBeLessThanOrEqual(1.02);
+  });
+
+  it('never makes a caller of a pre-warmed connection wait on a vendor, nor errs except when the vendor or the table is down', () => {
+    expect(r.waits.prewarmed.requests).toBeGreaterThan(20_000);
+    expect(r.waits.prewarmed.waits).toBe(0);
+    expect(Object.keys(r.waits.prewarmed.errors).filter((k) => !EXCUSED.includes(k))).toEqual([]);
+    expect(Object.keys(r.waits.cold.errors).filter((k) => !EXCUSED.includes(k))).toEqual([]);
+  });
+
+  it('answers every request of the table brownout within 3 s, serving a held token to most that one could serve', () => {
+    expect(r.brownout.requests).toBeGreaterThan(1_000);
+    expect(r.brownout.over3s).toBe(0);
+    expect(r.brownout.maxLatencyMs).toBeLessThanOrEqual(3_000);
+    expect(r.brownout.fromHeldToken / r.brownout.servable).toBeGreaterThan(0.75);
+  });
+
+  it('serves a held token in the vendor outage to every request one could serve', () => {
+    expect(r.outage.requests).toBeGreaterThan(50);
+    expect(r.outage.fromHeldToken).toBe(r.outage.servable);
+  });
+});
