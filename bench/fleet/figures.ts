@@ -177,7 +177,7 @@ export function fleetNotes(r: FleetResult): string[] {
     const sm = r.secretsManager.getSecretValue;
     const check = r.secretsManager.batchGetSecretValue;
     notes.push(
-      `- KMS and Secrets Manager, every call counted: ${n(check)} of the ${n(r.kms.generateDataKey + r.kms.decrypt + sm + check)} calls are the pre-warm run's secret check (BatchGetSecretValue, 20 secrets a call, every minute: a secret changed without an event must be picked up within a minute). That check scales with the secrets and the minutes, not with the instances: ${n(r.options.connections)} secrets cost ${(check / r.instances.instanceHours).toFixed(1)} calls per instance-hour on a day of ${r.instances.instanceHours.toFixed(0)} instance-hours; alone it would stay within 15 per instance-hour only with ${n(Math.ceil((Math.ceil(r.options.connections / 20) * 60) / 15))} or more instances alive on average. The calls made for tokens are ${tokenCallsPerInstanceHour(r).toFixed(1)} per instance-hour: ${n(r.kms.decrypt)} Decrypt over ${n(r.instances.started)} environments (each unwraps the fleet's shared data key about once), ${n(r.kms.generateDataKey)} GenerateDataKey, ${n(sm)} GetSecretValue for ${n(r.exchanges.tokens)} tokens minted (${n(t('secretsmanager.GetSecretValue.inRequest'))} inside a caller's request; an environment keeps a secret up to an hour).`,
+      `- KMS and Secrets Manager, every call counted: ${n(check)} of the ${n(r.kms.generateDataKey + r.kms.decrypt + sm + check)} calls are the pre-warm run's secret check (BatchGetSecretValue, 20 secrets a call, every minute: a secret changed without an event must be picked up within a minute). That check scales with the secrets and the minutes, not with the instances: ${n(r.options.connections)} secrets cost ${(check / r.instances.instanceHours).toFixed(1)} calls per instance-hour on a day of ${r.instances.instanceHours.toFixed(0)} instance-hours; alone it would stay within 15 per instance-hour only with ${n(Math.ceil((Math.ceil(r.options.connections / 20) * 60) / 15))} or more instances alive on average. The calls made for tokens are ${tokenCallsPerInstanceHour(r).toFixed(1)} per instance-hour: ${n(r.kms.decrypt)} Decrypt over ${n(r.instances.started)} environments (each unwraps the fleet's shared data key about once), ${n(r.kms.generateDataKey)} GenerateDataKey, ${n(sm)} GetSecretValue for ${n(r.exchanges.tokens)} tokens minted (${n(t('secretsmanager.GetSecretValue.inRequest'))} inside a caller's request; an environment keeps a secret up to six hours).`,
     );
   }
   const pw = r.waits.prewarmed;
@@ -192,4 +192,24 @@ export function fleetNotes(r: FleetResult): string[] {
     );
   }
   return notes;
+}
+
+/**
+ * The day's goals again on other seeds (other arrivals, bursts, rotations, failures and latency draws): one row per
+ * goal, its figure on each seed, met only when every seed meets it. A goal met on one seed alone is luck.
+ */
+export function seedFigures(results: readonly FleetResult[]): Figure[] {
+  const per = results.map((r) => fleetFigures(r).filter((f) => f.ok !== undefined));
+  const seeds = results.map((r) => r.options.seed);
+  return (per[0] ?? []).map((first, i) => {
+    const on = per.map((figures) => figures[i]!);
+    return {
+      what: `on ${results.length} other seeds (${seeds.join(', ')}): ${first.what.replace(/ \(.*$/, '')}`,
+      value: on.map((f, k) => `seed ${seeds[k]}: ${f.value.replace(/;.*$/, '').replace(/ \(.*\)/, '')}`).join('; '),
+      ideal: [...new Set(on.map((f) => f.ideal))].join(', '),
+      ratio: on.map((f) => f.ratio).join(', '),
+      goal: first.goal,
+      ok: on.every((f) => f.ok === true),
+    };
+  });
 }
