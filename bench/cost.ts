@@ -205,4 +205,22 @@ export function functionMemoryMb(root: string): Record<'http' | 'prewarm' | 'rot
   return { http: read('http'), prewarm: read('prewarm'), rotation: read('rotation') };
 }
 
+/** The lines that keep a record of requests: the audit and access logs, and the traces. */
+export const RECORD_LINES = ['CloudWatch Logs ingestion', 'X-Ray traces'] as const;
+/** The lines no design of a Lambda function behind REST can avoid: Lambda's charge per request, and the KMS key. */
+export const PLATFORM_LINES = ['Lambda requests', 'KMS key'] as const;
+
+/**
+ * What the broker adds, per million requests, split three ways: the lines fixed by the platform, the record of each
+ * request, and the broker's own work (compute, the table, KMS and Secrets Manager requests). It shows which
+ * lines a cheaper broker could shrink, and how far that could go.
+ */
+export function addsSplit(c: MonthlyCost): { platform: number; records: number; work: number; withoutRecords: number } {
+  const perM = (x: number) => (x / c.size.requestsPerMonth) * 1e6;
+  const sum = (names: readonly string[]) => names.reduce((a, k) => a + (c.lines[k] ?? 0), 0);
+  const platform = perM(sum(PLATFORM_LINES));
+  const records = perM(sum(RECORD_LINES));
+  return { platform, records, work: c.perMillion.brokerAdds - platform - records, withoutRecords: c.perMillion.brokerAdds - records };
+}
+
 export const usd = (x: number) => (x >= 100 ? `$${x.toFixed(0)}` : x >= 1 ? `$${x.toFixed(2)}` : `$${x.toFixed(3)}`);

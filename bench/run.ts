@@ -19,7 +19,7 @@ import type { TokenStore } from '../lib/ports';
 import { signRequest } from '../lib/sigv4';
 import { secretFor, vendorConnectionInput } from '../test/support/connections';
 import { startTable, startWorld } from '../test/support/harness';
-import { PRICES_READ_ON, PRICE_SOURCES, SIZES, functionMemoryMb, monthlyCost, usd, type MonthlyCost } from './cost';
+import { PRICES, PRICES_READ_ON, PRICE_SOURCES, SIZES, addsSplit, functionMemoryMb, monthlyCost, usd, type MonthlyCost } from './cost';
 import { fleetFigures, fleetNotes, fleetSummary, seedFigures } from './fleet/figures';
 import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { DYNAMODB_BUDGET } from '../lib/adapters/aws';
@@ -367,6 +367,7 @@ async function costs() {
   const memoryMb = functionMemoryMb(ROOT);
   const rates = unitRates(fleet, { logBytesPerRequest: measured + platform + access, memoryMb });
   const results: MonthlyCost[] = SIZES.map((size) => monthlyCost(size, rates));
+  const split = results.map(addsSplit);
   for (const c of results) {
     note({
       what: `cost: what the broker adds beyond API Gateway REST, ${c.size.connections} connections / ${fmtCount(c.size.requestsPerMonth)} requests a month`,
@@ -402,6 +403,17 @@ async function costs() {
     `| what the broker adds, per million | ${results.map((c) => `${usd(c.perMillion.brokerAdds)} (${fmt(c.addsVsRestPrice * 100, 1)}% of $3.50)`).join(' | ')} |`,
     `| vendor exchanges (broker) | ${results.map((c) => fmtCount(c.brokerExchanges)).join(' | ')} |`,
     '',
+    'What the broker adds, per million requests, split by what could shrink it:',
+    '',
+    '| per million requests | ' + results.map((c) => `${c.size.connections} conn. / ${fmtCount(c.size.requestsPerMonth)} req.`).join(' | ') + ' |',
+    '|---|' + results.map(() => '---|').join(''),
+    `| fixed by the platform: Lambda's request charge, the KMS key | ${split.map((s) => usd(s.platform)).join(' | ')} |`,
+    `| the broker's own work: compute, table, KMS and Secrets Manager requests | ${split.map((s) => usd(s.work)).join(' | ')} |`,
+    `| the record of each request: audit and access log lines, traces | ${split.map((s) => usd(s.records)).join(' | ')} |`,
+    `| **without any record** (no log line, no trace) | ${split.map((s) => `**${usd(s.withoutRecords)}** (${fmt((s.withoutRecords / 3.5) * 100, 1)}%)`).join(' | ')} |`,
+    '',
+    ...whyOutOfReach(results, split, measured),
+    '',
     'The alternative each team would otherwise run, on the same trace: every service instance exchanging with the',
     "vendor itself and reading the credentials through the Secrets Manager Agent (default cache TTL 300 s; the agent's",
     "own compute is the service's). It pays no API Gateway, Lambda or table, and many more vendor exchanges:",
@@ -418,6 +430,24 @@ async function costs() {
     ...PRICE_SOURCES.map(([k, v]) => `- ${k}: ${v}`),
     '',
   ]);
+}
+
+/** The cost goal against what no choice of the broker's could remove, in the figures of the same run. */
+function whyOutOfReach(results: MonthlyCost[], split: ReturnType<typeof addsSplit>[], auditBytes: number): string[] {
+  const goal = 0.1 * 3.5;
+  const sizes = results.map((c) => `${fmtCount(c.size.requestsPerMonth)} requests`);
+  const within = sizes.filter((_, i) => split[i]!.withoutRecords <= goal);
+  const smallest = results[0]!;
+  return [
+    `Against the goal of $${goal.toFixed(2)} per million: Lambda's own charge is $${PRICES.lambdaRequestsPerMillion.toFixed(2)} per million requests, and the KMS key is`,
+    `$${PRICES.kmsKeyPerMonth} a month (${usd((PRICES.kmsKeyPerMonth / smallest.size.requestsPerMonth) * 1e6)} per million at ${sizes[0]}). With no log line and no trace at all, the broker`,
+    `would still add ${split.map((x, i) => `${usd(x.withoutRecords)} at ${sizes[i]}`).join(', ')} a month:`,
+    within.length === 0
+      ? 'over the goal at every size.'
+      : `within it at ${within.join(' and ')} only, and only by keeping no record of who was handed which token.`,
+    `One audit line per request (who received which token, by fingerprint) is the least a token dispenser keeps; at the`,
+    `${fmt(auditBytes, 0)} bytes measured it costs ${usd((auditBytes / 1e9) * PRICES.logsIngestionPerGb * 1e6)} per million by itself.`,
+  ];
 }
 
 function fmtCount(x: number) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PRICES, SECONDS_PER_MONTH, SECRETS_LINE, XRAY_DEFAULT_RULE, monthlyCost, sampledTraces, tiered, type UnitRates } from '../bench/cost';
+import { PRICES, SECONDS_PER_MONTH, SECRETS_LINE, XRAY_DEFAULT_RULE, addsSplit, monthlyCost, sampledTraces, tiered, type UnitRates } from '../bench/cost';
 import { TRACE_SAMPLING } from '../infra/observability';
 
 const zeroRates = (): UnitRates => ({
@@ -61,6 +61,20 @@ describe('the cost model', () => {
     expect(c.brokerAdds).toBeCloseTo(sum - 3.5 - 4, 10);
     expect(c.perMillion.brokerAdds).toBeCloseTo(sum - 3.5 - 4, 10);
     expect(c.addsVsRestPrice).toBeCloseTo((sum - 3.5 - 4) / 3.5, 10);
+  });
+
+  it('splits what the broker adds into the platform (Lambda requests, the KMS key), the record of requests (logs, traces) and its own work', () => {
+    const rates = zeroRates();
+    rates.perRequest.httpGbSeconds = 0.5 * 0.004;
+    rates.perRequest.rru = 0.5;
+    rates.perRequest.logBytes = 1000;
+    const c = monthlyCost({ name: 't', connections: 10, requestsPerMonth: 1e6 }, rates);
+    const split = addsSplit(c);
+    expect(split.platform).toBeCloseTo(0.2 + 1, 10);
+    expect(split.records).toBeCloseTo(0.5 + 0.05, 10);
+    expect(split.work).toBeCloseTo(2000 * 0.000_013_333_4 + 0.5 * 0.125, 10);
+    expect(split.platform + split.records + split.work).toBeCloseTo(c.perMillion.brokerAdds, 10);
+    expect(split.withoutRecords).toBeCloseTo(c.perMillion.brokerAdds - 0.55, 10);
   });
 
   it("prices the alternative as its Secrets Manager calls and secrets, and counts its exchanges", () => {
