@@ -99,7 +99,7 @@ export class BrokerStack extends Stack {
       onFailure: this.deadLetters,
       retryAttempts: 2,
     });
-    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key).bindSecrets(props.config.connections);
+    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key, props.stage).bindSecrets(props.config.connections);
     prewarm.bindSecretBatchRead();
     Validations.of(http).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',

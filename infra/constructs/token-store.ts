@@ -1,8 +1,12 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
+import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { TABLE_KEY, TTL_ATTRIBUTE } from '../../lib/contract';
+import { ENCRYPTION_CONTEXT, TABLE_KEY, TOKEN_SEALER_TAG, TTL_ATTRIBUTE } from '../../lib/contract';
+
+/** Every KMS action that leaves a caller knowing a key the broker's key wraps (the ones the key policy denies). */
+export const KEY_WRAPPING_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'] as const;
 
 /** The only DynamoDB actions the broker's code uses (lib/adapters/dynamodb.ts). */
 export const TABLE_ITEM_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'] as const;
@@ -23,6 +27,21 @@ export class TokenStore extends Construct {
       alias: `alias/token-broker-${props.stage}`,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // Only the broker's functions (their roles carry the tag) may obtain a data key with the broker's encryption
+    // context, however IAM policies elsewhere in the account grant this key: the fleet adopts the oldest data key it
+    // reads from the table, so a key planted by anyone else would seal real tokens under a key its planter knows.
+    const context: Record<string, string> = {};
+    for (const [k, v] of Object.entries(ENCRYPTION_CONTEXT)) context[`kms:EncryptionContext:${k}`] = v;
+    this.key.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'OnlyTheBrokerFunctionsWrapTokenKeys',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: [...KEY_WRAPPING_ACTIONS],
+        resources: ['*'],
+        conditions: { StringEquals: context, StringNotEquals: { [`aws:PrincipalTag/${TOKEN_SEALER_TAG}`]: props.stage } },
+      }),
+    );
     this.table = new Table(this, 'Table', {
       partitionKey: { name: TABLE_KEY, type: AttributeType.STRING },
       billingMode: BillingMode.PAY_PER_REQUEST,

@@ -2,12 +2,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app';
 import { ensureTable } from '../../lib/adapters/dynamodb';
+import { ENCRYPTION_CONTEXT } from '../../lib/contract';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor } from '../../lib/local/sandbox-vendor';
 import { ACCOUNT, REGION, roleCredentials, startKms, startSecretsManager } from '../support/aws-services';
@@ -15,6 +17,7 @@ import { secretFor } from '../support/connections';
 import {
   allows,
   grantsAllow,
+  keyPolicyDenies,
   logicalIdOf,
   provideRuntimeSdk,
   readAssembly,
@@ -45,6 +48,8 @@ let db: RunningDynalite;
 let kms: Awaited<ReturnType<typeof startKms>>;
 let sm: Awaited<ReturnType<typeof startSecretsManager>>;
 let assembly: Assembly;
+/** The functions by the access key of their role's credentials. */
+let byKey: Map<string, DeployedFunction>;
 let tableName: string;
 let ttlAttribute: string;
 let certPath: string;
@@ -170,13 +175,15 @@ beforeAll(async () => {
   assembly = readAssembly(outdir);
   provideRuntimeSdk(outdir);
   // Each Secrets Manager call is authorized by the calling function's role, as the template grants it.
-  const byKey = new Map(Object.values(assembly.functions).map((f) => [roleCredentials(f.name).accessKeyId, f]));
+  byKey = new Map(Object.values(assembly.functions).map((f) => [roleCredentials(f.name).accessKeyId, f]));
   sm.authorize((key, action, resource) => {
     const f = byKey.get(key);
     return f !== undefined && grantsAllow(f.grants, action, resource, { region: REGION, account: ACCOUNT });
   });
 
   const data = assembly.templates[`TokenBrokerData-${STAGE}`]!;
+  // Each KMS call is also decided by the key's own policy in the data stack's template, with the caller role's tags.
+  kms.authorize((key, action, context) => !keyPolicyDenies(data, action, { context, principalTags: byKey.get(key)?.roleTags ?? {} }));
   const table = data.Resources[logicalIdOf(data, 'AWS::DynamoDB::Table')]!.Properties as {
     TableName?: string;
     TimeToLiveSpecification: { AttributeName: string; Enabled: boolean };
@@ -320,8 +327,30 @@ describe('the deployed bundles', () => {
       for (const action of called) expect(allows(f.allowedActions, action), `${name} calls ${action}`).toBe(true);
     }
     // The check is not vacuous: each trigger reached both services.
-    expect(new Set(kms.calls.map((c) => c.accessKeyId)).size).toBe(3);
-    expect(new Set(sm.calls.map((c) => c.accessKeyId)).size).toBe(3);
+    expect(new Set(kms.calls.map((c) => c.accessKeyId).filter((k) => byKey.has(k))).size).toBe(3);
+    expect(new Set(sm.calls.map((c) => c.accessKeyId).filter((k) => byKey.has(k))).size).toBe(3);
+  });
+
+  it("the key's own policy refuses a data key with the broker's encryption context to any principal but the functions", async () => {
+    // The fleet adopts the oldest data key it reads from the table: a principal that IAM lets use the key (an admin
+    // role, a careless grant) could otherwise make one it knows, plant it, and read what the fleet then seals.
+    const planter = roleCredentials('planter');
+    kms.trust(planter);
+    const client = new KMSClient({ endpoint: kms.endpoint, region: REGION, credentials: planter, maxAttempts: 1 });
+    try {
+      await expect(
+        client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { ...ENCRYPTION_CONTEXT } })),
+      ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+      // Only the broker's context is refused: any other use of the key stays IAM's to decide.
+      const other = await client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { app: 'another-app' } }));
+      expect(other.CiphertextBlob?.length).toBeGreaterThan(0);
+    } finally {
+      client.destroy();
+    }
+    // Under the same policy, the functions did get theirs: every one of their KMS calls went through.
+    const functionCalls = kms.calls.filter((c) => byKey.has(c.accessKeyId));
+    expect(functionCalls.filter((c) => c.operation === 'GenerateDataKey').length).toBeGreaterThan(0);
+    expect(functionCalls.filter((c) => c.error !== undefined)).toEqual([]);
   });
 
   it('nothing secret in anything the functions printed', () => {

@@ -14,7 +14,8 @@ import { samplingRuleName } from '../../infra/constructs/broker-api';
 import { ACCESS_LOG_FIELDS, LAMBDA_LOG_LEVELS, TRACE_SAMPLING, accessLogFormat } from '../../infra/observability';
 import { sampledTraces } from '../../bench/cost';
 import { readSettings } from '../../infra/settings';
-import { ENCRYPTION_CONTEXT } from '../../lib/contract';
+import { KEY_WRAPPING_ACTIONS } from '../../infra/constructs/token-store';
+import { ENCRYPTION_CONTEXT, TOKEN_SEALER_TAG } from '../../lib/contract';
 import { expectProblem, renderGatewayAnswers } from '../support/gateway-responses';
 
 // The synthesized templates, asserted property by property. Two apps are synthesized once each and shared by the
@@ -159,6 +160,49 @@ describe('stateful stack', () => {
 
   it('has a rotated, retained KMS key', () => {
     main.data.hasResource('AWS::KMS::Key', { DeletionPolicy: 'Retain', Properties: { EnableKeyRotation: true } });
+  });
+
+  it("refuses a data key with the broker's encryption context to every principal but the broker's functions, whatever IAM grants", () => {
+    // The fleet adopts the oldest data key it reads from the table: a principal that may write the table and obtain
+    // (or encrypt) a key under this CMK with the broker's context could plant one it knows, and read the tokens the
+    // fleet then seals under it. The key policy's Deny holds whatever identity policies elsewhere allow.
+    const keys = Object.values(resources(main.data, 'AWS::KMS::Key'));
+    expect(keys).toHaveLength(1);
+    const statements = keys[0]!.Properties.KeyPolicy.Statement as Statement[];
+    const deny = statements.filter((st) => st.Effect === 'Deny');
+    expect(deny).toEqual([
+      {
+        Sid: 'OnlyTheBrokerFunctionsWrapTokenKeys',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: [...KEY_WRAPPING_ACTIONS],
+        Resource: '*',
+        Condition: {
+          StringEquals: { 'kms:EncryptionContext:app': ENCRYPTION_CONTEXT.app, 'kms:EncryptionContext:purpose': ENCRYPTION_CONTEXT.purpose },
+          StringNotEquals: { [`aws:PrincipalTag/${TOKEN_SEALER_TAG}`]: 'test' },
+        },
+      },
+    ]);
+    // Everything that gives a caller a wrapped key it knows the plaintext of is in the list.
+    for (const action of ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyPair', 'kms:ReEncryptTo']) {
+      expect(actionsOf(deny[0]!).some((a) => iamMatches(a, action)), action).toBe(true);
+    }
+    expect(actionsOf(deny[0]!).some((a) => iamMatches(a, 'kms:Decrypt'))).toBe(false);
+  });
+
+  it('tags exactly the three functions\' roles as the sealers of this stage, so the Deny does not lock the broker out', () => {
+    const tagged: string[] = [];
+    for (const [id, role] of Object.entries(resources(main.broker, 'AWS::IAM::Role'))) {
+      const tags = (role.Properties.Tags ?? []) as { Key: string; Value: string }[];
+      const sealer = tags.filter((t) => t.Key === TOKEN_SEALER_TAG);
+      if (sealer.length > 0) {
+        expect(sealer).toEqual([{ Key: TOKEN_SEALER_TAG, Value: 'test' }]);
+        tagged.push(id);
+      }
+    }
+    const functionRoles = functionsOf(main.broker).map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0] as string);
+    expect(tagged.sort()).toEqual(functionRoles.sort());
+    expect(tagged).toHaveLength(3);
   });
 });
 

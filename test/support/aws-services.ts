@@ -108,14 +108,22 @@ async function startAwsJsonServer(service: string, targetPrefix: string, operati
 /** KMS: GenerateDataKey and Decrypt under one symmetric key, the encryption context bound as AES-GCM's AAD. */
 export async function startKms(keyId = `arn:aws:kms:${REGION}:${ACCOUNT}:key/${randomUUID()}`) {
   const master = randomBytes(32);
+  // The key's own policy (everything is allowed until `authorize` is given), decided per call with its context.
+  let authorize: KeyAuthorizer = () => true;
+  const check = (caller: { accessKeyId: string }, action: string, context: unknown) => {
+    if (!authorize(caller.accessKeyId, action, (context ?? {}) as Record<string, string>)) {
+      throw new ServiceError('AccessDeniedException', `not authorized to perform: ${action} on this key with this encryption context`);
+    }
+  };
   const aad = (context: unknown) =>
     Buffer.from(JSON.stringify(Object.entries((context ?? {}) as Record<string, string>).sort(([a], [b]) => a.localeCompare(b))));
   const checkKey = (given: unknown) => {
     if (given !== undefined && given !== keyId) throw new ServiceError('IncorrectKeyException', 'The key ID in the request does not identify the key used to encrypt the ciphertext.');
   };
   const server = await startAwsJsonServer('kms', 'TrentService', {
-    GenerateDataKey: (input) => {
+    GenerateDataKey: (input, caller) => {
       if (input.KeyId !== keyId) throw new ServiceError('NotFoundException', 'Key does not exist');
+      check(caller, 'kms:GenerateDataKey', input.EncryptionContext);
       if (input.KeySpec !== 'AES_256') throw new ServiceError('ValidationException', 'KeySpec must be AES_256 here');
       const plaintext = randomBytes(32);
       const iv = randomBytes(12);
@@ -123,8 +131,9 @@ export async function startKms(keyId = `arn:aws:kms:${REGION}:${ACCOUNT}:key/${r
       const blob = Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
       return { KeyId: keyId, Plaintext: plaintext.toString('base64'), CiphertextBlob: blob.toString('base64') };
     },
-    Decrypt: (input) => {
+    Decrypt: (input, caller) => {
       checkKey(input.KeyId);
+      check(caller, 'kms:Decrypt', input.EncryptionContext);
       const blob = Buffer.from(typeof input.CiphertextBlob === 'string' ? input.CiphertextBlob : '', 'base64');
       try {
         const decipher = createDecipheriv('aes-256-gcm', master, blob.subarray(0, 12)).setAAD(aad(input.EncryptionContext));
@@ -136,8 +145,17 @@ export async function startKms(keyId = `arn:aws:kms:${REGION}:${ACCOUNT}:key/${r
       }
     },
   });
-  return { ...server, keyId };
+  return {
+    ...server,
+    keyId,
+    authorize: (fn: KeyAuthorizer) => {
+      authorize = fn;
+    },
+  };
 }
+
+/** Whether the key's policy lets the caller (by access key) perform `action` with this encryption context. */
+export type KeyAuthorizer = (accessKeyId: string, action: string, context: Record<string, string>) => boolean;
 
 interface SecretVersion {
   id: string;

@@ -29,6 +29,8 @@ export interface DeployedFunction {
   allowedActions: string[];
   /** The Allow statements of its role: actions and resources as the template writes them (intrinsics unresolved). */
   grants: Grant[];
+  /** Its execution role's tags: what `aws:PrincipalTag/…` holds for its calls. */
+  roleTags: Record<string, string>;
 }
 
 export interface Grant {
@@ -94,6 +96,7 @@ export function readAssembly(dir: string): Assembly {
         environment: p.Environment?.Variables ?? {},
         allowedActions: grantsOf(template, p.Role?.['Fn::GetAtt']?.[0]).flatMap((g) => g.actions),
         grants: grantsOf(template, p.Role?.['Fn::GetAtt']?.[0]),
+        roleTags: tagsOf(template, p.Role?.['Fn::GetAtt']?.[0]),
       };
     }
   }
@@ -132,6 +135,43 @@ export function grantsAllow(grants: readonly Grant[], action: string, resource: 
     return (typeof v.Ref === 'string' && pseudo[v.Ref]) || '\u0000unresolved';
   };
   return grants.some((g) => allows(g.actions, action) && g.resources.some((r) => wildcard(render(r), false).test(resource)));
+}
+
+function tagsOf(template: Template, roleId: string | undefined): Record<string, string> {
+  const tags = ((roleId ? template.Resources[roleId]?.Properties : undefined) as { Tags?: { Key: string; Value: string }[] } | undefined)?.Tags ?? [];
+  return Object.fromEntries(tags.map((t) => [t.Key, t.Value]));
+}
+
+/**
+ * Whether a Deny statement of the KMS key's own policy in the template refuses `action` to a principal with these
+ * tags, for a request with this encryption context. It reads the condition operators the stack writes
+ * (StringEquals, StringNotEquals) on the keys it writes (kms:EncryptionContext:…, aws:PrincipalTag/…), with IAM's
+ * rule for a key absent from the request (a plain operator is false, a negated one true); anything else in a Deny
+ * is an error, so a change to the key policy cannot pass here unread.
+ */
+export function keyPolicyDenies(template: Template, action: string, request: { context: Record<string, string>; principalTags: Record<string, string> }): boolean {
+  const keys = Object.values(template.Resources).filter((r) => r.Type === 'AWS::KMS::Key');
+  if (keys.length !== 1) throw new Error(`expected one KMS key in the template, found ${keys.length}`);
+  const policy = (keys[0]!.Properties as { KeyPolicy: { Statement: (Statement & { Condition?: Record<string, Record<string, string | string[]>> })[] } }).KeyPolicy;
+  const valueOf = (key: string): string | undefined => {
+    if (key.startsWith('kms:EncryptionContext:')) return request.context[key.slice('kms:EncryptionContext:'.length)];
+    if (key.startsWith('aws:PrincipalTag/')) return request.principalTags[key.slice('aws:PrincipalTag/'.length)];
+    throw new Error(`the key policy's Deny uses a condition key this check does not read: ${key}`);
+  };
+  const holds = (operator: string, conditions: Record<string, string | string[]>) =>
+    Object.entries(conditions).every(([key, wanted]) => {
+      const value = valueOf(key);
+      const match = value !== undefined && (Array.isArray(wanted) ? wanted : [wanted]).includes(value);
+      if (operator === 'StringEquals') return match;
+      if (operator === 'StringNotEquals') return !match;
+      throw new Error(`the key policy's Deny uses a condition operator this check does not read: ${operator}`);
+    });
+  return policy.Statement.some(
+    (st) =>
+      st.Effect === 'Deny' &&
+      allows(Array.isArray(st.Action) ? st.Action : [st.Action], action) &&
+      Object.entries(st.Condition ?? {}).every(([operator, conditions]) => holds(operator, conditions)),
+  );
 }
 
 /** An IAM pattern (`*` any run, `?` one character) as a regular expression. */
