@@ -353,14 +353,15 @@ export class Broker {
     const mintedAt = Math.max(now, (lease.record.mintedAt ?? 0) + 1);
     const held = this.toHeld(connection, token.set, token.secretVersion, mintedAt);
     this.cooldowns.end(id);
-    // Held in memory even when the table did not take it: this instance's next callers need no exchange of their own.
-    await this.storeAsHolder(lease, held, plan.budget);
-    this.remember(held);
+    // Held in memory when the table took it, and also when the table could not be reached: this instance's next
+    // callers then need no exchange of their own. Not when the table refused it: the fleet has a newer token (a
+    // rotation's, say), and an invalidation of this one would never reach it.
+    if ((await this.storeAsHolder(lease, held, plan.budget)) !== 'refused') this.remember(held);
     return { held, source: 'vendor' };
   }
 
-  /** Seals the token and stores it under the lease; true when the table took it. */
-  private async storeAsHolder(lease: HeldLease, held: HeldToken, budget?: RequestBudget): Promise<boolean> {
+  /** Seals the token and stores it under the lease: stored, refused (the lease was lost), or the table unavailable. */
+  private async storeAsHolder(lease: HeldLease, held: HeldToken, budget?: RequestBudget): Promise<'stored' | 'refused' | 'unavailable'> {
     let kept: boolean;
     try {
       kept = await this.lease.store(lease, await sealToken(this.deps.cipher, held), budget);
@@ -368,15 +369,15 @@ export class Broker {
       // The token is good; callers get it, and the next mint stores one.
       if (!(err instanceof DependencyUnavailableError)) throw err;
       this.log.warn('a minted token could not be stored', { connection: held.connection, reason: err.message });
-      return false;
+      return 'unavailable';
     }
     if (!kept) {
       this.metrics.count('StaleWritesRefused', 1);
       this.log.warn('the lease lapsed during the mint; the table keeps its token', { connection: held.connection });
-      return false;
+      return 'refused';
     }
     this.noteNewest(held);
-    return true;
+    return 'stored';
   }
 
   /**

@@ -20,13 +20,12 @@ export interface BudgetOptions {
   /** The store after a mint gets at least this, so that a slow vendor does not cost the fleet its new token... */
   storeAfterMintMs: number;
   /**
-   * ...but it ends by this long after the request started, so the answer goes out within 3 s whatever the vendor and
-   * the table took together (a table that has not stored the token by then is down for this request: the caller
-   * gets the token, and the fleet mints again)...
+   * ...but it ends by this long after the request started, so that a table answering just under slowTableCallMs on
+   * every call does not take the answer past 3 s; it is never cut below slowTableCallMs, though: a table that
+   * answers within that is healthy, and a store it would have taken is worth a moment past the deadline (a token
+   * the table did not take is minted again by the fleet, its callers waiting up to a lease on it).
    */
   answerByMs: number;
-  /** ...unless that leaves less than this: a table that answers at all stores a token in a few milliseconds. */
-  minStoreMs: number;
   /** A table call that takes longer than this (or fails) says the table is browning out. */
   slowTableCallMs: number;
   /** After such a sign, an instance's callers of pre-warmed connections leave mints to the pre-warm run this long. */
@@ -38,7 +37,6 @@ export const BUDGET_DEFAULTS: BudgetOptions = {
   mintStartMs: 1_000,
   storeAfterMintMs: 500,
   answerByMs: 2_800,
-  minStoreMs: 150,
   slowTableCallMs: 300,
   tableTroubleMs: 60_000,
 };
@@ -52,7 +50,6 @@ export const UNHURRIED_REQUEST_BUDGET: BudgetOptions = {
   mintStartMs: 15_000,
   storeAfterMintMs: 10_000,
   answerByMs: 60_000,
-  minStoreMs: 10_000,
   slowTableCallMs: 10_000,
   tableTroubleMs: 60_000,
 };
@@ -139,12 +136,12 @@ export class RequestBudget {
 
   /**
    * The store of a token this request minted: what is left of the budget, at least storeAfterMintMs, but ending by
-   * the answer's deadline (answerByMs from the request's start), and never shorter than minStoreMs.
+   * the answer's deadline (answerByMs from the request's start), and never shorter than slowTableCallMs.
    */
   storeAfterMint<T>(run: (call: StoreCallOptions) => Promise<T>): Promise<T> {
     const left = Math.max(this.opts.tableBudgetMs - this.spent(), this.opts.storeAfterMintMs);
     const untilAnswer = this.started + this.opts.answerByMs - this.clock.now();
-    return this.timed(run, Math.max(Math.min(left, untilAnswer), this.opts.minStoreMs));
+    return this.timed(run, Math.max(Math.min(left, untilAnswer), this.opts.slowTableCallMs));
   }
 
   private async timed<T>(run: (call: StoreCallOptions) => Promise<T>, left: number): Promise<T> {

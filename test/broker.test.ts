@@ -259,7 +259,8 @@ describe('the fenced lease', () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock);
     const answer = answerLater(w);
-    const frozen = w.broker().getToken(CALLER, 'digitaleo');
+    const resumed = w.broker();
+    const frozen = resumed.getToken(CALLER, 'digitaleo');
     await until(() => w.vendor.received('digitaleo') === 1);
     clock.advance(16_000); // its lease lapses while it is frozen
     const fresh = await w.broker().getToken(CALLER, 'digitaleo');
@@ -270,6 +271,9 @@ describe('the fenced lease', () => {
     expect(record.token?.fingerprint).toBe(fresh.fingerprint);
     expect(record.lease).toBeUndefined();
     expect((await w.broker().getToken(CALLER, 'digitaleo')).accessToken).toBe(fresh.accessToken);
+    // The resumed instance does not keep its late token for its next callers: the table's is the fleet's (a
+    // rotation's, say, which an invalidation of the late one would never reach).
+    expect((await resumed.getToken(CALLER, 'digitaleo')).fingerprint).toBe(fresh.fingerprint);
   });
 
   it('a holder whose lease lapsed records no cooldown for the fleet when its late exchange fails', async () => {
@@ -441,7 +445,7 @@ describe('secrets', () => {
     const rotated = { client_id: 'demo-digitaleo-client', client_secret: 'rotated-secret-value' };
     w.vendor.setAccount('digitaleo', rotated);
     w.writeSecrets({ 'broker/digitaleo-test': rotated, 'broker/jwt-test': secretFor(w.vendor, 'jwt') });
-    clock.advance(250_000); // 50 s left: a new token is due, while the cached secret (5 min) is still the old one
+    clock.advance(250_000); // 50 s left: a new token is due, while the cached secret (kept up to an hour) is still the old one
     const t = await b.getToken(CALLER, 'digitaleo', 60);
     expect(t.source).toBe('vendor');
     const after = (await w.table.store.read('digitaleo')).token?.secretVersion;
