@@ -78,8 +78,13 @@ export function readSettings(node: Node): BrokerSettings {
   if (endpointType === 'REGIONAL' && vpcEndpointIds.length > 0) {
     throw new Error('context vpcEndpointIds is only used with endpointType PRIVATE');
   }
+  const stage = text('stage') ?? 'dev';
+  // It names the stacks, the key's alias and the functions' roles (token-broker-<stage>-prewarm: at most 64 characters).
+  if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/.test(stage)) {
+    throw new Error(`context stage: ${JSON.stringify(stage)} must be 1 to 40 letters, digits or hyphens, starting with a letter or digit`);
+  }
   return {
-    stage: text('stage') ?? 'dev',
+    stage,
     connectionsFile: text('connectionsFile'),
     allowedAccounts,
     organizationId: text('organizationId'),

@@ -16,7 +16,7 @@ import { BrokerAlarms } from './constructs/broker-alarms';
 import { BrokerApi } from './constructs/broker-api';
 import { BrokerFunction, DEFAULT_TIMEOUTS, SECRET_ARN } from './constructs/broker-function';
 import { SecretEventsTrail } from './constructs/secret-events-trail';
-import { TokenStore } from './constructs/token-store';
+import { TokenStore, functionRoleName } from './constructs/token-store';
 import { TRACE_SAMPLING } from './observability';
 import type { BrokerSettings } from './settings';
 
@@ -75,6 +75,7 @@ export class BrokerStack extends Stack {
     const common = { connectionsFile: props.connectionsFile, tracing: tracingRate > 0 };
     const http = new BrokerFunction(this, 'Http', {
       ...common,
+      roleName: functionRoleName(props.stage, 'Http'),
       entry: 'functions/http.ts',
       description: 'token-broker HTTP API',
       memorySize: 512,
@@ -82,6 +83,7 @@ export class BrokerStack extends Stack {
     });
     const prewarm = new BrokerFunction(this, 'Prewarm', {
       ...common,
+      roleName: functionRoleName(props.stage, 'Prewarm'),
       entry: 'functions/prewarm.ts',
       description: 'token-broker scheduled pre-warming',
       memorySize: 256,
@@ -92,6 +94,7 @@ export class BrokerStack extends Stack {
     });
     const rotation = new BrokerFunction(this, 'Rotation', {
       ...common,
+      roleName: functionRoleName(props.stage, 'Rotation'),
       entry: 'functions/rotation.ts',
       description: 'token-broker secret rotation: evict and re-mint; the testSecret step',
       memorySize: 256,
@@ -99,7 +102,7 @@ export class BrokerStack extends Stack {
       onFailure: this.deadLetters,
       retryAttempts: 2,
     });
-    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key, props.stage).bindSecrets(props.config.connections);
+    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key).bindSecrets(props.config.connections);
     prewarm.bindSecretBatchRead();
     Validations.of(http).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',

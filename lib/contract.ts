@@ -45,12 +45,6 @@ export type MetricName = (typeof METRIC_NAMES)[number];
 /** The KMS encryption context of the data keys: the functions' grant on the key holds only with it. */
 export const ENCRYPTION_CONTEXT = { app: SERVICE_NAME, purpose: 'token-cache' } as const;
 
-/**
- * The tag (its value: the stage) on the roles of the functions that seal tokens. The key's policy refuses a data key
- * with the broker's encryption context to every other principal: the fleet adopts the oldest data key it finds in
- * the table, so one made by someone else would seal the fleet's tokens under a key its maker knows.
- */
-export const TOKEN_SEALER_TAG = 'token-broker-sealer';
 
 /** The HTTP function's log line for a failed request; with status 500 it is the broker's own fault (an alarm counts it). */
 export const REQUEST_FAILED = 'request failed';

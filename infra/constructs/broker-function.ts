@@ -1,6 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ArnFormat, Duration, RemovalPolicy, Stack, Tags, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Policy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -10,7 +10,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { BUNDLED_CONFIG_FILE, ENCRYPTION_CONTEXT, ENV, METRIC_NAMESPACE, SERVICE_NAME, TOKEN_SEALER_TAG } from '../../lib/contract';
+import { BUNDLED_CONFIG_FILE, ENCRYPTION_CONTEXT, ENV, METRIC_NAMESPACE, SERVICE_NAME } from '../../lib/contract';
 import { FUNCTION_BUNDLING } from '../bundling';
 import { LAMBDA_LOG_LEVELS } from '../observability';
 import { TABLE_ITEM_ACTIONS } from './token-store';
@@ -39,6 +39,8 @@ export interface BrokerFunctionProps {
   logRetention?: RetentionDays;
   /** Record X-Ray segments for the invocations an upstream (the API stage) sampled; false: no tracing at all. */
   tracing?: boolean;
+  /** The execution role's name (functionRoleName): the key's policy lets only those roles wrap token keys. */
+  roleName: string;
 }
 
 export class BrokerFunction extends NodejsFunction {
@@ -48,6 +50,7 @@ export class BrokerFunction extends NodejsFunction {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     const role = new Role(scope, `${id}ServiceRole`, {
+      roleName: props.roleName,
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
       description: `token-broker ${id} function: its own log group, the table, the key, its secrets`,
     });
@@ -140,12 +143,11 @@ export class BrokerFunction extends NodejsFunction {
   }
 
   /**
-   * BROKER_KEY_ID, and GenerateDataKey/Decrypt on that key only with the broker's encryption context; the role's
-   * sealer tag (the stage) is what the key's own policy asks of whoever gets such a data key (infra/constructs/token-store.ts).
+   * BROKER_KEY_ID, and GenerateDataKey/Decrypt on that key only with the broker's encryption context (the key's own
+   * policy also asks for the role's name: props.roleName, infra/constructs/token-store.ts).
    */
-  bindTokenKey(key: IKey, stage: string): this {
+  bindTokenKey(key: IKey): this {
     this.addEnvironment(ENV.keyId, key.keyArn);
-    if (this.role) Tags.of(this.role).add(TOKEN_SEALER_TAG, stage);
     const conditions: Record<string, string> = {};
     for (const [k, v] of Object.entries(ENCRYPTION_CONTEXT)) conditions[`kms:EncryptionContext:${k}`] = v;
     this.addToRolePolicy(

@@ -1,9 +1,17 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { Aws, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
 import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { ENCRYPTION_CONTEXT, TABLE_KEY, TOKEN_SEALER_TAG, TTL_ATTRIBUTE } from '../../lib/contract';
+import { ENCRYPTION_CONTEXT, TABLE_KEY, TTL_ATTRIBUTE } from '../../lib/contract';
+
+/**
+ * The name of a broker function's execution role. The key's policy (below) lets only roles of this stage's names
+ * wrap token keys, so the two stacks agree on it here; `*` for the pattern of them all.
+ */
+export function functionRoleName(stage: string, fn: string): string {
+  return `token-broker-${stage}-${fn.toLowerCase()}`;
+}
 
 /** Every KMS action that leaves a caller knowing a key the broker's key wraps (the ones the key policy denies). */
 export const KEY_WRAPPING_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'] as const;
@@ -27,9 +35,11 @@ export class TokenStore extends Construct {
       alias: `alias/token-broker-${props.stage}`,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // Only the broker's functions (their roles carry the tag) may obtain a data key with the broker's encryption
-    // context, however IAM policies elsewhere in the account grant this key: the fleet adopts the oldest data key it
-    // reads from the table, so a key planted by anyone else would seal real tokens under a key its planter knows.
+    // Only the broker's functions (their roles, by name) may obtain a data key with the broker's encryption context,
+    // however IAM policies elsewhere in the account grant this key: the fleet adopts the oldest data key it reads
+    // from the table, so a key planted by anyone else would seal real tokens under a key its planter knows. The role
+    // ARN is what the condition reads, not a tag: a session tag or a tag on a user can be set by more principals
+    // than can create a role of that name.
     const context: Record<string, string> = {};
     for (const [k, v] of Object.entries(ENCRYPTION_CONTEXT)) context[`kms:EncryptionContext:${k}`] = v;
     this.key.addToResourcePolicy(
@@ -39,7 +49,10 @@ export class TokenStore extends Construct {
         principals: [new AnyPrincipal()],
         actions: [...KEY_WRAPPING_ACTIONS],
         resources: ['*'],
-        conditions: { StringEquals: context, StringNotEquals: { [`aws:PrincipalTag/${TOKEN_SEALER_TAG}`]: props.stage } },
+        conditions: {
+          StringEquals: context,
+          ArnNotLike: { 'aws:PrincipalArn': `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${functionRoleName(props.stage, '*')}` },
+        },
       }),
     );
     this.table = new Table(this, 'Table', {

@@ -50,6 +50,8 @@ let sm: Awaited<ReturnType<typeof startSecretsManager>>;
 let assembly: Assembly;
 /** The functions by the access key of their role's credentials. */
 let byKey: Map<string, DeployedFunction>;
+/** Other callers of the stand-ins, by access key: the name of the role they stand for. */
+const roles = new Map<string, string>();
 let tableName: string;
 let ttlAttribute: string;
 let certPath: string;
@@ -182,8 +184,10 @@ beforeAll(async () => {
   });
 
   const data = assembly.templates[`TokenBrokerData-${STAGE}`]!;
-  // Each KMS call is also decided by the key's own policy in the data stack's template, with the caller role's tags.
-  kms.authorize((key, action, context) => !keyPolicyDenies(data, action, { context, principalTags: byKey.get(key)?.roleTags ?? {} }));
+  // Each KMS call is also decided by the key's own policy in the data stack's template, for the caller's role ARN
+  // (a function's role by the name the template gives it; the planter below, a role of its own).
+  const principalArn = (key: string) => `arn:aws:iam::${ACCOUNT}:role/${byKey.get(key)?.roleName ?? (roles.get(key) ?? 'unnamed')}`;
+  kms.authorize((key, action, context) => !keyPolicyDenies(data, action, { context, principalArn: principalArn(key) }, { region: REGION, account: ACCOUNT }));
   const table = data.Resources[logicalIdOf(data, 'AWS::DynamoDB::Table')]!.Properties as {
     TableName?: string;
     TimeToLiveSpecification: { AttributeName: string; Enabled: boolean };
@@ -333,19 +337,24 @@ describe('the deployed bundles', () => {
 
   it("the key's own policy refuses a data key with the broker's encryption context to any principal but the functions", async () => {
     // The fleet adopts the oldest data key it reads from the table: a principal that IAM lets use the key (an admin
-    // role, a careless grant) could otherwise make one it knows, plant it, and read what the fleet then seals.
-    const planter = roleCredentials('planter');
-    kms.trust(planter);
-    const client = new KMSClient({ endpoint: kms.endpoint, region: REGION, credentials: planter, maxAttempts: 1 });
-    try {
-      await expect(
-        client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { ...ENCRYPTION_CONTEXT } })),
-      ).rejects.toMatchObject({ name: 'AccessDeniedException' });
-      // Only the broker's context is refused: any other use of the key stays IAM's to decide.
-      const other = await client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { app: 'another-app' } }));
-      expect(other.CiphertextBlob?.length).toBeGreaterThan(0);
-    } finally {
-      client.destroy();
+    // role, a careless grant) could otherwise make one it knows, plant it, and read what the fleet then seals. A
+    // role of this stage's name prefix in another account, or a near miss of the name, is no broker function either.
+    for (const [i, roleName] of ['ops-admin', 'token-broker-e2e', 'token-broker-e2ehttp', 'token-broker-prod-http'].entries()) {
+      const planter = roleCredentials(`planter${i}`);
+      kms.trust(planter);
+      roles.set(planter.accessKeyId, roleName);
+      const client = new KMSClient({ endpoint: kms.endpoint, region: REGION, credentials: planter, maxAttempts: 1 });
+      try {
+        await expect(
+          client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { ...ENCRYPTION_CONTEXT } })),
+          roleName,
+        ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+        // Only the broker's context is refused: any other use of the key stays IAM's to decide.
+        const other = await client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { app: 'another-app' } }));
+        expect(other.CiphertextBlob?.length).toBeGreaterThan(0);
+      } finally {
+        client.destroy();
+      }
     }
     // Under the same policy, the functions did get theirs: every one of their KMS calls went through.
     const functionCalls = kms.calls.filter((c) => byKey.has(c.accessKeyId));

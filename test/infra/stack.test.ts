@@ -15,7 +15,7 @@ import { ACCESS_LOG_FIELDS, LAMBDA_LOG_LEVELS, TRACE_SAMPLING, accessLogFormat }
 import { sampledTraces } from '../../bench/cost';
 import { readSettings } from '../../infra/settings';
 import { KEY_WRAPPING_ACTIONS } from '../../infra/constructs/token-store';
-import { ENCRYPTION_CONTEXT, TOKEN_SEALER_TAG } from '../../lib/contract';
+import { ENCRYPTION_CONTEXT } from '../../lib/contract';
 import { expectProblem, renderGatewayAnswers } from '../support/gateway-responses';
 
 // The synthesized templates, asserted property by property. Two apps are synthesized once each and shared by the
@@ -179,7 +179,7 @@ describe('stateful stack', () => {
         Resource: '*',
         Condition: {
           StringEquals: { 'kms:EncryptionContext:app': ENCRYPTION_CONTEXT.app, 'kms:EncryptionContext:purpose': ENCRYPTION_CONTEXT.purpose },
-          StringNotEquals: { [`aws:PrincipalTag/${TOKEN_SEALER_TAG}`]: 'test' },
+          ArnNotLike: { 'aws:PrincipalArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':role/token-broker-test-*']] } },
         },
       },
     ]);
@@ -190,19 +190,24 @@ describe('stateful stack', () => {
     expect(actionsOf(deny[0]!).some((a) => iamMatches(a, 'kms:Decrypt'))).toBe(false);
   });
 
-  it('tags exactly the three functions\' roles as the sealers of this stage, so the Deny does not lock the broker out', () => {
-    const tagged: string[] = [];
-    for (const [id, role] of Object.entries(resources(main.broker, 'AWS::IAM::Role'))) {
-      const tags = (role.Properties.Tags ?? []) as { Key: string; Value: string }[];
-      const sealer = tags.filter((t) => t.Key === TOKEN_SEALER_TAG);
-      if (sealer.length > 0) {
-        expect(sealer).toEqual([{ Key: TOKEN_SEALER_TAG, Value: 'test' }]);
-        tagged.push(id);
+  it("names exactly the three functions' roles as the key's policy expects, so its Deny does not lock the broker out", () => {
+    const pattern = /^token-broker-test-/;
+    const named = Object.entries(resources(main.broker, 'AWS::IAM::Role'))
+      .filter(([, role]) => typeof role.Properties.RoleName === 'string' && pattern.test(role.Properties.RoleName))
+      .map(([id]) => id);
+    const functionRoles = functionsOf(main.broker).map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0] as string);
+    expect(named.sort()).toEqual(functionRoles.sort());
+    expect(functionRoles.map((id) => resources(main.broker, 'AWS::IAM::Role')[id]!.Properties.RoleName).sort()).toEqual([
+      'token-broker-test-http',
+      'token-broker-test-prewarm',
+      'token-broker-test-rotation',
+    ]);
+    // No other role of either stack could be named into the pattern (CDK names the others itself).
+    for (const t of [main.broker, main.data]) {
+      for (const [id, role] of Object.entries(resources(t, 'AWS::IAM::Role'))) {
+        if (!functionRoles.includes(id)) expect(role.Properties.RoleName, id).toBeUndefined();
       }
     }
-    const functionRoles = functionsOf(main.broker).map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0] as string);
-    expect(tagged.sort()).toEqual(functionRoles.sort());
-    expect(tagged).toHaveLength(3);
   });
 });
 
@@ -705,6 +710,7 @@ describe('cdk-nag', () => {
       memorySize: 512,
       timeout: Duration.seconds(25),
       connectionsFile: fixture,
+      roleName: 'nag-probe-http',
     });
     fn.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: ['*'] }));
     addChecks(app);
@@ -811,6 +817,10 @@ describe('settings', () => {
     expect(settings({ apiGatewayCloudWatchRole: 'yes' })).toThrow('context apiGatewayCloudWatchRole: must be true or false');
     expect(settings({ allowedAccounts: '1111' })).toThrow('is not a 12-digit account id');
     for (const bad of ['abc', '2', '-0.1', ' ']) expect(settings({ tracingRate: bad })).toThrow('context tracingRate: must be a number from 0 to 1');
+    // The stage names the stacks, the key's alias and the roles the key's policy trusts (64 characters at most).
+    for (const bad of ['prod env', 'prod_1', '-prod', 'a'.repeat(41), 'prod*']) expect(settings({ stage: bad })).toThrow('context stage:');
+    expect(settings({ stage: 'eu-prod-2' })().stage).toBe('eu-prod-2');
+    expect(settings({ stage: 'a'.repeat(40) })().stage).toBe('a'.repeat(40));
   });
 
   it('trace 1% of requests unless told otherwise; 0 turns tracing off', () => {

@@ -29,8 +29,8 @@ export interface DeployedFunction {
   allowedActions: string[];
   /** The Allow statements of its role: actions and resources as the template writes them (intrinsics unresolved). */
   grants: Grant[];
-  /** Its execution role's tags: what `aws:PrincipalTag/…` holds for its calls. */
-  roleTags: Record<string, string>;
+  /** Its execution role's name, as the template sets it (undefined: CloudFormation makes one up). */
+  roleName: string | undefined;
 }
 
 export interface Grant {
@@ -96,7 +96,7 @@ export function readAssembly(dir: string): Assembly {
         environment: p.Environment?.Variables ?? {},
         allowedActions: grantsOf(template, p.Role?.['Fn::GetAtt']?.[0]).flatMap((g) => g.actions),
         grants: grantsOf(template, p.Role?.['Fn::GetAtt']?.[0]),
-        roleTags: tagsOf(template, p.Role?.['Fn::GetAtt']?.[0]),
+        roleName: roleNameOf(template, p.Role?.['Fn::GetAtt']?.[0]),
       };
     }
   }
@@ -137,34 +137,56 @@ export function grantsAllow(grants: readonly Grant[], action: string, resource: 
   return grants.some((g) => allows(g.actions, action) && g.resources.some((r) => wildcard(render(r), false).test(resource)));
 }
 
-function tagsOf(template: Template, roleId: string | undefined): Record<string, string> {
-  const tags = ((roleId ? template.Resources[roleId]?.Properties : undefined) as { Tags?: { Key: string; Value: string }[] } | undefined)?.Tags ?? [];
-  return Object.fromEntries(tags.map((t) => [t.Key, t.Value]));
+function roleNameOf(template: Template, roleId: string | undefined): string | undefined {
+  const name = ((roleId ? template.Resources[roleId]?.Properties : undefined) as { RoleName?: unknown } | undefined)?.RoleName;
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** A template value as the deployed stack would hold it: Fn::Join and the pseudo parameters rendered, else nothing. */
+function rendered(value: unknown, where: { region: string; account: string }): string {
+  if (typeof value === 'string') return value;
+  const v = value as Record<string, unknown>;
+  const join = v['Fn::Join'] as [string, unknown[]] | undefined;
+  if (join) return join[1].map((x) => rendered(x, where)).join(join[0]);
+  const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': where.region, 'AWS::AccountId': where.account };
+  return (typeof v.Ref === 'string' && pseudo[v.Ref]) || '\u0000unresolved';
 }
 
 /**
- * Whether a Deny statement of the KMS key's own policy in the template refuses `action` to a principal with these
- * tags, for a request with this encryption context. It reads the condition operators the stack writes
- * (StringEquals, StringNotEquals) on the keys it writes (kms:EncryptionContext:…, aws:PrincipalTag/…), with IAM's
- * rule for a key absent from the request (a plain operator is false, a negated one true); anything else in a Deny
- * is an error, so a change to the key policy cannot pass here unread.
+ * Whether a Deny statement of the KMS key's own policy in the template refuses `action` to this principal (its ARN,
+ * as `aws:PrincipalArn` holds it: a role's ARN for its sessions) for a request with this encryption context. It reads
+ * the condition operators the stack writes (StringEquals on kms:EncryptionContext:…, ArnLike/ArnNotLike on
+ * aws:PrincipalArn), with IAM's rule for a key absent from the request (a plain operator is false, a negated one
+ * true); anything else in a Deny is an error, so a change to the key policy cannot pass here unread.
  */
-export function keyPolicyDenies(template: Template, action: string, request: { context: Record<string, string>; principalTags: Record<string, string> }): boolean {
+export function keyPolicyDenies(
+  template: Template,
+  action: string,
+  request: { context: Record<string, string>; principalArn: string },
+  where: { region: string; account: string },
+): boolean {
   const keys = Object.values(template.Resources).filter((r) => r.Type === 'AWS::KMS::Key');
   if (keys.length !== 1) throw new Error(`expected one KMS key in the template, found ${keys.length}`);
-  const policy = (keys[0]!.Properties as { KeyPolicy: { Statement: (Statement & { Condition?: Record<string, Record<string, string | string[]>> })[] } }).KeyPolicy;
+  const policy = (keys[0]!.Properties as { KeyPolicy: { Statement: (Statement & { Condition?: Record<string, Record<string, unknown>> })[] } }).KeyPolicy;
   const valueOf = (key: string): string | undefined => {
     if (key.startsWith('kms:EncryptionContext:')) return request.context[key.slice('kms:EncryptionContext:'.length)];
-    if (key.startsWith('aws:PrincipalTag/')) return request.principalTags[key.slice('aws:PrincipalTag/'.length)];
+    if (key === 'aws:PrincipalArn') return request.principalArn;
     throw new Error(`the key policy's Deny uses a condition key this check does not read: ${key}`);
   };
-  const holds = (operator: string, conditions: Record<string, string | string[]>) =>
+  const list = (v: unknown) => (Array.isArray(v) ? v : [v]).map((x) => rendered(x, where));
+  const holds = (operator: string, conditions: Record<string, unknown>) =>
     Object.entries(conditions).every(([key, wanted]) => {
       const value = valueOf(key);
-      const match = value !== undefined && (Array.isArray(wanted) ? wanted : [wanted]).includes(value);
-      if (operator === 'StringEquals') return match;
-      if (operator === 'StringNotEquals') return !match;
-      throw new Error(`the key policy's Deny uses a condition operator this check does not read: ${operator}`);
+      switch (operator) {
+        case 'StringEquals':
+          return value !== undefined && list(wanted).includes(value);
+        case 'ArnLike':
+          return value !== undefined && list(wanted).some((p) => wildcard(p, false).test(value));
+        case 'ArnNotLike':
+          return value === undefined || !list(wanted).some((p) => wildcard(p, false).test(value));
+        default:
+          throw new Error(`the key policy's Deny uses a condition operator this check does not read: ${operator}`);
+      }
     });
   return policy.Statement.some(
     (st) =>
