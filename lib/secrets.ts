@@ -3,17 +3,14 @@ import type { Clock } from './clock';
 import { ConfigurationError } from './errors';
 import type { SecretRead, SecretReadOptions, SecretSource, SecretValue } from './ports';
 
-// Secrets are cached per instance for up to six hours, in practice for the life of a Lambda execution environment: a
-// mint needs the secret, and mints land on whichever instance takes the lease, so a short cache costs a Secrets
-// Manager call per mint, inside a caller's request. A change does not wait for the copy to lapse; it reaches it by
+// Secrets are cached per instance for up to an hour: a mint needs the secret, and mints land on whichever instance
+// takes the lease, so a short cache costs a Secrets Manager call per mint. A change reaches a cached copy sooner by
 // three ways (lib/broker.ts): the token in the table carries the secret version it was minted with, and a mint reads
 // the secret again when that version differs from its copy (a rotation's new token); a vendor's refusal of the
-// credentials reads it again; and the pre-warm run re-mints every token whose version is no longer current. The age
-// limit is a last resort for a change none of the three sees (the pre-warm run stopped, no event, the vendor still
-// taking the old credentials): an hour cost the simulated fleet a fifth more reads (bench/fleet) and bought only that.
+// credentials reads it again; and the pre-warm run re-mints every token whose version is no longer current.
 // A static credential is the secret itself, so its copy is kept a minute at most.
 
-export const SECRET_CACHE_MAX_AGE_MS = 6 * 60 * 60_000;
+export const SECRET_CACHE_MAX_AGE_MS = 60 * 60_000;
 export const STATIC_SECRET_MAX_AGE_MS = 60_000;
 
 export class CachedSecretSource implements SecretSource {
