@@ -353,20 +353,33 @@ export class Broker {
     const mintedAt = Math.max(now, (lease.record.mintedAt ?? 0) + 1);
     const held = this.toHeld(connection, token.set, token.secretVersion, mintedAt);
     this.cooldowns.end(id);
-    // Held in memory when the table took it, and also when the table could not be reached: this instance's next
-    // callers then need no exchange of their own. Not when the table refused it: the fleet has a newer token (a
-    // rotation's, say), and an invalidation of this one would never reach it.
+    // Held in memory when the table took it, and also when KMS or the table could not be reached: this instance's
+    // next callers then need no exchange of their own. Not when the table refused it (the lease was lost): the table
+    // may hold a newer token (a rotation's, say), which this instance's callers would otherwise not see for 30 s.
     if ((await this.storeAsHolder(lease, held, plan.budget)) !== 'refused') this.remember(held);
     return { held, source: 'vendor' };
   }
 
-  /** Seals the token and stores it under the lease: stored, refused (the lease was lost), or the table unavailable. */
+  /**
+   * Seals the token and stores it under the lease: stored, refused (the lease was lost), or unavailable (KMS could
+   * not seal it, or the table could not be reached). The token is good either way: callers get it.
+   */
   private async storeAsHolder(lease: HeldLease, held: HeldToken, budget?: RequestBudget): Promise<'stored' | 'refused' | 'unavailable'> {
+    let sealed: StoredToken;
+    try {
+      sealed = await sealToken(this.deps.cipher, held);
+    } catch (err) {
+      // KMS, not the table: give the lease back, or the fleet would wait it out for a token nobody will store.
+      await this.lease.release(lease, budget).catch(() => false);
+      if (!(err instanceof DependencyUnavailableError)) throw err;
+      this.log.warn('a minted token could not be sealed', { connection: held.connection, reason: err.message });
+      return 'unavailable';
+    }
     let kept: boolean;
     try {
-      kept = await this.lease.store(lease, await sealToken(this.deps.cipher, held), budget);
+      kept = await this.lease.store(lease, sealed, budget);
     } catch (err) {
-      // The token is good; callers get it, and the next mint stores one.
+      // The table did not answer: the next mint stores one.
       if (!(err instanceof DependencyUnavailableError)) throw err;
       this.log.warn('a minted token could not be stored', { connection: held.connection, reason: err.message });
       return 'unavailable';

@@ -21,9 +21,9 @@ export interface BudgetOptions {
   storeAfterMintMs: number;
   /**
    * ...but it ends by this long after the request started, so that a table answering just under slowTableCallMs on
-   * every call does not take the answer past 3 s; it is never cut below slowTableCallMs, though: a table that
-   * answers within that is healthy, and a store it would have taken is worth a moment past the deadline (a token
-   * the table did not take is minted again by the fleet, its callers waiting up to a lease on it).
+   * every call does not take the answer past 3 s. While every call of the request was prompt it is never cut below
+   * slowTableCallMs, though: that table is healthy, and a store it would have taken is worth a moment past the
+   * deadline (a token the table did not take is minted again by the fleet, its callers waiting up to a lease on it).
    */
   answerByMs: number;
   /** A table call that takes longer than this (or fails) says the table is browning out. */
@@ -136,12 +136,14 @@ export class RequestBudget {
 
   /**
    * The store of a token this request minted: what is left of the budget, at least storeAfterMintMs, but ending by
-   * the answer's deadline (answerByMs from the request's start), and never shorter than slowTableCallMs.
+   * the answer's deadline (answerByMs from the request's start); while every call of this request was prompt, never
+   * shorter than slowTableCallMs (a healthy table's store is worth a moment past the deadline). Once a call was slow,
+   * the deadline holds: nothing is tried past it.
    */
   storeAfterMint<T>(run: (call: StoreCallOptions) => Promise<T>): Promise<T> {
     const left = Math.max(this.opts.tableBudgetMs - this.spent(), this.opts.storeAfterMintMs);
     const untilAnswer = this.started + this.opts.answerByMs - this.clock.now();
-    return this.timed(run, Math.max(Math.min(left, untilAnswer), this.opts.slowTableCallMs));
+    return this.timed(run, Math.max(Math.min(left, untilAnswer), this.slow ? 0 : this.opts.slowTableCallMs));
   }
 
   private async timed<T>(run: (call: StoreCallOptions) => Promise<T>, left: number): Promise<T> {

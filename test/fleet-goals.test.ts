@@ -4,9 +4,9 @@ import { FLEET_DAY, type WorkloadOptions } from '../bench/fleet/workload';
 
 // The fleet goals of BENCHMARKS.md, held in CI on three hours of the simulated fleet (the whole day is
 // `npm run bench`): 200 connections, half pre-warmed, bursts, rotations, a 10-minute vendor outage at the first hour
-// and a 5-minute table brownout at the second. The clock is simulated, so these are counts, not timings. Two seeds:
-// the bench's, and one that found a 3.3 s answer in the brownout (it fails here without lib/budget.ts's answer
-// deadline). KMS and Secrets Manager calls per instance-hour are not held here: three hours are mostly cold starts,
+// and a 5-minute table brownout at the second. The clock is simulated, so these are counts, not timings. Three seeds:
+// the bench's; one that found a 3.3 s answer in the brownout (it fails here without lib/budget.ts's answer
+// deadline); one that found a 3.04 s one when the store after a slow call still got 300 ms. KMS and Secrets Manager calls per instance-hour are not held here: three hours are mostly cold starts,
 // so that ratio means something only over the bench's whole day. A pre-warmed connection's callers may get 503 in
 // the minute after the brownout: an instance that saw the table brown out leaves the mints to the pre-warm run for
 // 60 s (lib/budget.ts tableTroubleMs).
@@ -23,7 +23,7 @@ const SLICE: WorkloadOptions = {
 /** When a request may be answered with an error: the vendor is down, or the table is (or just was). */
 const EXCUSED = ['outage, vendor_unavailable', 'brownout, service_unavailable', 'the minute after the brownout, service_unavailable'];
 
-describe.each([FLEET_DAY.seed, 1])('three hours of the fleet, seed %i', (seed) => {
+describe.each([FLEET_DAY.seed, 1, 33])('three hours of the fleet, seed %i', (seed) => {
   let r: FleetResult;
 
   it('runs the slice', async () => {

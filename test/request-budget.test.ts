@@ -5,9 +5,9 @@ import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { BUDGET_DEFAULTS } from '../lib/budget';
 import { ManualClock } from '../lib/clock';
 import type { ConnectionInput } from '../lib/config';
-import { BrokerError } from '../lib/errors';
+import { BrokerError, DependencyUnavailableError } from '../lib/errors';
 import { nodeHttpClient, type HttpClient } from '../lib/http';
-import type { TokenStore } from '../lib/ports';
+import type { KeyRing, TokenStore } from '../lib/ports';
 import { lambdaContext, restEvent } from './support/events';
 import { expectCode } from './support/expect';
 import { secretFor, vendorConnectionInput } from './support/connections';
@@ -146,6 +146,48 @@ describe('a table that answers slowly, each call within its own deadline', () =>
     const other = await s.broker(table).getToken(CALLER, 'jwt');
     expect(other).toMatchObject({ source: 'table', fingerprint: value?.fingerprint });
     expect(s.w.vendor.received()).toBe(1);
+  });
+
+  it('a slow read, a prompt lease and a late mint: the store ends at the answer deadline, though under 300 ms', async () => {
+    // The read took 1.9 s (the table is browning out), the lease 90 ms: a mint may still start. After a 0.75 s
+    // exchange, the store has 60 ms to the deadline; a 300 ms floor there took the answer to 3.04 s.
+    const s = await slowWorld();
+    const delays = [1_900, 90, 400];
+    const table = slowTable(s.inner, s.clock, () => delays.shift() ?? 10);
+    const slowVendor: HttpClient = async (req) => {
+      await s.clock.sleep(750);
+      return nodeHttpClient(req);
+    };
+    const broker = s.w.broker({ clock: s.clock, store: table, http: slowVendor, options: { ...BUDGET_DEFAULTS } });
+    const { value, ms } = await s.timed(() => broker.getToken(CALLER, 'jwt'));
+    expect(value?.source).toBe('vendor');
+    expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
+    expect(ms).toBe(BUDGET_DEFAULTS.answerByMs);
+  });
+
+  it('KMS refuses a data key after the mint: the caller has its token, and the lease goes back at once for the fleet', async () => {
+    // As in the minutes of an upgrade where the key's policy is new and the roles are not yet: the table is healthy,
+    // so another instance must not wait out a lease nobody will store under.
+    const s = await slowWorld();
+    s.delay.ms = 5;
+    const refusing: KeyRing = {
+      generateDataKey: () => Promise.reject(new DependencyUnavailableError('KMS could not generate a data key (AccessDeniedException)')),
+      decryptDataKey: (encrypted, context) => s.w.keyRing.decryptDataKey(encrypted, context),
+    };
+    const a = s.w.broker({ clock: s.clock, store: s.table, keyRing: refusing, options: { ...BUDGET_DEFAULTS } });
+    const first = await a.getToken(CALLER, 'jwt');
+    expect(first.source).toBe('vendor');
+    const record = await s.inner.read('jwt');
+    expect(record.token).toBeUndefined();
+    expect(record.lease).toBeUndefined();
+    // The instance keeps it for its next callers.
+    expect(await a.getToken(CALLER, 'jwt')).toMatchObject({ source: 'memory', fingerprint: first.fingerprint });
+    // Another instance mints at once, without a wait on the lease.
+    const metrics = new RecordingMetrics();
+    const { value, ms } = await s.timed(() => s.broker(s.table, metrics).getToken(CALLER, 'jwt'));
+    expect(value?.source).toBe('vendor');
+    expect(metrics.get('LeaseWaits') ?? 0).toBe(0);
+    expect(ms).toBeLessThan(1_000);
   });
 
   it('1.2 s, then 400 ms a call: the lease comes too late for a mint; it is given back, and 503 within 3 s', async () => {

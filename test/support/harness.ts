@@ -15,7 +15,7 @@ import { LocalKeyRing } from '../../lib/crypto';
 import { nodeHttpClient, type HttpClient } from '../../lib/http';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
-import type { Logger, Metrics, TokenStore } from '../../lib/ports';
+import type { KeyRing, Logger, Metrics, TokenStore } from '../../lib/ports';
 import { registerSecretValue } from './secrets-registry';
 
 /** Metrics that remember what was counted, for assertions. */
@@ -66,6 +66,8 @@ export interface World {
     config?: BrokerConfig;
     /** The vendor calls' client (default: the real one). */
     http?: HttpClient;
+    /** KMS (default: the world's local key ring). */
+    keyRing?: KeyRing;
   }): Broker;
   close(): Promise<void>;
 }
@@ -105,7 +107,7 @@ export async function startWorld(
         config: o.config ?? config,
         store: o.store ?? table.store,
         secrets: new FileSecretSource(secretsPath),
-        keyRing,
+        keyRing: o.keyRing ?? keyRing,
         clock: o.clock ?? clock,
         http: o.http ?? nodeHttpClient,
         ...(o.metrics ? { metrics: o.metrics } : {}),
