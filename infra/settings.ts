@@ -79,9 +79,10 @@ export function readSettings(node: Node): BrokerSettings {
     throw new Error('context vpcEndpointIds is only used with endpointType PRIVATE');
   }
   const stage = text('stage') ?? 'dev';
-  // It names the stacks, the key's alias and the functions' roles (token-broker-<stage>-prewarm: at most 64 characters).
-  if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,39}$/.test(stage)) {
-    throw new Error(`context stage: ${JSON.stringify(stage)} must be 1 to 40 letters, digits or hyphens, starting with a letter or digit`);
+  // It names the stacks, the key's alias and the functions' roles (token-broker-<stage>-<region>-rotation: IAM role
+  // names are at most 64 characters, and unique in the account whatever their case).
+  if (stage.length > 24 || !/^[a-z0-9]+(-[a-z0-9]+)*$/.test(stage)) {
+    throw new Error(`context stage: ${JSON.stringify(stage)} must be 1 to 24 lowercase letters, digits and single hyphens between them`);
   }
   return {
     stage,

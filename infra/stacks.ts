@@ -75,7 +75,7 @@ export class BrokerStack extends Stack {
     const common = { connectionsFile: props.connectionsFile, tracing: tracingRate > 0 };
     const http = new BrokerFunction(this, 'Http', {
       ...common,
-      roleName: functionRoleName(props.stage, 'Http'),
+      roleName: functionRoleName(props.stage, Aws.REGION, 'Http'),
       entry: 'functions/http.ts',
       description: 'token-broker HTTP API',
       memorySize: 512,
@@ -83,7 +83,7 @@ export class BrokerStack extends Stack {
     });
     const prewarm = new BrokerFunction(this, 'Prewarm', {
       ...common,
-      roleName: functionRoleName(props.stage, 'Prewarm'),
+      roleName: functionRoleName(props.stage, Aws.REGION, 'Prewarm'),
       entry: 'functions/prewarm.ts',
       description: 'token-broker scheduled pre-warming',
       memorySize: 256,
@@ -94,7 +94,7 @@ export class BrokerStack extends Stack {
     });
     const rotation = new BrokerFunction(this, 'Rotation', {
       ...common,
-      roleName: functionRoleName(props.stage, 'Rotation'),
+      roleName: functionRoleName(props.stage, Aws.REGION, 'Rotation'),
       entry: 'functions/rotation.ts',
       description: 'token-broker secret rotation: evict and re-mint; the testSecret step',
       memorySize: 256,

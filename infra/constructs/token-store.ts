@@ -5,12 +5,16 @@ import { Key } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { ENCRYPTION_CONTEXT, TABLE_KEY, TTL_ATTRIBUTE } from '../../lib/contract';
 
+/** The broker's functions, by the construct ids the stack gives them. */
+export const BROKER_FUNCTIONS = ['Http', 'Prewarm', 'Rotation'] as const;
+
 /**
- * The name of a broker function's execution role. The key's policy (below) lets only roles of this stage's names
- * wrap token keys, so the two stacks agree on it here; `*` for the pattern of them all.
+ * The name of a broker function's execution role: token-broker-<stage>-<region>-<function> (IAM names are global
+ * to the account, so the region keeps one stage's deployments in two regions apart). The key's policy (below) lets
+ * exactly these roles wrap token keys, so the two stacks agree on it here.
  */
-export function functionRoleName(stage: string, fn: string): string {
-  return `token-broker-${stage}-${fn.toLowerCase()}`;
+export function functionRoleName(stage: string, region: string, fn: (typeof BROKER_FUNCTIONS)[number]): string {
+  return `token-broker-${stage}-${region}-${fn.toLowerCase()}`;
 }
 
 /** Every KMS action that leaves a caller knowing a key the broker's key wraps (the ones the key policy denies). */
@@ -35,7 +39,7 @@ export class TokenStore extends Construct {
       alias: `alias/token-broker-${props.stage}`,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // Only the broker's functions (their roles, by name) may obtain a data key with the broker's encryption context,
+    // Only the broker's functions (their three roles, by ARN) may obtain a data key with the broker's encryption context,
     // however IAM policies elsewhere in the account grant this key: the fleet adopts the oldest data key it reads
     // from the table, so a key planted by anyone else would seal real tokens under a key its planter knows. The role
     // ARN is what the condition reads, not a tag: a session tag or a tag on a user can be set by more principals
@@ -51,7 +55,7 @@ export class TokenStore extends Construct {
         resources: ['*'],
         conditions: {
           StringEquals: context,
-          ArnNotLike: { 'aws:PrincipalArn': `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${functionRoleName(props.stage, '*')}` },
+          ArnNotLike: { 'aws:PrincipalArn': BROKER_FUNCTIONS.map((fn) => `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${functionRoleName(props.stage, Aws.REGION, fn)}`) },
         },
       }),
     );

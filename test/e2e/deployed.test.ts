@@ -18,6 +18,7 @@ import {
   allows,
   grantsAllow,
   keyPolicyDenies,
+  renderValue,
   logicalIdOf,
   provideRuntimeSdk,
   readAssembly,
@@ -50,7 +51,7 @@ let sm: Awaited<ReturnType<typeof startSecretsManager>>;
 let assembly: Assembly;
 /** The functions by the access key of their role's credentials. */
 let byKey: Map<string, DeployedFunction>;
-/** Other callers of the stand-ins, by access key: the name of the role they stand for. */
+/** Other callers of the stand-ins, by access key: the ARN of the role they stand for. */
 const roles = new Map<string, string>();
 let tableName: string;
 let ttlAttribute: string;
@@ -185,9 +186,13 @@ beforeAll(async () => {
 
   const data = assembly.templates[`TokenBrokerData-${STAGE}`]!;
   // Each KMS call is also decided by the key's own policy in the data stack's template, for the caller's role ARN
-  // (a function's role by the name the template gives it; the planter below, a role of its own).
-  const principalArn = (key: string) => `arn:aws:iam::${ACCOUNT}:role/${byKey.get(key)?.roleName ?? (roles.get(key) ?? 'unnamed')}`;
-  kms.authorize((key, action, context) => !keyPolicyDenies(data, action, { context, principalArn: principalArn(key) }, { region: REGION, account: ACCOUNT }));
+  // (a function's role by the name the template gives it; the planters below, roles of their own).
+  const where = { region: REGION, account: ACCOUNT };
+  const principalArn = (key: string) => {
+    const f = byKey.get(key);
+    return f ? `arn:aws:iam::${ACCOUNT}:role/${renderValue(f.roleName, where)}` : (roles.get(key) ?? 'unknown');
+  };
+  kms.authorize((key, action, context) => !keyPolicyDenies(data, action, { context, principalArn: principalArn(key) }, where));
   const table = data.Resources[logicalIdOf(data, 'AWS::DynamoDB::Table')]!.Properties as {
     TableName?: string;
     TimeToLiveSpecification: { AttributeName: string; Enabled: boolean };
@@ -337,17 +342,27 @@ describe('the deployed bundles', () => {
 
   it("the key's own policy refuses a data key with the broker's encryption context to any principal but the functions", async () => {
     // The fleet adopts the oldest data key it reads from the table: a principal that IAM lets use the key (an admin
-    // role, a careless grant) could otherwise make one it knows, plant it, and read what the fleet then seals. A
-    // role of this stage's name prefix in another account, or a near miss of the name, is no broker function either.
-    for (const [i, roleName] of ['ops-admin', 'token-broker-e2e', 'token-broker-e2ehttp', 'token-broker-prod-http'].entries()) {
+    // role, a careless grant) could otherwise make one it knows, plant it, and read what the fleet then seals. Nor
+    // does a near miss pass: another stage or region, a longer name, the same name under a path or in another account.
+    const http = `token-broker-${STAGE}-${REGION}-http`;
+    const role = (name: string, account = ACCOUNT) => `arn:aws:iam::${account}:role/${name}`;
+    const planters = [
+      role('ops-admin'),
+      role(`token-broker-${STAGE}-eu-west-2-http`),
+      role(`token-broker-${STAGE}x-${REGION}-http`),
+      role(`${http}-x`),
+      role(`ops/${http}`),
+      role(http, '222222222222'),
+    ];
+    for (const [i, arn] of planters.entries()) {
       const planter = roleCredentials(`planter${i}`);
       kms.trust(planter);
-      roles.set(planter.accessKeyId, roleName);
+      roles.set(planter.accessKeyId, arn);
       const client = new KMSClient({ endpoint: kms.endpoint, region: REGION, credentials: planter, maxAttempts: 1 });
       try {
         await expect(
           client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { ...ENCRYPTION_CONTEXT } })),
-          roleName,
+          arn,
         ).rejects.toMatchObject({ name: 'AccessDeniedException' });
         // Only the broker's context is refused: any other use of the key stays IAM's to decide.
         const other = await client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { app: 'another-app' } }));

@@ -179,10 +179,14 @@ describe('stateful stack', () => {
         Resource: '*',
         Condition: {
           StringEquals: { 'kms:EncryptionContext:app': ENCRYPTION_CONTEXT.app, 'kms:EncryptionContext:purpose': ENCRYPTION_CONTEXT.purpose },
-          ArnNotLike: { 'aws:PrincipalArn': { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':role/token-broker-test-*']] } },
+          ArnNotLike: { 'aws:PrincipalArn': expect.any(Array) },
         },
       },
     ]);
+    // Exactly the three functions' roles of this stage and region, by full ARN: no wildcard, so neither another
+    // stage whose name starts the same nor a role of the same name under a path passes.
+    const arns = (deny[0]!.Condition as { ArnNotLike: { 'aws:PrincipalArn': unknown[] } }).ArnNotLike['aws:PrincipalArn'].map(renderArn);
+    expect(arns).toEqual(['http', 'prewarm', 'rotation'].map((fn) => `arn:aws:iam::${ACCOUNT}:role/token-broker-test-${REGION}-${fn}`));
     // Everything that gives a caller a wrapped key it knows the plaintext of is in the list.
     for (const action of ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyPair', 'kms:ReEncryptTo']) {
       expect(actionsOf(deny[0]!).some((a) => iamMatches(a, action)), action).toBe(true);
@@ -191,18 +195,12 @@ describe('stateful stack', () => {
   });
 
   it("names exactly the three functions' roles as the key's policy expects, so its Deny does not lock the broker out", () => {
-    const pattern = /^token-broker-test-/;
-    const named = Object.entries(resources(main.broker, 'AWS::IAM::Role'))
-      .filter(([, role]) => typeof role.Properties.RoleName === 'string' && pattern.test(role.Properties.RoleName))
-      .map(([id]) => id);
     const functionRoles = functionsOf(main.broker).map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0] as string);
-    expect(named.sort()).toEqual(functionRoles.sort());
-    expect(functionRoles.map((id) => resources(main.broker, 'AWS::IAM::Role')[id]!.Properties.RoleName).sort()).toEqual([
-      'token-broker-test-http',
-      'token-broker-test-prewarm',
-      'token-broker-test-rotation',
-    ]);
-    // No other role of either stack could be named into the pattern (CDK names the others itself).
+    const roles = resources(main.broker, 'AWS::IAM::Role');
+    expect(functionRoles.map((id) => renderArn(roles[id]!.Properties.RoleName)).sort()).toEqual(
+      ['http', 'prewarm', 'rotation'].map((fn) => `token-broker-test-${REGION}-${fn}`),
+    );
+    // No other role of either stack has a name of its own (CDK names them), so none can be one of those three.
     for (const t of [main.broker, main.data]) {
       for (const [id, role] of Object.entries(resources(t, 'AWS::IAM::Role'))) {
         if (!functionRoles.includes(id)) expect(role.Properties.RoleName, id).toBeUndefined();
@@ -817,10 +815,13 @@ describe('settings', () => {
     expect(settings({ apiGatewayCloudWatchRole: 'yes' })).toThrow('context apiGatewayCloudWatchRole: must be true or false');
     expect(settings({ allowedAccounts: '1111' })).toThrow('is not a 12-digit account id');
     for (const bad of ['abc', '2', '-0.1', ' ']) expect(settings({ tracingRate: bad })).toThrow('context tracingRate: must be a number from 0 to 1');
-    // The stage names the stacks, the key's alias and the roles the key's policy trusts (64 characters at most).
-    for (const bad of ['prod env', 'prod_1', '-prod', 'a'.repeat(41), 'prod*']) expect(settings({ stage: bad })).toThrow('context stage:');
+    // The stage names the stacks, the key's alias and the roles the key's policy trusts (64 characters at most,
+    // unique in the account whatever their case).
+    for (const bad of ['prod env', 'prod_1', '-prod', 'prod-', 'eu--prod', 'Prod', 'a'.repeat(25), 'prod*']) expect(settings({ stage: bad })).toThrow('context stage:');
     expect(settings({ stage: 'eu-prod-2' })().stage).toBe('eu-prod-2');
-    expect(settings({ stage: 'a'.repeat(40) })().stage).toBe('a'.repeat(40));
+    expect(settings({ stage: 'a'.repeat(24) })().stage).toBe('a'.repeat(24));
+    // The longest role name, in the longest region name, still fits.
+    expect(`token-broker-${'a'.repeat(24)}-ap-southeast-3-rotation`.length).toBeLessThanOrEqual(64);
   });
 
   it('trace 1% of requests unless told otherwise; 0 turns tracing off', () => {

@@ -29,8 +29,8 @@ export interface DeployedFunction {
   allowedActions: string[];
   /** The Allow statements of its role: actions and resources as the template writes them (intrinsics unresolved). */
   grants: Grant[];
-  /** Its execution role's name, as the template sets it (undefined: CloudFormation makes one up). */
-  roleName: string | undefined;
+  /** Its execution role's name as the template writes it (intrinsics unresolved: renderValue); undefined: CloudFormation makes one up. */
+  roleName: unknown;
 }
 
 export interface Grant {
@@ -137,17 +137,16 @@ export function grantsAllow(grants: readonly Grant[], action: string, resource: 
   return grants.some((g) => allows(g.actions, action) && g.resources.some((r) => wildcard(render(r), false).test(resource)));
 }
 
-function roleNameOf(template: Template, roleId: string | undefined): string | undefined {
-  const name = ((roleId ? template.Resources[roleId]?.Properties : undefined) as { RoleName?: unknown } | undefined)?.RoleName;
-  return typeof name === 'string' ? name : undefined;
+function roleNameOf(template: Template, roleId: string | undefined): unknown {
+  return ((roleId ? template.Resources[roleId]?.Properties : undefined) as { RoleName?: unknown } | undefined)?.RoleName;
 }
 
 /** A template value as the deployed stack would hold it: Fn::Join and the pseudo parameters rendered, else nothing. */
-function rendered(value: unknown, where: { region: string; account: string }): string {
+export function renderValue(value: unknown, where: { region: string; account: string }): string {
   if (typeof value === 'string') return value;
   const v = value as Record<string, unknown>;
   const join = v['Fn::Join'] as [string, unknown[]] | undefined;
-  if (join) return join[1].map((x) => rendered(x, where)).join(join[0]);
+  if (join) return join[1].map((x) => renderValue(x, where)).join(join[0]);
   const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': where.region, 'AWS::AccountId': where.account };
   return (typeof v.Ref === 'string' && pseudo[v.Ref]) || '\u0000unresolved';
 }
@@ -173,7 +172,7 @@ export function keyPolicyDenies(
     if (key === 'aws:PrincipalArn') return request.principalArn;
     throw new Error(`the key policy's Deny uses a condition key this check does not read: ${key}`);
   };
-  const list = (v: unknown) => (Array.isArray(v) ? v : [v]).map((x) => rendered(x, where));
+  const list = (v: unknown) => (Array.isArray(v) ? v : [v]).map((x) => renderValue(x, where));
   const holds = (operator: string, conditions: Record<string, unknown>) =>
     Object.entries(conditions).every(([key, wanted]) => {
       const value = valueOf(key);
