@@ -20,7 +20,7 @@ import { signRequest } from '../lib/sigv4';
 import { secretFor, vendorConnectionInput } from '../test/support/connections';
 import { startTable, startWorld } from '../test/support/harness';
 import { PRICES, PRICES_READ_ON, PRICE_SOURCES, SIZES, addsSplit, functionMemoryMb, monthlyCost, usd, type MonthlyCost } from './cost';
-import { fleetFigures, fleetNotes, fleetSummary, seedFigures } from './fleet/figures';
+import { fleetFigures, fleetNotes, fleetSummary, seedFigures, tokenCallsPerInstanceHour } from './fleet/figures';
 import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { DYNAMODB_BUDGET } from '../lib/adapters/aws';
 import { BROWNOUT, HANDLER_OVERHEAD_MS, LATENCY } from './fleet/latency';
@@ -336,6 +336,7 @@ async function fleetDay() {
     ...fleetSummary(r),
     '',
     ...(fleetNotes(r).length > 0 ? ['What explains the goals missed (from the same day):', '', ...fleetNotes(r), ''] : []),
+    ...seedNotes(others),
     'The workload (bench/fleet/workload.ts, seeded, the same on every run):',
     '',
     `- ${o.connections} connections over ${o.vendors} vendors; token lifetimes ${o.lifetimesSeconds.map((x) => (x >= 3600 ? `${x / 3600} h` : `${x / 60} min`)).join(', ')} in turn; ${Math.round(o.prewarmShare * 100)}% pre-warmed; refreshBefore ${o.refreshBeforeSeconds} s; callers ask min_ttl ${o.minTtlSeconds}.`,
@@ -357,6 +358,23 @@ async function fleetDay() {
     '"waits on a vendor" when its request made an exchange, shared one in flight, or waited on another instance\'s lease.',
     '',
   ]);
+}
+
+/** What explains a token-path figure over 15 on another seed, in that day's own counts. */
+function seedNotes(others: FleetResult[]): string[] {
+  const over = others.filter((x) => tokenCallsPerInstanceHour(x) > 15);
+  if (over.length === 0) return [];
+  return [
+    'On other seeds, the KMS and Secrets Manager calls made for tokens go over 15 per instance-hour where the day has',
+    'fewer instance-hours for about the same calls (each environment unwraps the data key once; each mint on an',
+    'environment without the secret reads it):',
+    '',
+    ...over.map(
+      (x) =>
+        `- seed ${x.options.seed}: ${tokenCallsPerInstanceHour(x).toFixed(1)} per instance-hour: ${fmtCount(x.kms.decrypt)} Decrypt over ${fmtCount(x.instances.started)} environments, ${fmtCount(x.secretsManager.getSecretValue)} GetSecretValue for ${fmtCount(x.exchanges.tokens)} tokens, over ${x.instances.instanceHours.toFixed(0)} instance-hours (the bench's own day: ${fleet ? fleet.instances.instanceHours.toFixed(0) : '?'}).`,
+    ),
+    '',
+  ];
 }
 
 async function costs() {

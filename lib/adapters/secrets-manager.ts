@@ -8,7 +8,7 @@ type Sdk = typeof import('@aws-sdk/client-secrets-manager');
 
 /**
  * Reads JSON secrets from AWS Secrets Manager, translating SDK errors into the broker's own at the edge. The SDK
- * module is loaded on the first read (secrets are read once per instance per 5 minutes, off the hot path), so it
+ * module is loaded on the first read (an instance keeps a secret up to an hour, off the hot path), so it
  * costs nothing at cold start. Pass a client to inject one (tests, custom configuration).
  */
 export class SecretsManagerSource implements SecretSource {
