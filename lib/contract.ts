@@ -45,7 +45,6 @@ export type MetricName = (typeof METRIC_NAMES)[number];
 /** The KMS encryption context of the data keys: the functions' grant on the key holds only with it. */
 export const ENCRYPTION_CONTEXT = { app: SERVICE_NAME, purpose: 'token-cache' } as const;
 
-
 /** The HTTP function's log line for a failed request; with status 500 it is the broker's own fault (an alarm counts it). */
 export const REQUEST_FAILED = 'request failed';
 
