@@ -41,8 +41,20 @@ async function slowWorld(extra: Partial<ConnectionInput> = {}) {
   const inner = new MemoryTokenStore();
   const delay = { ms: 0 };
   const table = slowTable(inner, clock, () => delay.ms);
-  const broker = (store: TokenStore = table, metrics = new RecordingMetrics()) =>
-    w.broker({ clock, store, metrics, options: { ...BUDGET_DEFAULTS } });
+  /** An instance with the production budget; `vendorMs`: the clock's time each vendor call takes. */
+  const broker = (store: TokenStore = table, metrics = new RecordingMetrics(), more: { vendorMs?: number; keyRing?: KeyRing } = {}) => {
+    const vendorMs = more.vendorMs;
+    const http: HttpClient | undefined =
+      vendorMs === undefined
+        ? undefined
+        : async (req) => {
+            await clock.sleep(vendorMs);
+            return nodeHttpClient(req);
+          };
+    return w.broker({ clock, store, metrics, options: { ...BUDGET_DEFAULTS }, ...(http ? { http } : {}), ...(more.keyRing ? { keyRing: more.keyRing } : {}) });
+  };
+  /** A table whose calls take these times in turn, then `then` each. */
+  const answering = (delays: number[], then: number) => slowTable(inner, clock, () => delays.shift() ?? then);
   /** The request's answer (or its error) and the clock's time it took. */
   const timed = async <T>(p: () => Promise<T>) => {
     const started = clock.now();
@@ -52,7 +64,7 @@ async function slowWorld(extra: Partial<ConnectionInput> = {}) {
     );
     return { ...outcome, ms: clock.now() - started };
   };
-  return { clock, w, inner, table, delay, broker, timed };
+  return { clock, w, inner, table, delay, broker, answering, timed };
 }
 
 function expectProblem(err: unknown, code: string): void {
@@ -84,7 +96,7 @@ describe('a table that answers slowly, each call within its own deadline', () =>
     s.clock.advance(60_000);
     s.delay.ms = 1_500;
     const { value, ms } = await s.timed(() => b.getToken(CALLER, 'jwt'));
-    expect(value).toMatchObject({ source: 'memory', accessToken: first.accessToken });
+    expect(value).toMatchObject({ source: 'memory', fingerprint: first.fingerprint });
     expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
     expect(s.w.vendor.exchanges('jwt')).toBe(1);
   });
@@ -101,8 +113,7 @@ describe('a table that answers slowly, each call within its own deadline', () =>
 
   it('one slow call, then prompt answers (say, a cold start): the mint goes ahead within the budget', async () => {
     const s = await slowWorld();
-    const delays = [1_500];
-    const table = slowTable(s.inner, s.clock, () => delays.shift() ?? 5);
+    const table = s.answering([1_500], 5);
     const { value, ms } = await s.timed(() => s.broker(table).getToken(CALLER, 'jwt'));
     expect(value?.source).toBe('vendor');
     expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
@@ -113,13 +124,8 @@ describe('a table that answers slowly, each call within its own deadline', () =>
     // table slow), a 1.3 s exchange, then a store that would take 2 s. The store got what was left of the budget
     // (1.44 s) and the answer came after 3.3 s.
     const s = await slowWorld();
-    const delays = [280, 280, 2_000];
-    const table = slowTable(s.inner, s.clock, () => delays.shift() ?? 5);
-    const slowVendor: HttpClient = async (req) => {
-      await s.clock.sleep(1_300);
-      return nodeHttpClient(req);
-    };
-    const broker = s.w.broker({ clock: s.clock, store: table, http: slowVendor, options: { ...BUDGET_DEFAULTS } });
+    const table = s.answering([280, 280, 2_000], 5);
+    const broker = s.broker(table, undefined, { vendorMs: 1_300 });
     const { value, ms } = await s.timed(() => broker.getToken(CALLER, 'jwt'));
     expect(value?.source).toBe('vendor');
     expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
@@ -132,13 +138,8 @@ describe('a table that answers slowly, each call within its own deadline', () =>
     // A 2.7 s exchange leaves 80 ms to the answer deadline; a healthy table's 200 ms store is still made (cut at the
     // deadline, the token would be lost to the fleet: another instance would wait out the lease and mint again).
     const s = await slowWorld();
-    const delays = [10, 10, 200];
-    const table = slowTable(s.inner, s.clock, () => delays.shift() ?? 10);
-    const slowVendor: HttpClient = async (req) => {
-      await s.clock.sleep(2_700);
-      return nodeHttpClient(req);
-    };
-    const broker = s.w.broker({ clock: s.clock, store: table, http: slowVendor, options: { ...BUDGET_DEFAULTS } });
+    const table = s.answering([10, 10, 200], 10);
+    const broker = s.broker(table, undefined, { vendorMs: 2_700 });
     const { value, ms } = await s.timed(() => broker.getToken(CALLER, 'jwt'));
     expect(value?.source).toBe('vendor');
     expect(ms).toBe(2_920);
@@ -152,13 +153,8 @@ describe('a table that answers slowly, each call within its own deadline', () =>
     // The read took 1.9 s (the table is browning out), the lease 90 ms: a mint may still start. After a 0.75 s
     // exchange, the store has 60 ms to the deadline; a 300 ms floor there took the answer to 3.04 s.
     const s = await slowWorld();
-    const delays = [1_900, 90, 400];
-    const table = slowTable(s.inner, s.clock, () => delays.shift() ?? 10);
-    const slowVendor: HttpClient = async (req) => {
-      await s.clock.sleep(750);
-      return nodeHttpClient(req);
-    };
-    const broker = s.w.broker({ clock: s.clock, store: table, http: slowVendor, options: { ...BUDGET_DEFAULTS } });
+    const table = s.answering([1_900, 90, 400], 10);
+    const broker = s.broker(table, undefined, { vendorMs: 750 });
     const { value, ms } = await s.timed(() => broker.getToken(CALLER, 'jwt'));
     expect(value?.source).toBe('vendor');
     expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
@@ -174,7 +170,7 @@ describe('a table that answers slowly, each call within its own deadline', () =>
       generateDataKey: () => Promise.reject(new DependencyUnavailableError('KMS could not generate a data key (AccessDeniedException)')),
       decryptDataKey: (encrypted, context) => s.w.keyRing.decryptDataKey(encrypted, context),
     };
-    const a = s.w.broker({ clock: s.clock, store: s.table, keyRing: refusing, options: { ...BUDGET_DEFAULTS } });
+    const a = s.broker(s.table, undefined, { keyRing: refusing });
     const first = await a.getToken(CALLER, 'jwt');
     expect(first.source).toBe('vendor');
     const record = await s.inner.read('jwt');
@@ -192,8 +188,7 @@ describe('a table that answers slowly, each call within its own deadline', () =>
 
   it('1.2 s, then 400 ms a call: the lease comes too late for a mint; it is given back, and 503 within 3 s', async () => {
     const s = await slowWorld();
-    const delays = [1_200];
-    const table = slowTable(s.inner, s.clock, () => delays.shift() ?? 400);
+    const table = s.answering([1_200], 400);
     const { err, ms } = await s.timed(() => s.broker(table).getToken(CALLER, 'jwt'));
     expectProblem(err, 'service_unavailable');
     expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
@@ -265,7 +260,7 @@ describe('a pre-warmed connection while the table browns out', () => {
     s.clock.advance(60_000);
     s.delay.ms = 400;
     const { value, ms } = await s.timed(() => b.getToken(CALLER, 'jwt'));
-    expect(value).toMatchObject({ source: 'memory', accessToken: first.accessToken });
+    expect(value).toMatchObject({ source: 'memory', fingerprint: first.fingerprint });
     expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
     expect(s.w.vendor.exchanges('jwt')).toBe(1);
   });

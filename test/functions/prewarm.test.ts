@@ -36,6 +36,22 @@ async function secretsManager() {
   return { sm, source: new SecretsManagerSource(undefined, { endpoint: sm.endpoint, region: REGION, credentials }) };
 }
 
+/**
+ * One pre-warmed connection (`jwt`, refreshBefore 120 s) whose vendor issues tokens of `lifetime` seconds, on the
+ * in-memory table (it passes the same contract tests as DynamoDB), so that long simulated stretches stay quick.
+ */
+async function warmJwt(lifetime: number) {
+  const clock = new ManualClock('2026-11-23T00:00:00.000Z');
+  world = await startWorld(
+    clock,
+    (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
+    { lifetime },
+    (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+  );
+  // The test's own reference (the module's `world` is what afterEach closes).
+  return { clock, store: new MemoryTokenStore(), w: world };
+}
+
 /** A seeded generator, so the refresh-ahead draws are the same on every run. */
 function seeded(seed: number) {
   let x = seed;
@@ -51,18 +67,11 @@ function context(remainingMs = 60_000) {
 
 describe('pre-warming', () => {
   it('over a simulated day of 5-minute tokens and steady callers, no caller waits on a vendor and each token is minted once', async () => {
-    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
-    world = await startWorld(
-      clock,
-      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
-      { lifetime: 300 },
-      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
-    );
-    const metrics = new RecordingMetrics();
     // The in-memory table (it passes the same contract tests as DynamoDB): 8,640 rounds stay quick.
-    const store = new MemoryTokenStore();
-    const callers = [1, 2, 3].map((seed) => world!.broker({ metrics, random: seeded(seed), store }));
-    const prewarm = makePrewarmHandler({ broker: world.broker({ metrics, store }), logger: createLogger(), metrics: createMetrics() });
+    const { clock, store, w } = await warmJwt(300);
+    const metrics = new RecordingMetrics();
+    const callers = [1, 2, 3].map((seed) => w.broker({ metrics, random: seeded(seed), store }));
+    const prewarm = makePrewarmHandler({ broker: w.broker({ metrics, store }), logger: createLogger(), metrics: createMetrics() });
     const sources = new Map<TokenSource, number>();
     const day = 86_400;
     const step = 10;
@@ -76,25 +85,18 @@ describe('pre-warming', () => {
     }
     // A token lives 300 s and is replaced when it would enter its 120 s window before the next run (180 s left):
     // one mint per 120 s of the day.
-    expect(world.vendor.exchanges('jwt')).toBe(day / 120);
-    expect(world.vendor.received('jwt')).toBe(day / 120);
+    expect(w.vendor.exchanges('jwt')).toBe(day / 120);
+    expect(w.vendor.received('jwt')).toBe(day / 120);
     expect(sources.get('vendor')).toBeUndefined();
     expect((sources.get('memory') ?? 0) + (sources.get('table') ?? 0)).toBe(day / step);
     expect(metrics.get('LeaseWaits')).toBe(0);
   }, 90_000);
 
   it('replaces a token that would enter its window before the next run, so callers between runs never wait on a vendor', async () => {
-    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
     // 301 s tokens: a run finds 121 s left (outside the 120 s window); 55 s later a caller needs 60 + 10 s.
-    world = await startWorld(
-      clock,
-      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
-      { lifetime: 301 },
-      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
-    );
-    const store = new MemoryTokenStore();
-    const caller = world.broker({ store, random: seeded(4) });
-    const prewarm = makePrewarmHandler({ broker: world.broker({ store }), logger: createLogger(), metrics: createMetrics() });
+    const { clock, store, w } = await warmJwt(301);
+    const caller = w.broker({ store, random: seeded(4) });
+    const prewarm = makePrewarmHandler({ broker: w.broker({ store }), logger: createLogger(), metrics: createMetrics() });
     const fromVendor: number[] = [];
     const hour = 3600;
     for (let t = 0; t < hour; t += 5) {
@@ -104,63 +106,49 @@ describe('pre-warming', () => {
       clock.advance(5_000);
     }
     expect(fromVendor).toEqual([]);
-    expect(world.vendor.exchanges('jwt')).toBe(hour / 180);
+    expect(w.vendor.exchanges('jwt')).toBe(hour / 180);
   });
 
   it("honours a vendor's Retry-After: the run does not probe before it ends, and its own hold keeps callers off until the run after", async () => {
-    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
-    world = await startWorld(
-      clock,
-      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
-      { lifetime: 300 },
-      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
-    );
-    const store = new MemoryTokenStore();
-    const caller = world.broker({ store, options: { exchange: { retries: 0 } } });
-    const prewarm = makePrewarmHandler({ broker: world.broker({ store, options: { exchange: { retries: 0 } } }), logger: createLogger(), metrics: createMetrics() });
+    const { clock, store, w } = await warmJwt(300);
+    const caller = w.broker({ store, options: { exchange: { retries: 0 } } });
+    const prewarm = makePrewarmHandler({ broker: w.broker({ store, options: { exchange: { retries: 0 } } }), logger: createLogger(), metrics: createMetrics() });
     const limited = (seconds: number) =>
-      world!.vendor.fail('jwt', (_q, r) => r.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"error":"slow_down"}'));
+      w.vendor.fail('jwt', (_q, r) => r.writeHead(429, { 'retry-after': String(seconds), 'content-type': 'application/json' }).end('{"error":"slow_down"}'));
     const codeOf = (p: Promise<unknown>) => p.then(() => 'token', (err: unknown) => (err instanceof BrokerError ? err.code : 'internal_error'));
 
     // A caller meets a 429 with Retry-After 45 s: 20 s later the run does not ask the vendor.
     limited(45);
     expect(await codeOf(caller.getToken(CALLER, 'jwt', 60))).toBe('vendor_unavailable');
-    expect(world.vendor.received('jwt')).toBe(1);
+    expect(w.vendor.received('jwt')).toBe(1);
     clock.advance(20_000);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'cooling-down' });
-    expect(world.vendor.received('jwt')).toBe(1);
+    expect(w.vendor.received('jwt')).toBe(1);
 
     // Past it, the run probes; its failure (Retry-After 100 s) is not probed again at the next run, only at the one
     // after; callers are held off until 30 s past that one.
     clock.advance(30_000);
     limited(100);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'vendor_unavailable' });
-    expect(world.vendor.received('jwt')).toBe(2);
+    expect(w.vendor.received('jwt')).toBe(2);
     clock.advance(60_000);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'cooling-down' });
-    expect(world.vendor.received('jwt')).toBe(2);
+    expect(w.vendor.received('jwt')).toBe(2);
     clock.advance(45_000); // 105 s after the probe: the vendor's 100 s are over, the hold (150 s) is not
     expect(await codeOf(caller.getToken(CALLER, 'jwt', 60))).toBe('vendor_unavailable');
-    expect(world.vendor.received('jwt')).toBe(2);
-    world.vendor.heal('jwt');
+    expect(w.vendor.received('jwt')).toBe(2);
+    w.vendor.heal('jwt');
     clock.advance(15_000);
     expect((await prewarm({}, context())).outcomes).toEqual({ jwt: 'minted' });
-    expect(world.vendor.received('jwt')).toBe(3);
+    expect(w.vendor.received('jwt')).toBe(3);
     expect(await codeOf(caller.getToken(CALLER, 'jwt', 60))).toBe('token');
   });
 
   it('during a 10-minute vendor outage only the pre-warm run asks the vendor, once a run; callers never wait on it', async () => {
-    const clock = new ManualClock('2026-11-23T00:00:00.000Z');
-    world = await startWorld(
-      clock,
-      (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', prewarm: true, refreshBefore: 120 })],
-      { lifetime: 300 },
-      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
-    );
-    const store = new MemoryTokenStore();
-    const callers = [1, 2, 3].map((seed) => world!.broker({ store, random: seeded(seed), options: { exchange: { retries: 0 } } }));
+    const { clock, store, w } = await warmJwt(300);
+    const callers = [1, 2, 3].map((seed) => w.broker({ store, random: seeded(seed), options: { exchange: { retries: 0 } } }));
     const prewarm = makePrewarmHandler({
-      broker: world.broker({ store, options: { exchange: { retries: 0 } } }),
+      broker: w.broker({ store, options: { exchange: { retries: 0 } } }),
       logger: createLogger(),
       metrics: createMetrics(),
     });
@@ -168,21 +156,21 @@ describe('pre-warming', () => {
     const probes: number[] = [];
     const callerAnswers = new Map<string, number>();
     for (let t = 0; t < 2700; t += 5) {
-      if (t === outage.from) world.vendor.fail('jwt', (_q, r) => r.writeHead(503).end());
-      if (t === outage.until) world.vendor.heal('jwt');
+      if (t === outage.from) w.vendor.fail('jwt', (_q, r) => r.writeHead(503).end());
+      if (t === outage.until) w.vendor.heal('jwt');
       if (t % 60 === 0) {
-        const before = world.vendor.received('jwt');
+        const before = w.vendor.received('jwt');
         await prewarm({}, context());
-        if (t >= outage.from && t < outage.until) probes.push(world.vendor.received('jwt') - before);
+        if (t >= outage.from && t < outage.until) probes.push(w.vendor.received('jwt') - before);
       }
-      const before = world.vendor.received('jwt');
+      const before = w.vendor.received('jwt');
       const answer = await callers[(t / 5) % 3]!.getToken(CALLER, 'jwt', 60).then(
         (tok) => tok.source,
         (err: unknown) => (err instanceof BrokerError ? err.code : 'internal_error'),
       );
       callerAnswers.set(answer, (callerAnswers.get(answer) ?? 0) + 1);
       // No caller's request reaches the vendor: not before, during or after the outage.
-      expect(world.vendor.received('jwt') - before, `t=${t}`).toBe(0);
+      expect(w.vendor.received('jwt') - before, `t=${t}`).toBe(0);
       clock.advance(5_000);
     }
     // Every run in the outage asked at most once; the held token carried callers until it ran out, then they were

@@ -1,9 +1,9 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import http from 'node:http';
 import type { CallerKey } from '../../lib/sigv4';
 import { verifySigV4 } from '../../lib/sigv4';
 import { registerSecretValue } from './secrets-registry';
+import { listenOnLoopback } from './loopback';
 
 // KMS and Secrets Manager have no local equivalent: small servers speaking their wire protocol (AWS JSON 1.1 over
 // HTTP, SigV4-signed, X-Amz-Target naming the operation), so that the real SDK clients inside the deployed bundles
@@ -89,9 +89,7 @@ async function startAwsJsonServer(service: string, targetPrefix: string, operati
       })();
     });
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
+  const port = await listenOnLoopback(server);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     calls,

@@ -126,15 +126,7 @@ function grantsOf(template: Template, roleId: string | undefined): Grant[] {
  * region; a resource of another stack's (an import, an attribute) renders to nothing that matches an ARN here.
  */
 export function grantsAllow(grants: readonly Grant[], action: string, resource: string, where: { region: string; account: string }): boolean {
-  const render = (value: unknown): string => {
-    if (typeof value === 'string') return value;
-    const v = value as Record<string, unknown>;
-    const join = v['Fn::Join'] as [string, unknown[]] | undefined;
-    if (join) return join[1].map(render).join(join[0]);
-    const pseudo: Record<string, string> = { 'AWS::Partition': 'aws', 'AWS::Region': where.region, 'AWS::AccountId': where.account };
-    return (typeof v.Ref === 'string' && pseudo[v.Ref]) || '\u0000unresolved';
-  };
-  return grants.some((g) => allows(g.actions, action) && g.resources.some((r) => wildcard(render(r), false).test(resource)));
+  return grants.some((g) => allows(g.actions, action) && g.resources.some((r) => wildcard(renderValue(r, where), false).test(resource)));
 }
 
 function roleNameOf(template: Template, roleId: string | undefined): unknown {

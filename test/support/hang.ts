@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { listenOnLoopback } from './loopback';
 
 // Endpoints that never answer, for proving that AWS calls abort at their deadline: a loopback TCP server that
 // accepts and stays silent, a port nothing listens on, and a dynalite in its own process that can be SIGSTOPped.
@@ -28,9 +29,7 @@ export async function startHungEndpoint(): Promise<HungEndpoint> {
     // Read and never answer.
     socket.resume();
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
+  const port = await listenOnLoopback(server);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     accepted: () => accepted,
@@ -45,9 +44,7 @@ export async function startHungEndpoint(): Promise<HungEndpoint> {
 /** An endpoint whose port refuses connections (it was free a moment ago). */
 export async function refusedEndpoint(): Promise<string> {
   const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
+  const port = await listenOnLoopback(server);
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return `http://127.0.0.1:${port}`;
 }
@@ -141,9 +138,7 @@ export async function startDelayingProxy(target: string): Promise<DelayingProxy>
     upstream.on('close', () => client.destroy());
     upstream.pipe(client);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
+  const port = await listenOnLoopback(server);
   return {
     endpoint: `http://127.0.0.1:${port}`,
     delay,

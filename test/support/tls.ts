@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { listenOnLoopback } from './loopback';
 
 // A vendor over https on loopback, as a deployed broker requires: a self-signed certificate for 127.0.0.1 made with
 // openssl (trusted by the functions through NODE_EXTRA_CA_CERTS), and a TLS front that passes each request on to a
@@ -33,9 +33,7 @@ export async function startHttpsFront(target: string, tls: { cert: string; key: 
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
+  const port = await listenOnLoopback(server);
   return {
     /** The https URL for a plain-http URL of the target. */
     url: (plain: string) => {
