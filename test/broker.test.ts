@@ -2,6 +2,7 @@ import { GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { makeHandler } from '../functions/http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fingerprint } from '../lib/fingerprint';
 import { ManualClock, systemClock } from '../lib/clock';
 import type { ConnectionInput } from '../lib/config';
 import { BrokerError, StoreUnavailableError } from '../lib/errors';
@@ -477,12 +478,12 @@ describe('secrets', () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock);
     const a = w.broker();
-    expect((await a.getToken(CALLER, 'pat')).accessToken).toBe('static-personal-token');
+    expect((await a.getToken(CALLER, 'pat')).fingerprint).toBe(fingerprint('static-personal-token'));
     w.writeSecrets({ 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo'), 'broker/jwt-test': secretFor(w.vendor, 'jwt'), 'broker/pat': { token: 'static-personal-token-2' } });
     clock.advance(59_000);
-    expect((await a.getToken(CALLER, 'pat')).accessToken).toBe('static-personal-token');
+    expect((await a.getToken(CALLER, 'pat')).fingerprint).toBe(fingerprint('static-personal-token'));
     clock.advance(1_000);
-    expect((await a.getToken(CALLER, 'pat')).accessToken).toBe('static-personal-token-2');
+    expect((await a.getToken(CALLER, 'pat')).fingerprint).toBe(fingerprint('static-personal-token-2'));
   });
 
   it('does not retry a refused secret that has not changed', async () => {

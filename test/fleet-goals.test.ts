@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { fleetFigures, seedFigures } from '../bench/fleet/figures';
 import { simulateFleet, type FleetResult } from '../bench/fleet/simulate';
 import { FLEET_DAY, type WorkloadOptions } from '../bench/fleet/workload';
 
@@ -23,11 +24,15 @@ const SLICE: WorkloadOptions = {
 /** When a request may be answered with an error: the vendor is down, or the table is (or just was). */
 const EXCUSED = ['outage, vendor_unavailable', 'brownout, service_unavailable', 'the minute after the brownout, service_unavailable'];
 
+/** Each seed's slice, for the rows the bench sets the seeds side by side in. */
+const slices: FleetResult[] = [];
+
 describe.each([FLEET_DAY.seed, 1, 33])('three hours of the fleet, seed %i', (seed) => {
   let r: FleetResult;
 
   it('runs the slice', async () => {
     r = await simulateFleet({ workload: { ...SLICE, seed } });
+    slices.push(r);
     expect(r.requests).toBeGreaterThan(60_000);
     expect(r.errors.internal_error ?? 0).toBe(0);
   }, 120_000);
@@ -54,5 +59,28 @@ describe.each([FLEET_DAY.seed, 1, 33])('three hours of the fleet, seed %i', (see
   it('serves a held token in the vendor outage to every request one could serve', () => {
     expect(r.outage.requests).toBeGreaterThan(50);
     expect(r.outage.fromHeldToken).toBe(r.outage.servable);
+  });
+});
+
+describe("the bench's rows over several seeds", () => {
+  it('hold a goal met only when every seed meets it, and show each seed', () => {
+    expect(slices).toHaveLength(3);
+    const rows = seedFigures(slices);
+    const perSeed = slices.map((x) => fleetFigures(x).filter((f) => f.ok !== undefined));
+    expect(rows).toHaveLength(perSeed[0]!.length);
+    rows.forEach((row, i) => {
+      expect(row.ok).toBe(perSeed.every((figures) => figures[i]!.ok === true));
+      for (const x of slices) expect(row.value).toContain(`seed ${x.options.seed}:`);
+    });
+  });
+
+  it('a goal one seed misses is missed, whichever seed it is', () => {
+    const brownoutRow = (rows: ReturnType<typeof seedFigures>) => rows.find((row) => row.what.includes('brownout: slowest answer'))!;
+    const good = slices[0]!;
+    const bad: FleetResult = { ...structuredClone(good), options: { ...good.options, seed: 999 }, brownout: { ...good.brownout, over3s: 1, maxLatencyMs: 3_100 } };
+    expect(brownoutRow(seedFigures([good])).ok).toBe(true);
+    expect(brownoutRow(seedFigures([good, bad])).ok).toBe(false);
+    expect(brownoutRow(seedFigures([bad, good])).ok).toBe(false);
+    expect(brownoutRow(seedFigures([good, bad])).value).toContain('seed 999: max 3.10 s; 1 over 3 s');
   });
 });
