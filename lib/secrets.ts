@@ -25,7 +25,7 @@ export class CachedSecretSource implements SecretSource {
 
   async getSecret(secretId: string, opts: SecretReadOptions = {}): Promise<SecretValue> {
     const stage = opts.versionStage ?? 'AWSCURRENT';
-    const key = `${stage}\u0000${secretId}`;
+    const key = cacheKey(secretId, stage);
     const hit = this.cache.get(key);
     const maxAge = Math.min(this.maxAgeMs, opts.maxAgeMs ?? Infinity);
     if (!opts.forceRefresh && hit && this.clock.now() - hit.at < maxAge) return hit.value;
@@ -47,10 +47,12 @@ export class CachedSecretSource implements SecretSource {
   async getCurrentSecrets(secretIds: readonly string[]): Promise<Map<string, SecretRead>> {
     const read = await readCurrentSecrets(this.inner, secretIds);
     const at = this.clock.now();
-    for (const [secretId, value] of read) if (!(value instanceof Error)) this.cache.set(`AWSCURRENT\u0000${secretId}`, { value, at });
+    for (const [secretId, value] of read) if (!(value instanceof Error)) this.cache.set(cacheKey(secretId, 'AWSCURRENT'), { value, at });
     return read;
   }
 }
+
+const cacheKey = (secretId: string, stage: string) => `${stage}\u0000${secretId}`;
 
 /** The AWSCURRENT value of each secret, in one batch when the source can, else one forced read each. */
 export async function readCurrentSecrets(source: SecretSource, secretIds: readonly string[]): Promise<Map<string, SecretRead>> {

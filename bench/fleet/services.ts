@@ -4,6 +4,7 @@ import { LocalKeyRing } from '../../lib/crypto';
 import { StoreUnavailableError } from '../../lib/errors';
 import type { KeyRing, SecretRead, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
 import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
+import { checkTimeLeft } from '../../lib/budget';
 import { secretBatches } from '../../lib/adapters/secrets-manager';
 import { BROWNOUT, LATENCY, SDK_BACKOFF_BASE_MS } from './latency';
 import { logNormal, type Random } from './random';
@@ -127,10 +128,9 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
   const read = isRead(method);
   const budget = DYNAMODB_BUDGET;
   const timeoutMs = callTimeoutOf(method, args);
-  if (timeoutMs !== undefined && timeoutMs <= 0) {
-    tally.add('dynamodb.noTimeLeft');
-    throw new StoreUnavailableError(`the token table failed to ${method} (no time left in the request's budget)`);
-  }
+  if (timeoutMs !== undefined && timeoutMs <= 0) tally.add('dynamodb.noTimeLeft');
+  // Refused as both stores refuse it (lib/budget.ts).
+  checkTimeLeft({ ...(timeoutMs === undefined ? {} : { timeoutMs }) }, method);
   const totalMs = Math.min(budget.totalMs, timeoutMs ?? Infinity);
   const started = clock.now();
   const left = () => totalMs - (clock.now() - started);

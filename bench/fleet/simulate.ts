@@ -295,6 +295,15 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
   const rotatedAt = new Map<number, number[]>();
   for (const r of workload.rotations) rotatedAt.set(r.connection, [...(rotatedAt.get(r.connection) ?? []), DAY_START + r.t]);
   const requestCounts = { prewarmed: 0, cold: 0 };
+  const bump = (counts: Record<string, number>, key: string) => (counts[key] = (counts[key] ?? 0) + 1);
+  /** What was going on when a request arrived, for the waits and errors it is counted in. */
+  const whenOf = (arrived: number, vendor: number, connectionIndex: number): string => {
+    if (arrived >= brownoutFrom && arrived < brownoutUntil) return 'brownout';
+    if (arrived >= brownoutUntil && arrived < brownoutUntil + 60_000) return 'the minute after the brownout';
+    if (vendor === o.outage.vendor && arrived >= outageFrom && arrived < outageUntil + 60_000) return 'outage';
+    if ((rotatedAt.get(connectionIndex) ?? []).some((t) => arrived >= t && arrived < t + 180_000)) return 'rotation';
+    return arrived < DAY_START + 60_000 ? 'first minute' : 'otherwise';
+  };
   const errors: Record<string, number> = {};
   const sources: Record<string, number> = {};
   const requestTimes = workload.connections.map(() => [] as number[]);
@@ -349,11 +358,11 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
       source = token.source;
       outcome = source;
       answered += 1;
-      sources[source] = (sources[source] ?? 0) + 1;
+      bump(sources, source);
     } catch (err) {
       const code = isBrokerError(err) ? err.code : 'internal_error';
       outcome = code;
-      errors[code] = (errors[code] ?? 0) + 1;
+      bump(errors, code);
     }
     trace.ended = true;
     const done = clock.now();
@@ -363,29 +372,13 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     const waited = trace.vendorCalls > 0 || trace.leaseWaits > 0 || source === 'vendor';
     const group = spec.prewarm ? 'prewarmed' : 'cold';
     requestCounts[group] += 1;
-    const when =
-      arrived >= brownoutFrom && arrived < brownoutUntil
-        ? 'brownout'
-        : arrived >= brownoutUntil && arrived < brownoutUntil + 60_000
-          ? 'the minute after the brownout'
-          : spec.vendor === o.outage.vendor && arrived >= outageFrom && arrived < outageUntil + 60_000
-          ? 'outage'
-          : (rotatedAt.get(connectionIndex) ?? []).some((t) => arrived >= t && arrived < t + 180_000)
-            ? 'rotation'
-            : arrived < DAY_START + 60_000
-              ? 'first minute'
-              : 'otherwise';
-    if (!source) {
-      const key = `${when}, ${outcome}`;
-      errorWhen[group][key] = (errorWhen[group][key] ?? 0) + 1;
-    }
+    const when = whenOf(arrived, spec.vendor, connectionIndex);
+    if (!source) bump(errorWhen[group], `${when}, ${outcome}`);
     if (waited) {
       waitCounts[group] += 1;
       waitLatencies[group].push(latency);
       // What the caller waited on: its own exchange (or one its environment shared), or another environment's lease.
-      const on = trace.vendorCalls > 0 || source === 'vendor' ? 'exchange' : 'lease';
-      const key = `${when}, ${on}`;
-      waitWhen[group][key] = (waitWhen[group][key] ?? 0) + 1;
+      bump(waitWhen[group], `${when}, ${trace.vendorCalls > 0 || source === 'vendor' ? 'exchange' : 'lease'}`);
     }
     const windows: [WindowFigures, boolean][] = [
       [outage, spec.vendor === o.outage.vendor && arrived >= outageFrom && arrived < outageUntil],
@@ -400,7 +393,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
       w.maxLatencyMs = Math.max(w.maxLatencyMs, latency);
       if (latency > 3000) {
         w.over3s += 1;
-        w.slowOutcomes[outcome] = (w.slowOutcomes[outcome] ?? 0) + 1;
+        bump(w.slowOutcomes, outcome);
       }
     }
     inst.busyUntil = done + HANDLER_OVERHEAD_MS;
