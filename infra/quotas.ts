@@ -164,13 +164,14 @@ const refsOf = (roles: unknown): string[] =>
 export function checkIamPolicies(template: TemplateJson, exports?: Exports): QuotaFinding[] {
   const findings: QuotaFinding[] = [];
   const resources = Object.entries(template.Resources ?? {});
-  const roles = new Map<string, { inline: number; managed: number }>();
+  // A managed policy is attached by the role's ManagedPolicyArns or by the policy's Roles: counted once either way.
+  const roles = new Map<string, { inline: number; managed: Set<string> }>();
   for (const [id, r] of resources) {
     if (r.Type !== 'AWS::IAM::Role') continue;
     const own = (r.Properties?.Policies ?? []) as { PolicyDocument: unknown }[];
     roles.set(id, {
       inline: own.reduce((n, p) => n + policySize(p.PolicyDocument, template, exports), 0),
-      managed: ((r.Properties?.ManagedPolicyArns ?? []) as unknown[]).length,
+      managed: new Set(((r.Properties?.ManagedPolicyArns ?? []) as unknown[]).map((a) => JSON.stringify(a))),
     });
   }
   for (const [id, r] of resources) {
@@ -183,10 +184,11 @@ export function checkIamPolicies(template: TemplateJson, exports?: Exports): Quo
       const totals = roles.get(role);
       if (!totals) continue;
       if (r.Type === 'AWS::IAM::Policy') totals.inline += size;
-      else totals.managed += 1;
+      else totals.managed.add(JSON.stringify({ Ref: id }));
     }
   }
-  for (const [id, { inline, managed }] of roles) {
+  for (const [id, { inline, managed: attached }] of roles) {
+    const managed = attached.size;
     if (inline > IAM_QUOTAS.roleInlineCharacters) {
       findings.push({ rule: 'role-inline-size', resource: id, message: `role ${id}'s inline policies are ${inline} characters in all; IAM allows ${IAM_QUOTAS.roleInlineCharacters}` });
     }

@@ -17,6 +17,7 @@ import { readSettings } from '../../infra/settings';
 import { KEY_WRAPPING_ACTIONS } from '../../infra/constructs/token-store';
 import { ENCRYPTION_CONTEXT } from '../../lib/contract';
 import { expectProblem, renderGatewayAnswers } from '../support/gateway-responses';
+import { iamMatches } from '../support/iam';
 
 // The synthesized templates, asserted property by property. Two apps are synthesized once each and shared by the
 // tests: "main" (the defaults, a known account and region) and "private" (every operating option turned the other
@@ -27,6 +28,8 @@ const ACCOUNT = '111111111111';
 const REGION = 'eu-west-1';
 const SECRET = (name: string, region = REGION, account = ACCOUNT) => `arn:aws:secretsmanager:${region}:${account}:secret:${name}`;
 const SECRET_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+/** A key granted by context secretKmsKeys, for connections registered at runtime. */
+const REGISTERED_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/mrk-0123456789abcdef0123456789abcdef`;
 const VPC_ENDPOINTS = ['vpce-0123456789abcdef0', 'vpce-0fedcba9876543210'];
 
 /** Every spelling of a secret a user may write, and the secret's real ARN (with its random suffix) it must reach. */
@@ -86,7 +89,7 @@ let priv: Synthesized;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'infra-test-'));
   fixture = connectionsFile(work, 'connections.json', SPELLINGS.map(connection));
-  main = synth({ stage: 'test', allowedAccounts: `${ACCOUNT},222222222222` }, { account: ACCOUNT, region: REGION });
+  main = synth({ stage: 'test', allowedAccounts: `${ACCOUNT},222222222222`, secretKmsKeys: REGISTERED_KEY }, { account: ACCOUNT, region: REGION });
   priv = synth(
     { stage: 'priv', cloudTrail: 'existing', endpointType: 'PRIVATE', vpcEndpointIds: VPC_ENDPOINTS.join(','), apiGatewayCloudWatchRole: 'true', tracingRate: '0' },
     {},
@@ -116,12 +119,17 @@ function iamStatements(t: Template): { owner: string; statement: Statement }[] {
   return out;
 }
 
-/** The statements of the policies attached to a role (by the role's logical id). */
+/** The statements of the policies attached to a role (by the role's logical id), inline and customer managed. */
 function statementsOfRole(t: Template, roleId: string): Statement[] {
-  return Object.values(resources(t, 'AWS::IAM::Policy'))
-    .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
-    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+  const role = JSON.stringify({ Ref: roleId });
+  const managedArns = ((resources(t, 'AWS::IAM::Role')[roleId]!.Properties.ManagedPolicyArns ?? []) as unknown[]).map((a) => JSON.stringify(a));
+  return [...Object.entries(resources(t, 'AWS::IAM::Policy')), ...Object.entries(resources(t, 'AWS::IAM::ManagedPolicy'))]
+    .filter(([id, p]) => ((p.Properties.Roles ?? []) as unknown[]).some((r) => JSON.stringify(r) === role) || managedArns.includes(JSON.stringify({ Ref: id })))
+    .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]);
 }
+
+/** The wildcard grant of the stage's secret prefix, rendered. */
+const prefixGrant = (stage: string) => `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:token-broker/${stage}/*`;
 
 /** Renders an ARN the way CloudFormation would for this account and region. */
 function renderArn(value: unknown): string {
@@ -133,11 +141,6 @@ function renderArn(value: unknown): string {
   throw new Error(`cannot render ${JSON.stringify(value)}`);
 }
 
-/** IAM's wildcard match of a resource ARN: `*` any run of characters, `?` exactly one. */
-function iamMatches(pattern: string, arn: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`).test(arn);
-}
 
 const functionsOf = (t: Template) => Object.entries(resources(t, 'AWS::Lambda::Function'));
 const functionByDescription = (t: Template, d: string) => functionsOf(t).find(([, f]) => f.Properties.Description === d)!;
@@ -374,8 +377,10 @@ describe('least privilege, derived from the connections file', () => {
       const batch = statements.filter((s) => actionsOf(s).includes('secretsmanager:BatchGetSecretValue'));
       expect(batch).toEqual([{ Action: 'secretsmanager:BatchGetSecretValue', Effect: 'Allow', Resource: '*' }]);
       const values = statements.filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue'));
-      expect(values).toHaveLength(1);
-      for (const p of resourcesOf(values[0]!).map(renderArn)) expect(p).not.toContain('*');
+      // The prefix's wildcard, and the file's other secrets exactly.
+      expect(values).toHaveLength(2);
+      const granted = values.flatMap((v) => resourcesOf(v).map(renderArn));
+      expect(granted.filter((p) => p.includes('*'))).toEqual([prefixGrant(t === main.broker ? 'test' : 'priv')]);
       // Filters would need ListSecrets: the broker asks by SecretIdList only, and is granted no ListSecrets.
       expect(statements.flatMap(actionsOf)).not.toContain('secretsmanager:ListSecrets');
       // The pre-warm function starts only once its policy exists (its first run would otherwise fail the batch read).
@@ -410,13 +415,13 @@ describe('least privilege, derived from the connections file', () => {
       expect(kms.find((s) => JSON.stringify(s.Condition).includes('secretsmanager.'))).toEqual({
         Action: 'kms:Decrypt',
         Effect: 'Allow',
-        Resource: SECRET_KEY,
+        Resource: [SECRET_KEY, REGISTERED_KEY],
         Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` } },
       });
 
       const secrets = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
       // GetSecretValue on the configured secrets; the pre-warm run's batch read besides (on *: it takes no resource).
-      expect(secrets.filter((s) => s.Resource !== '*').map(actionsOf)).toEqual([['secretsmanager:GetSecretValue']]);
+      expect(secrets.filter((s) => s.Resource !== '*').map(actionsOf)).toEqual([['secretsmanager:GetSecretValue'], ['secretsmanager:GetSecretValue']]);
       expect(secrets.filter((s) => s.Resource === '*').map(actionsOf)).toEqual(role === 'PrewarmServiceRole' ? [['secretsmanager:BatchGetSecretValue']] : []);
     });
   }
@@ -432,8 +437,14 @@ describe('least privilege, derived from the connections file', () => {
         expect(granted.some((p) => iamMatches(p, s.real)), `${s.secretId} reaches ${s.real}`).toBe(true);
       }
       for (const other of OTHERS) expect(granted.filter((p) => iamMatches(p, other)), other).toEqual([]);
-      // Exactly: a name or partial ARN gets six characters for the suffix, never a `*`.
-      for (const p of granted) expect(p).not.toContain('*');
+      // Exactly: a name or partial ARN gets six characters for the suffix, never a `*`; the one `*` is the prefix's.
+      const stage = t === main.broker ? 'test' : 'priv';
+      expect(granted.filter((p) => p.includes('*'))).toEqual([prefixGrant(stage)]);
+      // Under the prefix: any secret, registered at runtime or named by the file; no other stage's.
+      expect(granted.some((p) => iamMatches(p, SECRET(`token-broker/${stage}/tenants/acme-Xy12Ab`)))).toBe(true);
+      for (const other of [`token-broker/${stage}2/acme-Xy12Ab`, `token-broker-${stage}/acme-Xy12Ab`]) {
+        expect(granted.filter((p) => iamMatches(p, SECRET(other))), other).toEqual([]);
+      }
     }
   });
 });
