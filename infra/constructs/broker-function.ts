@@ -1,6 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
+import { CfnElement, Duration, Lazy, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Policy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -89,6 +89,7 @@ export class BrokerFunction extends NodejsFunction {
       },
       ...(props.onFailure ? { onFailure: new SqsDestination(props.onFailure), retryAttempts: props.retryAttempts ?? 2 } : {}),
     });
+    this.dropRedundantRoleDependency(role);
     if (props.tracing ?? true) this.traceWhatUpstreamSampled(scope, id, role);
     else {
       Validations.of(this).acknowledge({
@@ -98,6 +99,25 @@ export class BrokerFunction extends NodejsFunction {
     }
     const runtime = 'The runtime is pinned to nodejs22.x, the runtime the project supports and tests on.';
     Validations.of(this).acknowledge({ id: 'AwsSolutions::AwsSolutions-L1', reason: runtime }, { id: 'Serverless::Serverless-LambdaLatestVersion', reason: runtime });
+  }
+
+  /**
+   * The function's Role property (a GetAtt) already orders it after the role; the DependsOn the CDK adds besides is
+   * what cfn-lint reports (W3005). The role's policies stay in DependsOn: nothing else orders them.
+   */
+  private dropRedundantRoleDependency(role: Role) {
+    const fn = this.node.defaultChild as CfnFunction;
+    const roleResource = role.node.defaultChild as CfnElement;
+    const stack = Stack.of(this);
+    fn.addOverride(
+      'DependsOn',
+      Lazy.list({
+        produce: () => {
+          const others = fn.obtainDependencies().filter((d) => d !== roleResource && CfnElement.isCfnElement(d)) as CfnElement[];
+          return others.length > 0 ? others.map((d) => stack.resolve(d.logicalId) as string).sort() : undefined;
+        },
+      }),
+    );
   }
 
   /**

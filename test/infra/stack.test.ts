@@ -7,7 +7,7 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addChecks, buildApp, type AppEnvironment } from '../../infra/app';
+import { addChecks, buildApp, checkDeployable, describeDeployment, type AppEnvironment } from '../../infra/app';
 import { GATEWAY_RESPONSES, NOT_FOUND_METHOD } from '../../infra/constructs/broker-api';
 import { BrokerFunction } from '../../infra/constructs/broker-function';
 import { samplingRuleName } from '../../infra/constructs/broker-api';
@@ -291,7 +291,13 @@ describe('functions', () => {
         BROKER_KEY_ID: expect.anything(),
         POWERTOOLS_SERVICE_NAME: 'token-broker',
         POWERTOOLS_METRICS_NAMESPACE: 'TokenBroker',
+        // What the runtime checks a registered connection's secret and key against (issue 19).
+        BROKER_SECRET_PREFIX: 'token-broker/test/',
+        BROKER_SECRET_KMS_KEYS: `${SECRET_KEY},${REGISTERED_KEY}`,
       });
+    }
+    for (const [, fn] of functionsOf(priv.broker)) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({ BROKER_SECRET_PREFIX: 'token-broker/priv/', BROKER_SECRET_KMS_KEYS: SECRET_KEY });
     }
     expect(functionByDescription(main.broker, 'token-broker HTTP API')[1].Properties.Timeout).toBeLessThan(29);
   });
@@ -835,10 +841,49 @@ describe('settings', () => {
     expect(`token-broker-${'a'.repeat(24)}-ap-southeast-3-rotation`.length).toBeLessThanOrEqual(64);
   });
 
+  it("grant secrets under token-broker/<stage>/ unless told otherwise, and refuse a prefix that would widen the wildcard", () => {
+    expect(settings({ stage: 'prod' })()).toMatchObject({ secretPrefix: 'token-broker/prod/', secretKmsKeys: [], deploying: false });
+    expect(settings({ secretPrefix: 'teams/payments/' })().secretPrefix).toBe('teams/payments/');
+    for (const bad of ['teams/*/', 'teams/pay?/', 'token-broker/dev', 'teams payments/', '/'.repeat(300)]) {
+      expect(settings({ secretPrefix: bad }), bad).toThrow('context secretPrefix:');
+    }
+  });
+
+  it('take the KMS keys of registered connections\' secrets as a comma list of key ARNs, never aliases', () => {
+    expect(settings({ secretKmsKeys: ` ${SECRET_KEY} , ${REGISTERED_KEY}` })().secretKmsKeys).toEqual([SECRET_KEY, REGISTERED_KEY]);
+    expect(settings({ secretKmsKeys: [SECRET_KEY] })().secretKmsKeys).toEqual([SECRET_KEY]);
+    for (const bad of [`arn:aws:kms:${REGION}:${ACCOUNT}:alias/secrets`, '1234abcd-12ab-34cd-56ef-1234567890ab', `${SECRET_KEY}*`]) {
+      expect(settings({ secretKmsKeys: bad }), bad).toThrow('context secretKmsKeys:');
+    }
+  });
+
   it('trace 1% of requests unless told otherwise; 0 turns tracing off', () => {
     expect(settings({})().tracingRate).toBe(TRACE_SAMPLING.fixedRate);
     expect(settings({ tracingRate: '0.2' })().tracingRate).toBe(0.2);
     expect(settings({ tracingRate: 0 })().tracingRate).toBe(0);
+  });
+});
+
+describe('deploy says what it deploys', () => {
+  it('refuses to deploy the example: npm run deploy (-c deploying=true) must name a connections file', () => {
+    const app = new App({ context: { deploying: 'true', 'aws:cdk:bundling-stacks': [] } });
+    expect(() => buildApp(app, { account: ACCOUNT, region: REGION })).toThrow('deploy: no connections file named');
+    expect(() => checkDeployable(readSettings(new App({ context: { deploying: true, connectionsFile: fixture } }).node))).not.toThrow();
+    expect(() => checkDeployable(readSettings(new App({ context: {} }).node))).not.toThrow();
+  });
+
+  it('names the stage, the account and region, the connections file and how many connections it holds', () => {
+    expect(describeDeployment(main.built, { account: ACCOUNT, region: REGION })).toBe(
+      `token-broker: synthesizing stage test to account ${ACCOUNT}, region ${REGION}: ${SPELLINGS.length} connections from ${fixture}; secrets under token-broker/test/ granted by one wildcard`,
+    );
+    expect(describeDeployment(priv.built, {})).toContain('to account the account of the deploying credentials (not known at synth), region the region of the deploying credentials');
+  });
+
+  it('tags every resource CloudFormation lets be tagged, and not the dashboard (cfn-lint E3002)', () => {
+    for (const [id, d] of Object.entries(resources(main.broker, 'AWS::CloudWatch::Dashboard'))) expect(d.Properties.Tags, id).toBeUndefined();
+    for (const [id, q] of Object.entries(resources(main.broker, 'AWS::SQS::Queue'))) {
+      expect(q.Properties.Tags, id).toEqual(expect.arrayContaining([{ Key: 'app', Value: 'token-broker' }, { Key: 'stage', Value: 'test' }]));
+    }
   });
 });
 
@@ -847,7 +892,9 @@ describe('cdk synth', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cdk-cli-'));
     try {
       // Rejects on a non-zero exit, which is also how cdk-nag findings would show.
-      await run('npx', ['cdk', 'synth', '--quiet', '--no-notices', '-o', dir], { cwd: new URL('../..', import.meta.url).pathname, timeout: 290_000 });
+      const { stderr } = await run('npx', ['cdk', 'synth', '--quiet', '-o', dir], { cwd: new URL('../..', import.meta.url).pathname, timeout: 290_000 });
+      // What it builds, said by the app (issue 22); no notices asked for from the network (cdk.json "notices": false).
+      expect(stderr).toMatch(/token-broker: synthesizing stage dev to account .*: \d+ connections from .*connections\.example\.json/);
       const files = readdirSync(dir);
       expect(files).toEqual(expect.arrayContaining(['manifest.json', 'TokenBroker-dev.template.json', 'TokenBrokerData-dev.template.json']));
     } finally {
