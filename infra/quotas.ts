@@ -242,7 +242,7 @@ export class AwsQuotaChecks implements IPolicyValidationPluginBeta1 {
       checkTemplate(template, exports).map((f) => ({
         ruleName: f.rule,
         description: f.message,
-        fix: 'docs/operations.md, "Quotas": move file connections\' secrets under the secret prefix, or split the stack.',
+        fix: 'docs/operations.md, "Quotas the synth checks": move file connections\' secrets under the secret prefix (context secretPrefix).',
         violatingResources: [{ resourceLogicalId: f.resource, templatePath: path, locations: [] }],
       })),
     );
