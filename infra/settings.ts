@@ -1,4 +1,5 @@
 import type { Node } from 'constructs';
+import { defaultSecretPrefix } from './constructs/secret-grants';
 import { TRACE_SAMPLING } from './observability';
 
 // The deploy-time settings, read from CDK context (cdk.json, or `-c key=value`) and checked once, so a typo fails
@@ -27,6 +28,12 @@ export interface BrokerSettings {
   apiGatewayCloudWatchRole: boolean;
   /** Share of API requests X-Ray records (0 to 1); 0 turns tracing off on the stage and the functions. */
   tracingRate: number;
+  /** Secrets whose name starts with this are readable through one wildcard grant (default token-broker/<stage>/). */
+  secretPrefix: string;
+  /** KMS keys the functions may decrypt registered connections' secrets with (through Secrets Manager only). */
+  secretKmsKeys: string[];
+  /** Set by `npm run deploy` (-c deploying=true): a deploy must name its connections file. */
+  deploying: boolean;
 }
 
 // Context arrives as text (`-c key=a,b` or cdk.json); a list may also be written as a JSON array in cdk.json.
@@ -59,6 +66,23 @@ function share(node: Node, key: string, fallback: number): number {
   const value = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
   if (!Number.isFinite(value) || value < 0 || value > 1) throw new Error(`context ${key}: must be a number from 0 to 1 (got ${JSON.stringify(raw)})`);
   return value;
+}
+
+// Secrets Manager's name characters; a `*` or `?` would widen the wildcard grant, and the final / keeps one stage's
+// prefix from being the start of another's (token-broker/dev/ against token-broker/dev2/).
+const SECRET_PREFIX = /^[A-Za-z0-9/_+=.@-]{1,256}\/$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]{1,128}$/;
+
+function secretSettings(node: Node, stage: string): Pick<BrokerSettings, 'secretPrefix' | 'secretKmsKeys'> {
+  const secretPrefix = String(node.tryGetContext('secretPrefix') ?? '') || defaultSecretPrefix(stage);
+  if (!SECRET_PREFIX.test(secretPrefix)) {
+    throw new Error(`context secretPrefix: ${JSON.stringify(secretPrefix)} must be up to 256 of Secrets Manager's name characters (letters, digits, /_+=.@-) ending in /`);
+  }
+  const secretKmsKeys = list(node.tryGetContext('secretKmsKeys'));
+  for (const k of secretKmsKeys) {
+    if (!KMS_KEY_ARN.test(k)) throw new Error(`context secretKmsKeys: ${JSON.stringify(k)} is not a KMS key ARN, arn:aws:kms:REGION:ACCOUNT:key/KEY-ID (not an alias)`);
+  }
+  return { secretPrefix, secretKmsKeys };
 }
 
 export function readSettings(node: Node): BrokerSettings {
@@ -95,5 +119,7 @@ export function readSettings(node: Node): BrokerSettings {
     vpcEndpointIds,
     apiGatewayCloudWatchRole: flag(node, 'apiGatewayCloudWatchRole'),
     tracingRate: share(node, 'tracingRate', TRACE_SAMPLING.fixedRate),
+    ...secretSettings(node, stage),
+    deploying: flag(node, 'deploying'),
   };
 }

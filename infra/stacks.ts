@@ -14,7 +14,8 @@ import type { BrokerConfig, Connection } from '../lib/config';
 import { PREWARM_INTERVAL_SECONDS, ROTATION_EVENTS, SECRET_EVENT_SOURCE } from '../lib/contract';
 import { BrokerAlarms } from './constructs/broker-alarms';
 import { BrokerApi } from './constructs/broker-api';
-import { BrokerFunction, DEFAULT_TIMEOUTS, SECRET_ARN } from './constructs/broker-function';
+import { BrokerFunction, DEFAULT_TIMEOUTS } from './constructs/broker-function';
+import { SECRET_ARN, SecretGrants, defaultSecretPrefix } from './constructs/secret-grants';
 import { SecretEventsTrail } from './constructs/secret-events-trail';
 import { TokenStore, functionRoleName } from './constructs/token-store';
 import { TRACE_SAMPLING } from './observability';
@@ -52,6 +53,10 @@ export interface BrokerStackProps extends StackProps {
   apiGatewayCloudWatchRole?: boolean;
   /** Share of API requests X-Ray records (default TRACE_SAMPLING.fixedRate); 0: no tracing anywhere. */
   tracingRate?: number;
+  /** Secrets under this prefix are granted by one wildcard (default token-broker/<stage>/). */
+  secretPrefix?: string;
+  /** KMS keys granted for registered connections' secrets, besides the file's secretKmsKeyArn values. */
+  secretKmsKeys?: string[];
 }
 
 export class BrokerStack extends Stack {
@@ -64,6 +69,12 @@ export class BrokerStack extends Stack {
     super(scope, id, props);
     // Before anything is built: a secret elsewhere is a configuration error, not a deploy that never sees events.
     this.checkSecretsAreLocal(props.config.connections);
+    // Also before the functions are bundled: a file whose exact grants cannot fit IAM's quotas fails here.
+    const secrets = new SecretGrants(this, 'SecretGrants', {
+      prefix: props.secretPrefix ?? defaultSecretPrefix(props.stage),
+      connections: props.config.connections,
+      kmsKeys: props.secretKmsKeys ?? [],
+    });
 
     this.deadLetters = new Queue(this, 'DeadLetters', {
       encryption: QueueEncryption.SQS_MANAGED,
@@ -102,7 +113,7 @@ export class BrokerStack extends Stack {
       onFailure: this.deadLetters,
       retryAttempts: 2,
     });
-    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key).bindSecrets(props.config.connections);
+    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key).bindSecrets(secrets);
     prewarm.bindSecretBatchRead();
     Validations.of(http).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',

@@ -11,6 +11,10 @@ export const ENV = {
   table: 'BROKER_TABLE',
   /** The KMS key that wraps the data keys of cached tokens. */
   keyId: 'BROKER_KEY_ID',
+  /** Secrets whose name starts with this are readable by the functions through one wildcard grant (issue 19). */
+  secretPrefix: 'BROKER_SECRET_PREFIX',
+  /** Comma-separated KMS key ARNs the functions may decrypt secrets with (file connections' and `secretKmsKeys`). */
+  secretKmsKeys: 'BROKER_SECRET_KMS_KEYS',
 } as const;
 
 /** The connections file's name inside each function's bundle (BROKER_CONFIG's value there). */

@@ -1,6 +1,6 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ArnFormat, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { CfnElement, Duration, Lazy, RemovalPolicy, Stack, Token, Validations } from 'aws-cdk-lib';
 import type { ITable } from 'aws-cdk-lib/aws-dynamodb';
 import { Policy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -13,6 +13,7 @@ import type { Construct } from 'constructs';
 import { BUNDLED_CONFIG_FILE, ENCRYPTION_CONTEXT, ENV, METRIC_NAMESPACE, SERVICE_NAME } from '../../lib/contract';
 import { FUNCTION_BUNDLING } from '../bundling';
 import { LAMBDA_LOG_LEVELS } from '../observability';
+import type { SecretGrants } from './secret-grants';
 import { TABLE_ITEM_ACTIONS } from './token-store';
 
 // Our Lambda defaults in one place (Node 22 on ARM64, ESM, minified with source maps, X-Ray for what the API stage
@@ -88,6 +89,7 @@ export class BrokerFunction extends NodejsFunction {
       },
       ...(props.onFailure ? { onFailure: new SqsDestination(props.onFailure), retryAttempts: props.retryAttempts ?? 2 } : {}),
     });
+    this.dropRedundantRoleDependency(role);
     if (props.tracing ?? true) this.traceWhatUpstreamSampled(scope, id, role);
     else {
       Validations.of(this).acknowledge({
@@ -97,6 +99,25 @@ export class BrokerFunction extends NodejsFunction {
     }
     const runtime = 'The runtime is pinned to nodejs22.x, the runtime the project supports and tests on.';
     Validations.of(this).acknowledge({ id: 'AwsSolutions::AwsSolutions-L1', reason: runtime }, { id: 'Serverless::Serverless-LambdaLatestVersion', reason: runtime });
+  }
+
+  /**
+   * The function's Role property (a GetAtt) already orders it after the role; the DependsOn the CDK adds besides is
+   * what cfn-lint reports (W3005). The role's policies stay in DependsOn: nothing else orders them.
+   */
+  private dropRedundantRoleDependency(role: Role) {
+    const fn = this.node.defaultChild as CfnFunction;
+    const roleResource = role.node.defaultChild as CfnElement;
+    const stack = Stack.of(this);
+    fn.addOverride(
+      'DependsOn',
+      Lazy.list({
+        produce: () => {
+          const others = fn.obtainDependencies().filter((d) => d !== roleResource && CfnElement.isCfnElement(d)) as CfnElement[];
+          return others.length > 0 ? others.map((d) => stack.resolve(d.logicalId) as string).sort() : undefined;
+        },
+      }),
+    );
   }
 
   /**
@@ -161,31 +182,39 @@ export class BrokerFunction extends NodejsFunction {
   }
 
   /**
-   * GetSecretValue on exactly the connections' secrets, and kms:Decrypt through Secrets Manager on the customer keys
-   * that encrypt some of them.
+   * BROKER_SECRET_PREFIX and BROKER_SECRET_KMS_KEYS, and their grants: GetSecretValue on every secret under the
+   * prefix (one wildcard), the file's other secrets through the shared exact-grant policies, and kms:Decrypt only
+   * through Secrets Manager on the keys that encrypt some of them.
    */
-  bindSecrets(connections: readonly SecretReference[]): this {
-    if (connections.length === 0) return this;
-    const stack = Stack.of(this);
-    const secrets = [...new Set(connections.flatMap((c) => secretResourcePatterns(stack, c.secretId)))];
-    this.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: secrets }));
-    const keys = [...new Set(connections.flatMap((c) => (c.secretKmsKeyArn ? [c.secretKmsKeyArn] : [])))];
-    if (keys.length > 0) {
+  bindSecrets(grants: SecretGrants): this {
+    this.addEnvironment(ENV.secretPrefix, grants.prefix);
+    this.addEnvironment(ENV.secretKmsKeys, grants.kmsKeys.join(','));
+    this.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [grants.prefixArn] }));
+    if (grants.kmsKeys.length > 0) {
       this.addToRolePolicy(
         new PolicyStatement({
           actions: ['kms:Decrypt'],
-          resources: keys,
-          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${stack.region}.amazonaws.com` } },
+          resources: grants.kmsKeys,
+          conditions: { StringEquals: { 'kms:ViaService': `secretsmanager.${Stack.of(this).region}.amazonaws.com` } },
         }),
       );
     }
+    for (const policy of grants.exactPolicies) {
+      this.role!.addManagedPolicy(policy);
+      // The first invocation finds its grants in place.
+      this.node.addDependency(policy);
+    }
+    Validations.of(this.role!).acknowledge({
+      id: `AwsSolutions::AwsSolutions-IAM5[Resource::${wildcardFinding(grants.prefixArn)}]`,
+      reason: `Secrets are granted by rule: every secret whose name starts with ${grants.prefix} (the stage's prefix, context secretPrefix), so connections registered at runtime and any number of file connections need no per-secret grant (IAM's policy quotas fit only some hundreds).`,
+    });
     return this;
   }
 
   /**
    * secretsmanager:BatchGetSecretValue, the pre-warm run's look at every secret (20 a call). The action takes no
    * resource, so it is granted on * in a policy of its own, acknowledged there alone: it returns no value by itself,
-   * Secrets Manager authorizes GetSecretValue (bindSecrets: exactly the connections' secrets) on each secret asked
+   * Secrets Manager authorizes GetSecretValue (bindSecrets: the prefix and the file's secrets) on each secret asked
    * for and reports the others as errors; with no ListSecrets granted, no filter can list secrets either.
    */
   bindSecretBatchRead(): this {
@@ -198,31 +227,10 @@ export class BrokerFunction extends NodejsFunction {
     Validations.of(policy).acknowledge({
       id: 'AwsSolutions::AwsSolutions-IAM5[Resource::*]',
       reason:
-        'secretsmanager:BatchGetSecretValue supports no resource-level permissions; it reads nothing by itself: Secrets Manager still authorizes GetSecretValue on each secret, granted on exactly the configured secrets.',
+        'secretsmanager:BatchGetSecretValue supports no resource-level permissions; it reads nothing by itself: Secrets Manager still authorizes GetSecretValue on each secret, granted only on the secrets under the prefix and those the connections file names.',
     });
     return this;
   }
-}
-
-/** What a connection says about its secret. */
-export interface SecretReference {
-  secretId: string;
-  secretKmsKeyArn?: string | undefined;
-}
-
-export const SECRET_ARN = /^arn:(aws[a-z-]*):secretsmanager:([a-z0-9-]+):(\d{12}):secret:(.+)$/;
-// Secrets Manager ends every secret's ARN with "-" and six random characters.
-const SUFFIX = /-[A-Za-z0-9]{6}$/;
-
-/**
- * The resource ARNs a connection's secretId is granted as, so every spelling reaches that secret and no other:
- * a name or a partial ARN gets `-??????` (exactly six characters: the random suffix), a full ARN is granted as
- * it is. An ARN that ends in "-" and six characters may be either (a name like broker/docoon-client looks like a
- * full ARN), so it is granted both ways: as that exact ARN, and as the secret of that name.
- */
-export function secretResourcePatterns(stack: Stack, secretId: string): string[] {
-  if (SECRET_ARN.test(secretId)) return SUFFIX.test(secretId) ? [secretId, `${secretId}-??????`] : [`${secretId}-??????`];
-  return [stack.formatArn({ service: 'secretsmanager', resource: 'secret', resourceName: `${secretId}-??????`, arnFormat: ArnFormat.COLON_RESOURCE_NAME })];
 }
 
 export const DEFAULT_TIMEOUTS = {
@@ -232,3 +240,8 @@ export const DEFAULT_TIMEOUTS = {
   prewarm: Duration.seconds(55),
   rotation: Duration.seconds(60),
 };
+
+/** How cdk-nag names a resource in its findings: each intrinsic of the ARN as <AWS::Partition>, literals as they are. */
+function wildcardFinding(arn: string): string {
+  return Token.isUnresolved(arn) ? arn.replace(/\$\{Token\[(AWS\.[A-Za-z]+)\.\d+\]\}/g, (_, name: string) => `<${name.replace('.', '::')}>`) : arn;
+}

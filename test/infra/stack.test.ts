@@ -7,7 +7,7 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addChecks, buildApp, type AppEnvironment } from '../../infra/app';
+import { addChecks, buildApp, checkDeployable, describeDeployment, type AppEnvironment } from '../../infra/app';
 import { GATEWAY_RESPONSES, NOT_FOUND_METHOD } from '../../infra/constructs/broker-api';
 import { BrokerFunction } from '../../infra/constructs/broker-function';
 import { samplingRuleName } from '../../infra/constructs/broker-api';
@@ -17,6 +17,7 @@ import { readSettings } from '../../infra/settings';
 import { KEY_WRAPPING_ACTIONS } from '../../infra/constructs/token-store';
 import { ENCRYPTION_CONTEXT } from '../../lib/contract';
 import { expectProblem, renderGatewayAnswers } from '../support/gateway-responses';
+import { iamMatches } from '../support/iam';
 
 // The synthesized templates, asserted property by property. Two apps are synthesized once each and shared by the
 // tests: "main" (the defaults, a known account and region) and "private" (every operating option turned the other
@@ -27,6 +28,8 @@ const ACCOUNT = '111111111111';
 const REGION = 'eu-west-1';
 const SECRET = (name: string, region = REGION, account = ACCOUNT) => `arn:aws:secretsmanager:${region}:${account}:secret:${name}`;
 const SECRET_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+/** A key granted by context secretKmsKeys, for connections registered at runtime. */
+const REGISTERED_KEY = `arn:aws:kms:${REGION}:${ACCOUNT}:key/mrk-0123456789abcdef0123456789abcdef`;
 const VPC_ENDPOINTS = ['vpce-0123456789abcdef0', 'vpce-0fedcba9876543210'];
 
 /** Every spelling of a secret a user may write, and the secret's real ARN (with its random suffix) it must reach. */
@@ -86,7 +89,7 @@ let priv: Synthesized;
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'infra-test-'));
   fixture = connectionsFile(work, 'connections.json', SPELLINGS.map(connection));
-  main = synth({ stage: 'test', allowedAccounts: `${ACCOUNT},222222222222` }, { account: ACCOUNT, region: REGION });
+  main = synth({ stage: 'test', allowedAccounts: `${ACCOUNT},222222222222`, secretKmsKeys: REGISTERED_KEY }, { account: ACCOUNT, region: REGION });
   priv = synth(
     { stage: 'priv', cloudTrail: 'existing', endpointType: 'PRIVATE', vpcEndpointIds: VPC_ENDPOINTS.join(','), apiGatewayCloudWatchRole: 'true', tracingRate: '0' },
     {},
@@ -116,12 +119,17 @@ function iamStatements(t: Template): { owner: string; statement: Statement }[] {
   return out;
 }
 
-/** The statements of the policies attached to a role (by the role's logical id). */
+/** The statements of the policies attached to a role (by the role's logical id), inline and customer managed. */
 function statementsOfRole(t: Template, roleId: string): Statement[] {
-  return Object.values(resources(t, 'AWS::IAM::Policy'))
-    .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
-    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+  const role = JSON.stringify({ Ref: roleId });
+  const managedArns = ((resources(t, 'AWS::IAM::Role')[roleId]!.Properties.ManagedPolicyArns ?? []) as unknown[]).map((a) => JSON.stringify(a));
+  return [...Object.entries(resources(t, 'AWS::IAM::Policy')), ...Object.entries(resources(t, 'AWS::IAM::ManagedPolicy'))]
+    .filter(([id, p]) => ((p.Properties.Roles ?? []) as unknown[]).some((r) => JSON.stringify(r) === role) || managedArns.includes(JSON.stringify({ Ref: id })))
+    .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as Statement[]);
 }
+
+/** The wildcard grant of the stage's secret prefix, rendered. */
+const prefixGrant = (stage: string) => `arn:aws:secretsmanager:${REGION}:${ACCOUNT}:secret:token-broker/${stage}/*`;
 
 /** Renders an ARN the way CloudFormation would for this account and region. */
 function renderArn(value: unknown): string {
@@ -133,11 +141,6 @@ function renderArn(value: unknown): string {
   throw new Error(`cannot render ${JSON.stringify(value)}`);
 }
 
-/** IAM's wildcard match of a resource ARN: `*` any run of characters, `?` exactly one. */
-function iamMatches(pattern: string, arn: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
-  return new RegExp(`^${re}$`).test(arn);
-}
 
 const functionsOf = (t: Template) => Object.entries(resources(t, 'AWS::Lambda::Function'));
 const functionByDescription = (t: Template, d: string) => functionsOf(t).find(([, f]) => f.Properties.Description === d)!;
@@ -288,7 +291,13 @@ describe('functions', () => {
         BROKER_KEY_ID: expect.anything(),
         POWERTOOLS_SERVICE_NAME: 'token-broker',
         POWERTOOLS_METRICS_NAMESPACE: 'TokenBroker',
+        // What the runtime checks a registered connection's secret and key against (issue 19).
+        BROKER_SECRET_PREFIX: 'token-broker/test/',
+        BROKER_SECRET_KMS_KEYS: `${SECRET_KEY},${REGISTERED_KEY}`,
       });
+    }
+    for (const [, fn] of functionsOf(priv.broker)) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({ BROKER_SECRET_PREFIX: 'token-broker/priv/', BROKER_SECRET_KMS_KEYS: SECRET_KEY });
     }
     expect(functionByDescription(main.broker, 'token-broker HTTP API')[1].Properties.Timeout).toBeLessThan(29);
   });
@@ -374,8 +383,10 @@ describe('least privilege, derived from the connections file', () => {
       const batch = statements.filter((s) => actionsOf(s).includes('secretsmanager:BatchGetSecretValue'));
       expect(batch).toEqual([{ Action: 'secretsmanager:BatchGetSecretValue', Effect: 'Allow', Resource: '*' }]);
       const values = statements.filter((s) => actionsOf(s).includes('secretsmanager:GetSecretValue'));
-      expect(values).toHaveLength(1);
-      for (const p of resourcesOf(values[0]!).map(renderArn)) expect(p).not.toContain('*');
+      // The prefix's wildcard, and the file's other secrets exactly.
+      expect(values).toHaveLength(2);
+      const granted = values.flatMap((v) => resourcesOf(v).map(renderArn));
+      expect(granted.filter((p) => p.includes('*'))).toEqual([prefixGrant(t === main.broker ? 'test' : 'priv')]);
       // Filters would need ListSecrets: the broker asks by SecretIdList only, and is granted no ListSecrets.
       expect(statements.flatMap(actionsOf)).not.toContain('secretsmanager:ListSecrets');
       // The pre-warm function starts only once its policy exists (its first run would otherwise fail the batch read).
@@ -410,13 +421,13 @@ describe('least privilege, derived from the connections file', () => {
       expect(kms.find((s) => JSON.stringify(s.Condition).includes('secretsmanager.'))).toEqual({
         Action: 'kms:Decrypt',
         Effect: 'Allow',
-        Resource: SECRET_KEY,
+        Resource: [SECRET_KEY, REGISTERED_KEY],
         Condition: { StringEquals: { 'kms:ViaService': `secretsmanager.${REGION}.amazonaws.com` } },
       });
 
       const secrets = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
       // GetSecretValue on the configured secrets; the pre-warm run's batch read besides (on *: it takes no resource).
-      expect(secrets.filter((s) => s.Resource !== '*').map(actionsOf)).toEqual([['secretsmanager:GetSecretValue']]);
+      expect(secrets.filter((s) => s.Resource !== '*').map(actionsOf)).toEqual([['secretsmanager:GetSecretValue'], ['secretsmanager:GetSecretValue']]);
       expect(secrets.filter((s) => s.Resource === '*').map(actionsOf)).toEqual(role === 'PrewarmServiceRole' ? [['secretsmanager:BatchGetSecretValue']] : []);
     });
   }
@@ -432,8 +443,14 @@ describe('least privilege, derived from the connections file', () => {
         expect(granted.some((p) => iamMatches(p, s.real)), `${s.secretId} reaches ${s.real}`).toBe(true);
       }
       for (const other of OTHERS) expect(granted.filter((p) => iamMatches(p, other)), other).toEqual([]);
-      // Exactly: a name or partial ARN gets six characters for the suffix, never a `*`.
-      for (const p of granted) expect(p).not.toContain('*');
+      // Exactly: a name or partial ARN gets six characters for the suffix, never a `*`; the one `*` is the prefix's.
+      const stage = t === main.broker ? 'test' : 'priv';
+      expect(granted.filter((p) => p.includes('*'))).toEqual([prefixGrant(stage)]);
+      // Under the prefix: any secret, registered at runtime or named by the file; no other stage's.
+      expect(granted.some((p) => iamMatches(p, SECRET(`token-broker/${stage}/tenants/acme-Xy12Ab`)))).toBe(true);
+      for (const other of [`token-broker/${stage}2/acme-Xy12Ab`, `token-broker-${stage}/acme-Xy12Ab`]) {
+        expect(granted.filter((p) => iamMatches(p, SECRET(other))), other).toEqual([]);
+      }
     }
   });
 });
@@ -824,10 +841,49 @@ describe('settings', () => {
     expect(`token-broker-${'a'.repeat(24)}-ap-southeast-3-rotation`.length).toBeLessThanOrEqual(64);
   });
 
+  it("grant secrets under token-broker/<stage>/ unless told otherwise, and refuse a prefix that would widen the wildcard", () => {
+    expect(settings({ stage: 'prod' })()).toMatchObject({ secretPrefix: 'token-broker/prod/', secretKmsKeys: [], deploying: false });
+    expect(settings({ secretPrefix: 'teams/payments/' })().secretPrefix).toBe('teams/payments/');
+    for (const bad of ['teams/*/', 'teams/pay?/', 'token-broker/dev', 'teams payments/', '/'.repeat(300)]) {
+      expect(settings({ secretPrefix: bad }), bad).toThrow('context secretPrefix:');
+    }
+  });
+
+  it('take the KMS keys of registered connections\' secrets as a comma list of key ARNs, never aliases', () => {
+    expect(settings({ secretKmsKeys: ` ${SECRET_KEY} , ${REGISTERED_KEY}` })().secretKmsKeys).toEqual([SECRET_KEY, REGISTERED_KEY]);
+    expect(settings({ secretKmsKeys: [SECRET_KEY] })().secretKmsKeys).toEqual([SECRET_KEY]);
+    for (const bad of [`arn:aws:kms:${REGION}:${ACCOUNT}:alias/secrets`, '1234abcd-12ab-34cd-56ef-1234567890ab', `${SECRET_KEY}*`]) {
+      expect(settings({ secretKmsKeys: bad }), bad).toThrow('context secretKmsKeys:');
+    }
+  });
+
   it('trace 1% of requests unless told otherwise; 0 turns tracing off', () => {
     expect(settings({})().tracingRate).toBe(TRACE_SAMPLING.fixedRate);
     expect(settings({ tracingRate: '0.2' })().tracingRate).toBe(0.2);
     expect(settings({ tracingRate: 0 })().tracingRate).toBe(0);
+  });
+});
+
+describe('deploy says what it deploys', () => {
+  it('refuses to deploy the example: npm run deploy (-c deploying=true) must name a connections file', () => {
+    const app = new App({ context: { deploying: 'true', 'aws:cdk:bundling-stacks': [] } });
+    expect(() => buildApp(app, { account: ACCOUNT, region: REGION })).toThrow('deploy: no connections file named');
+    expect(() => checkDeployable(readSettings(new App({ context: { deploying: true, connectionsFile: fixture } }).node))).not.toThrow();
+    expect(() => checkDeployable(readSettings(new App({ context: {} }).node))).not.toThrow();
+  });
+
+  it('names the stage, the account and region, the connections file and how many connections it holds', () => {
+    expect(describeDeployment(main.built, { account: ACCOUNT, region: REGION })).toBe(
+      `token-broker: synthesizing stage test to account ${ACCOUNT}, region ${REGION}: ${SPELLINGS.length} connections from ${fixture}; secrets under token-broker/test/ granted by one wildcard`,
+    );
+    expect(describeDeployment(priv.built, {})).toContain('to account the account of the deploying credentials (not known at synth), region the region of the deploying credentials');
+  });
+
+  it('tags every resource CloudFormation lets be tagged, and not the dashboard (cfn-lint E3002)', () => {
+    for (const [id, d] of Object.entries(resources(main.broker, 'AWS::CloudWatch::Dashboard'))) expect(d.Properties.Tags, id).toBeUndefined();
+    for (const [id, q] of Object.entries(resources(main.broker, 'AWS::SQS::Queue'))) {
+      expect(q.Properties.Tags, id).toEqual(expect.arrayContaining([{ Key: 'app', Value: 'token-broker' }, { Key: 'stage', Value: 'test' }]));
+    }
   });
 });
 
@@ -836,7 +892,9 @@ describe('cdk synth', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cdk-cli-'));
     try {
       // Rejects on a non-zero exit, which is also how cdk-nag findings would show.
-      await run('npx', ['cdk', 'synth', '--quiet', '--no-notices', '-o', dir], { cwd: new URL('../..', import.meta.url).pathname, timeout: 290_000 });
+      const { stderr } = await run('npx', ['cdk', 'synth', '--quiet', '-o', dir], { cwd: new URL('../..', import.meta.url).pathname, timeout: 290_000 });
+      // What it builds, said by the app (issue 22); no notices asked for from the network (cdk.json "notices": false).
+      expect(stderr).toMatch(/token-broker: synthesizing stage dev to account .*: \d+ connections from .*connections\.example\.json/);
       const files = readdirSync(dir);
       expect(files).toEqual(expect.arrayContaining(['manifest.json', 'TokenBroker-dev.template.json', 'TokenBrokerData-dev.template.json']));
     } finally {

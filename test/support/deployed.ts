@@ -105,16 +105,20 @@ export function readAssembly(dir: string): Assembly {
 
 type Statement = { Effect: string; Action: string | string[]; Resource?: unknown };
 
-/** The Allow statements of the role's policies (inline and attached AWS::IAM::Policy resources). */
+/**
+ * The Allow statements of the role's policies: inline, attached AWS::IAM::Policy resources, and the stack's customer
+ * managed policies attached either way (the role's ManagedPolicyArns, or the policy's Roles).
+ */
 function grantsOf(template: Template, roleId: string | undefined): Grant[] {
   if (!roleId) return [];
   const statements: Statement[] = [];
-  const role = template.Resources[roleId]?.Properties as { Policies?: { PolicyDocument: { Statement: Statement[] } }[] } | undefined;
+  const role = template.Resources[roleId]?.Properties as { Policies?: { PolicyDocument: { Statement: Statement[] } }[]; ManagedPolicyArns?: { Ref?: string }[] } | undefined;
   for (const p of role?.Policies ?? []) statements.push(...p.PolicyDocument.Statement);
-  for (const r of Object.values(template.Resources)) {
-    if (r.Type !== 'AWS::IAM::Policy') continue;
+  const managed = new Set((role?.ManagedPolicyArns ?? []).map((a) => a.Ref));
+  for (const [id, r] of Object.entries(template.Resources)) {
+    if (r.Type !== 'AWS::IAM::Policy' && r.Type !== 'AWS::IAM::ManagedPolicy') continue;
     const p = r.Properties as { Roles?: { Ref?: string }[]; PolicyDocument: { Statement: Statement[] } };
-    if (p.Roles?.some((x) => x.Ref === roleId)) statements.push(...p.PolicyDocument.Statement);
+    if (p.Roles?.some((x) => x.Ref === roleId) || (r.Type === 'AWS::IAM::ManagedPolicy' && managed.has(id))) statements.push(...p.PolicyDocument.Statement);
   }
   const list = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
   return statements.filter((st) => st.Effect === 'Allow').map((st) => ({ actions: list(st.Action), resources: list(st.Resource) }));
