@@ -5,7 +5,7 @@ import { ManualClock } from '../../lib/clock';
 import { secretFor, vendorConnectionInput } from '../support/connections';
 import { lambdaContext, restEvent } from '../support/events';
 import { startWorld, type World } from '../support/harness';
-import { capturedLogs } from '../support/setup';
+import { capturedJsonSince, capturedLogs } from '../support/setup';
 
 // The audit line names who asked and which request, from the request itself: with requests overlapping in one
 // handler (as the local server runs them), shared logger state would give one request's line another's caller.
@@ -29,17 +29,6 @@ beforeAll(async () => {
 });
 afterAll(() => world.close());
 
-type Line = Record<string, unknown>;
-const linesSince = (from: number): Line[] =>
-  capturedLogs()
-    .slice(from)
-    .flatMap((l) => {
-      try {
-        return [JSON.parse(l) as Line];
-      } catch {
-        return [];
-      }
-    });
 
 describe('the audit line under overlapping requests', () => {
   it('carries each request its own caller and request id, token and status reads alike', async () => {
@@ -51,7 +40,7 @@ describe('the audit line under overlapping requests', () => {
     ];
     const answers = await Promise.all(events.map((e) => handle(e, lambdaContext())));
     expect(answers.map((a) => a.statusCode)).toEqual(events.map(() => 200));
-    const audit = linesSince(from).filter((l) => l.audit === true);
+    const audit = capturedJsonSince(from).filter((l) => l.audit === true);
     expect(audit).toHaveLength(events.length);
     for (const e of events) {
       const own = audit.filter((l) => l.requestId === e.requestContext.requestId);

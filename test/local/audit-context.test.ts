@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalBroker, type LocalBroker } from '../../functions/local';
 import { signRequest } from '../../lib/sigv4';
 import { ADMIN, CALLER, OTHER, localFiles, type Identity, type LocalFiles } from '../support/local-broker';
-import { capturedLogs } from '../support/setup';
+import { capturedJsonSince, capturedLogs } from '../support/setup';
 
 // The local server runs overlapping requests in one handler: each audit line must still name its own caller and
 // request, not whichever request last touched the logger.
@@ -27,8 +27,6 @@ async function signed(path: string, who: Identity): Promise<number> {
   return res.status;
 }
 
-type Line = Record<string, unknown>;
-
 describe('local mode: the audit line under overlapping requests', () => {
   it('gives every request its own caller and request id: tokens, status reads and refusals', async () => {
     const from = capturedLogs().length;
@@ -44,16 +42,7 @@ describe('local mode: the audit line under overlapping requests', () => {
     ];
     const statuses = await Promise.all(asked.map(([path, who]) => signed(path, who)));
     expect(statuses).toEqual(asked.map(([, , status]) => status));
-    const audit = capturedLogs()
-      .slice(from)
-      .flatMap((l) => {
-        try {
-          return [JSON.parse(l) as Line];
-        } catch {
-          return [];
-        }
-      })
-      .filter((l) => l.audit === true);
+    const audit = capturedJsonSince(from).filter((l) => l.audit === true);
     expect(audit).toHaveLength(asked.length);
     const callerOf: Record<string, string> = { 'token handed out': CALLER.arn, 'status read by an admin': ADMIN.arn, 'request refused': OTHER.arn };
     expect(audit.map((l) => [l.message, l.caller])).toEqual(audit.map((l) => [l.message, callerOf[l.message as string]]));
