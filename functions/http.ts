@@ -160,8 +160,8 @@ function statusAnswer(s: ConnectionStatus) {
 
 /**
  * The request handler without middleware: what the local server and the tests call through middy too. Every
- * request on a connection leaves one audit line (`audit: true`): who (`caller`) in which request (API Gateway's
- * `requestId`), which connection, what happened (a fingerprint, never a token) and the `status`; a refusal or a
+ * request on a connection leaves one audit line, the one with a `status`: who (`caller`) in which request (API
+ * Gateway's `requestId`), which connection, what happened (a fingerprint, never a token) and the `status`; a refusal or a
  * failure is that request's audit line. The token's is counted into TokensServed by a metric filter. Who and which
  * request come from the request itself, never from the logger's shared keys: the local server runs requests side
  * by side in one handler, and the broker's own lines get them from the request's async context (requestLogKeys).
@@ -172,14 +172,14 @@ export function makeRequestHandler(deps: HttpDeps) {
     const requestId = event.requestContext?.requestId;
     const who: { caller?: string; requestId?: string } = {};
     return requestLogKeys.run(who, async () => {
-      let audited: { caller?: string; requestId?: string; audit: true; connection: string } | undefined;
+      let audited: { caller?: string; requestId?: string; connection: string } | undefined;
       try {
         const caller = callerOf(event);
         who.caller = principalArn(caller.arn);
         if (requestId) who.requestId = requestId;
         const r = route(event);
         const id = r.connectionId as string;
-        if (r.connectionId !== undefined) audited = { ...who, audit: true, connection: r.connectionId };
+        if (r.connectionId !== undefined) audited = { ...who, connection: r.connectionId };
         switch (r.route) {
           case 'list': {
             if (!listsAdministered(event)) return json(200, { connections: broker.listConnections(caller.arn) });

@@ -31,10 +31,10 @@ describe('the cost model', () => {
     expect(sampledTraces(100e6, XRAY_DEFAULT_RULE)).toBeCloseTo(SECONDS_PER_MONTH + 0.05 * (100e6 - SECONDS_PER_MONTH), 3);
   });
 
-  it("counts X-Ray traces as the stack's rule samples: no reservoir, then 1%, whatever the traffic", () => {
-    expect(TRACE_SAMPLING).toEqual({ reservoirSize: 0, fixedRate: 0.01 });
-    expect(sampledTraces(1e6)).toBeCloseTo(1e4, 6);
-    expect(sampledTraces(100e6)).toBeCloseTo(1e6, 6);
+  it("counts X-Ray traces as the stack's rule samples: no reservoir, then one in a thousand, whatever the traffic", () => {
+    expect(TRACE_SAMPLING).toEqual({ reservoirSize: 0, fixedRate: 0.001 });
+    expect(sampledTraces(1e6)).toBeCloseTo(1e3, 6);
+    expect(sampledTraces(100e6)).toBeCloseTo(1e5, 6);
     expect(sampledTraces(0)).toBe(0);
   });
 
@@ -54,7 +54,7 @@ describe('the cost model', () => {
     expect(c.lines['Secrets Manager calls']).toBeCloseTo(1 * 0.05, 10);
     expect(c.lines[SECRETS_LINE]).toBeCloseTo(4, 10);
     expect(c.lines['CloudWatch Logs ingestion']).toBeCloseTo(0.5, 10);
-    expect(c.lines['X-Ray traces']).toBeCloseTo(0.01 * 5, 10);
+    expect(c.lines['X-Ray traces']).toBeCloseTo(0.001 * 5, 10);
     expect(c.lines['KMS key']).toBe(1);
     const sum = Object.values(c.lines).reduce((a, b) => a + b, 0);
     expect(c.total).toBeCloseTo(sum, 10);
@@ -72,10 +72,10 @@ describe('the cost model', () => {
     const c = monthlyCost({ name: 't', connections: 10, requestsPerMonth: 1e6 }, rates);
     const split = addsSplit(c);
     expect(split.platform).toBeCloseTo(0.2 + 1 + trailDollarsPerMonth(), 10);
-    expect(split.records).toBeCloseTo(0.5 + 0.05, 10);
+    expect(split.records).toBeCloseTo(0.5 + 0.005, 10);
     expect(split.work).toBeCloseTo(2000 * 0.000_013_333_4 + 0.5 * 0.125, 10);
     expect(split.platform + split.records + split.work).toBeCloseTo(c.perMillion.brokerAdds, 10);
-    expect(split.withoutRecords).toBeCloseTo(c.perMillion.brokerAdds - 0.55, 10);
+    expect(split.withoutRecords).toBeCloseTo(c.perMillion.brokerAdds - 0.505, 10);
   });
 
   it("prices the alternative as its Secrets Manager calls and secrets, and counts its exchanges", () => {
