@@ -8,6 +8,7 @@ import { ForbiddenError, InvalidRequestError, NotFoundError, UnauthenticatedErro
 import { fingerprint } from '../lib/fingerprint';
 import { isAdmin, principalArn } from '../lib/policy';
 import { lambdaEntry, withPowertools } from './entry';
+import { requestLogKeys } from '../lib/adapters/powertools';
 import { ConnectionId, InvalidateBody, ListRole, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
 
 // The HTTP API (docs/api.md) as one API Gateway REST proxy handler: identity from the IAM
@@ -159,72 +160,77 @@ function statusAnswer(s: ConnectionStatus) {
 
 /**
  * The request handler without middleware: what the local server and the tests call through middy too. Every
- * request on a connection leaves one audit line (`audit: true`): who (`caller`, on every line of the request, with
- * API Gateway's `requestId`), which connection, what happened (a fingerprint, never a token) and the `status`;
- * a refusal or a failure is that request's audit line. The token's is counted into TokensServed by a metric filter.
+ * request on a connection leaves one audit line, the one with a `status`: who (`caller`) in which request (API
+ * Gateway's `requestId`), which connection, what happened (a fingerprint, never a token) and the `status`; a refusal or a
+ * failure is that request's audit line. The token's is counted into TokensServed by a metric filter. Who and which
+ * request come from the request itself, never from the logger's shared keys: the local server runs requests side
+ * by side in one handler, and the broker's own lines get them from the request's async context (requestLogKeys).
  */
 export function makeRequestHandler(deps: HttpDeps) {
   const { broker, logger } = deps;
-  return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+  return (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const requestId = event.requestContext?.requestId;
-    let audited: { audit: true; connection: string } | undefined;
-    try {
-      const who = callerOf(event);
-      const principal = principalArn(who.arn);
-      logger.appendKeys({ caller: principal, ...(requestId ? { requestId } : {}) });
-      const r = route(event);
-      const id = r.connectionId as string;
-      if (r.connectionId !== undefined) audited = { audit: true, connection: r.connectionId };
-      switch (r.route) {
-        case 'list': {
-          if (!listsAdministered(event)) return json(200, { connections: broker.listConnections(who.arn) });
-          // Every connection an admin administers: what `token-broker status` walks over.
-          if (!isAdmin(who.arn, broker.config)) throw new ForbiddenError();
-          return json(200, { connections: broker.config.connections.map((c) => ({ id: c.id, dialect: c.dialectName })) });
+    const who: { caller?: string; requestId?: string } = {};
+    return requestLogKeys.run(who, async () => {
+      let audited: { caller?: string; requestId?: string; connection: string } | undefined;
+      try {
+        const caller = callerOf(event);
+        who.caller = principalArn(caller.arn);
+        if (requestId) who.requestId = requestId;
+        const r = route(event);
+        const id = r.connectionId as string;
+        if (r.connectionId !== undefined) audited = { ...who, connection: r.connectionId };
+        switch (r.route) {
+          case 'list': {
+            if (!listsAdministered(event)) return json(200, { connections: broker.listConnections(caller.arn) });
+            // Every connection an admin administers: what `token-broker status` walks over.
+            if (!isAdmin(caller.arn, broker.config)) throw new ForbiddenError();
+            return json(200, { connections: broker.config.connections.map((c) => ({ id: c.id, dialect: c.dialectName })) });
+          }
+          case 'token': {
+            const minTtl = minTtlOf(event);
+            const token = await broker.getToken(caller.arn, id, minTtl);
+            logger.info(TOKEN_HANDED_OUT, { ...audited, fingerprint: token.fingerprint, source: token.source, status: 200 });
+            return json(200, tokenAnswer(token));
+          }
+          case 'invalidate': {
+            const body = bodyOf(event, InvalidateBody);
+            const invalidated = await broker.invalidate(caller.arn, id, body.access_token);
+            logger.info('invalidation reported', { ...audited, fingerprint: fingerprint(body.access_token), invalidated, status: 200 });
+            return json(200, { invalidated });
+          }
+          case 'refresh': {
+            const token = await broker.refresh(caller.arn, id);
+            logger.info('refreshed by an admin', { ...audited, fingerprint: token.fingerprint, status: 200 });
+            return json(200, { connection: id, expires_at: iso(token.expiresAt) });
+          }
+          case 'status': {
+            const status = await broker.status(caller.arn, id);
+            logger.info('status read by an admin', { ...audited, status: 200 });
+            return json(200, statusAnswer(status));
+          }
+          case 'verify': {
+            const body = bodyOf(event, VerifyBody, true);
+            const outcome = await broker.verify(caller.arn, id, body.versionStage);
+            logger.info('secret verified', { ...audited, versionStage: body.versionStage, status: 200 });
+            return json(200, { connection: id, versionStage: body.versionStage, expires_in: outcome.expiresIn });
+          }
         }
-        case 'token': {
-          const minTtl = minTtlOf(event);
-          const token = await broker.getToken(who.arn, id, minTtl);
-          logger.info(TOKEN_HANDED_OUT, { ...audited, fingerprint: token.fingerprint, source: token.source, status: 200 });
-          return json(200, tokenAnswer(token));
-        }
-        case 'invalidate': {
-          const body = bodyOf(event, InvalidateBody);
-          const invalidated = await broker.invalidate(who.arn, id, body.access_token);
-          logger.info('invalidation reported', { ...audited, fingerprint: fingerprint(body.access_token), invalidated, status: 200 });
-          return json(200, { invalidated });
-        }
-        case 'refresh': {
-          const token = await broker.refresh(who.arn, id);
-          logger.info('refreshed by an admin', { ...audited, fingerprint: token.fingerprint, status: 200 });
-          return json(200, { connection: id, expires_at: iso(token.expiresAt) });
-        }
-        case 'status': {
-          const status = await broker.status(who.arn, id);
-          logger.info('status read by an admin', { ...audited, status: 200 });
-          return json(200, statusAnswer(status));
-        }
-        case 'verify': {
-          const body = bodyOf(event, VerifyBody, true);
-          const outcome = await broker.verify(who.arn, id, body.versionStage);
-          logger.info('secret verified', { ...audited, versionStage: body.versionStage, status: 200 });
-          return json(200, { connection: id, versionStage: body.versionStage, expires_in: outcome.expiresIn });
-        }
+      } catch (err) {
+        const known = isBrokerError(err);
+        const fields = {
+          ...who,
+          ...(requestId ? { requestId } : {}),
+          ...audited,
+          code: known ? err.code : 'internal_error',
+          status: known ? err.status : 500,
+          ...(known ? { reason: err.message } : { errorName: err instanceof Error ? err.name : typeof err }),
+        };
+        if (!known || err.status >= 500) logger.error(REQUEST_FAILED, fields);
+        else logger.info('request refused', fields);
+        return problemResponse(err, requestId);
       }
-    } catch (err) {
-      const known = isBrokerError(err);
-      const fields = {
-        ...audited,
-        code: known ? err.code : 'internal_error',
-        status: known ? err.status : 500,
-        ...(known ? { reason: err.message } : { errorName: err instanceof Error ? err.name : typeof err }),
-      };
-      if (!known || err.status >= 500) logger.error(REQUEST_FAILED, fields);
-      else logger.info('request refused', fields);
-      return problemResponse(err, requestId);
-    } finally {
-      logger.removeKeys(['caller']);
-    }
+    });
   };
 }
 

@@ -3,14 +3,16 @@ import type { Clock } from './clock';
 import { ConfigurationError } from './errors';
 import type { SecretRead, SecretReadOptions, SecretSource, SecretValue } from './ports';
 
-// Secrets are cached per instance for up to an hour: a mint needs the secret, and mints land on whichever instance
-// takes the lease, so a short cache costs a Secrets Manager call per mint. A change reaches a cached copy sooner by
-// three ways (lib/broker.ts): the token in the table carries the secret version it was minted with, and a mint reads
-// the secret again when that version differs from its copy (a rotation's new token); a vendor's refusal of the
-// credentials reads it again; and the pre-warm run re-mints every token whose version is no longer current.
-// A static credential is the secret itself, so its copy is kept a minute at most.
+// Secrets are cached per instance for up to four hours (about an environment's life): a mint needs the secret, and
+// mints land on whichever instance takes the lease, so a short cache costs a Secrets Manager call per mint (an hour
+// cost busy environments a read per connection per hour). The age is a backstop, not how a change is noticed: a
+// change reaches a cached copy by three ways (lib/broker.ts): the token in the table carries the secret version it
+// was minted with, and a mint reads the secret again when that version differs from its copy (a rotation's new
+// token); a vendor's refusal of the credentials reads it again; and the pre-warm run, which reads every secret each
+// minute, re-mints every token whose version is no longer current. A static credential is the secret itself, so its
+// copy is kept a minute at most.
 
-export const SECRET_CACHE_MAX_AGE_MS = 60 * 60_000;
+export const SECRET_CACHE_MAX_AGE_MS = 4 * 3_600_000;
 export const STATIC_SECRET_MAX_AGE_MS = 60_000;
 
 export class CachedSecretSource implements SecretSource {

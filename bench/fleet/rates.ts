@@ -44,5 +44,10 @@ export function unitRates(r: FleetResult, m: MeasuredSizes): UnitRates {
     fixedPerMonth: { lambdaInvocations: r.lambda.prewarmInvocations * DAYS_PER_MONTH * (86_400 / r.options.daySeconds) },
     alone: { exchangesPerRequest: r.alternative.exchanges / R, secretsManagerCallsPerRequest: r.alternative.secretReads / R },
     brokerExchangesPerConnectionMonth: perConnectionMonth(r.exchanges.tokens),
+    secretCheckPerSecretMonth: {
+      calls: perConnectionMonth(r.secretsManager.batchGetSecretValue),
+      rru: perConnectionMonth(prewarmRru),
+      gbSeconds: perConnectionMonth((r.lambda.prewarmBilledMs / 1000) * gb(m.memoryMb.prewarm)),
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { LogFormatter, LogItem, Logger } from '@aws-lambda-powertools/logger';
 import type { LogAttributes, UnformattedAttributes } from '@aws-lambda-powertools/logger/types';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -44,11 +45,18 @@ export function createMetrics(): Metrics {
   });
 }
 
+/**
+ * Who asked, in which request: the keys the broker's own lines carry while it serves that request. Kept per
+ * request (async context), not in the logger's shared keys, which requests running side by side would overwrite.
+ */
+export const requestLogKeys = new AsyncLocalStorage<{ caller?: string; requestId?: string }>();
+
 export function loggerPort(logger: Logger): LoggerPort {
+  const withRequest = (fields: Record<string, unknown> | undefined) => ({ ...requestLogKeys.getStore(), ...fields });
   return {
-    info: (message, fields) => logger.info(message, fields ?? {}),
-    warn: (message, fields) => logger.warn(message, fields ?? {}),
-    error: (message, fields) => logger.error(message, fields ?? {}),
+    info: (message, fields) => logger.info(message, withRequest(fields)),
+    warn: (message, fields) => logger.warn(message, withRequest(fields)),
+    error: (message, fields) => logger.error(message, withRequest(fields)),
   };
 }
 

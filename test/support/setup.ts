@@ -22,6 +22,17 @@ export function capturedLogs(): readonly string[] {
   return captured;
 }
 
+/** The JSON lines captured since `from` (an earlier length of capturedLogs()), parsed; other lines left out. */
+export function capturedJsonSince(from: number): Record<string, unknown>[] {
+  return captured.slice(from).flatMap((l) => {
+    try {
+      return [JSON.parse(l) as Record<string, unknown>];
+    } catch {
+      return [];
+    }
+  });
+}
+
 afterAll(() => {
   const leaks: string[] = [];
   for (const secret of knownSecrets()) {
