@@ -752,6 +752,11 @@ export class Broker {
     return status;
   }
 
+  /** Drops this instance's copy of a connection's token: the connection changed or went away (issue 19). */
+  forget(connectionId: string): void {
+    this.memory.delete(connectionId);
+  }
+
   /** Resolves when background refreshes started so far have settled (the local server's shutdown, tests). */
   async drain(): Promise<void> {
     while (this.background.size > 0) await Promise.allSettled([...this.background]);

@@ -11,6 +11,10 @@ export const ENV = {
   table: 'BROKER_TABLE',
   /** The KMS key that wraps the data keys of cached tokens. */
   keyId: 'BROKER_KEY_ID',
+  /** Secrets whose name starts with this are readable by the functions through one wildcard grant (issue 19). */
+  secretPrefix: 'BROKER_SECRET_PREFIX',
+  /** Comma-separated KMS key ARNs the functions may decrypt secrets with (file connections' and `secretKmsKeys`). */
+  secretKmsKeys: 'BROKER_SECRET_KMS_KEYS',
 } as const;
 
 /** The connections file's name inside each function's bundle (BROKER_CONFIG's value there). */
@@ -39,6 +43,7 @@ export const METRIC_NAMES = [
   'DecryptionFailures',
   'PrewarmOutcomes',
   'RotationEvictions',
+  'ConnectionChanges',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
@@ -67,6 +72,8 @@ export const PROBLEM_CODES = [
   'not_found',
   'unauthenticated',
   'forbidden',
+  'conflict',
+  'precondition_failed',
   'vendor_rejected_credentials',
   'vendor_protocol_error',
   'rate_limited',
