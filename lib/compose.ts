@@ -3,7 +3,7 @@ import { systemClock, type Clock } from './clock';
 import type { BrokerConfig } from './config';
 import { TokenCipher } from './crypto';
 import { nodeHttpClient, type HttpClient } from './http';
-import type { KeyRing, Logger, Metrics, SecretSource, TokenStore } from './ports';
+import type { ConnectionCatalog, KeyRing, Logger, Metrics, SecretSource, TokenStore } from './ports';
 import { CachedSecretSource } from './secrets';
 
 // The one place a broker is wired from its parts: the Lambda runtime (functions/runtime.ts), the local server
@@ -12,6 +12,8 @@ import { CachedSecretSource } from './secrets';
 
 export interface BrokerParts {
   config: BrokerConfig;
+  /** Where connections are looked up (authorization, admin routes): the config's file when absent. */
+  connections?: ConnectionCatalog;
   store: TokenStore;
   /** Where the vendor credentials come from; read through a per-instance cache (5 min). */
   secrets: SecretSource;
@@ -31,6 +33,7 @@ export function createBroker(parts: BrokerParts): Broker {
   const clock = parts.clock ?? systemClock;
   return new Broker({
     config: parts.config,
+    ...(parts.connections ? { connections: parts.connections } : {}),
     store: parts.store,
     // A source already cached (the Lambda runtime shares it with the pre-warm run's batch read) is not cached twice.
     secrets: parts.secrets instanceof CachedSecretSource ? parts.secrets : new CachedSecretSource(parts.secrets, clock),

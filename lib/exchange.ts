@@ -1,14 +1,7 @@
 import * as z from 'zod/mini';
-import {
-  CLIENT_ASSERTION_TYPE,
-  assertionKeyOf,
-  checkClientCredentials,
-  clientCertificateOf,
-  signClientAssertion,
-} from './client-auth';
 import type { Clock } from './clock';
-import type { Connection, ExchangingConnection, StaticConnection } from './config';
-import { requiredSecretKeys } from './dialects';
+import { assertionKeyOf } from './client-auth';
+import type { Connection, ExchangingConnection } from './config';
 import {
   BrokerError,
   ConfigurationError,
@@ -21,15 +14,18 @@ import {
 } from './errors';
 import { oauthErrorCode } from './cooldowns';
 import { redact, secretSpellings } from './fingerprint';
-import { HttpTransportError, type HttpClient, type HttpRequest, type HttpResponse } from './http';
+import { HttpTransportError, type HttpClient, type HttpResponse } from './http';
+import { buildTokenRequest, staticToken, type Credentials } from './token-request';
+import { acceptedToken, parseJson } from './token-response';
 import { checkSigningAlgSupported, discoverIssuer, sharedIssuerMetadata, type IssuerMetadataCache } from './issuer';
 
 // The generic OAuth 2.0 token-request engine. One function per step, as in oauth4webapi: read the credentials,
-// build the request, send it (deadline, bounded retries), process the answer. The dialect (data) decides every
-// variation; nothing here knows a vendor by name.
+// build the request (lib/token-request.ts), send it (deadline, bounded retries), process the answer (a token:
+// lib/token-response.ts). The dialect (data) decides every variation; nothing here knows a vendor by name.
 
-/** The string values of a connection's secret, checked against what its dialect needs. */
-export type Credentials = Readonly<Record<string, string>>;
+export { STATIC_LIFETIME_SECONDS, buildTokenRequest, readCredentials, staticToken } from './token-request';
+export type { Credentials, RequestTarget, TokenRequest } from './token-request';
+export { MAX_LIFETIME_SECONDS, jwtExpiry } from './token-response';
 
 export interface TokenSet {
   accessToken: string;
@@ -72,133 +68,8 @@ export const EXCHANGE_DEFAULTS = {
   maxResponseBytes: 1024 * 1024,
 } as const;
 
-/** Longest lifetime believed: past this an `expires_in` is a vendor bug, not a token to keep. */
-export const MAX_LIFETIME_SECONDS = 2 * 366 * 86_400;
-/** What a static credential is recorded with: it never expires, and callers get at most maxTtl of it anyway. */
-export const STATIC_LIFETIME_SECONDS = 366 * 86_400;
 const MAX_RETRY_AFTER_SECONDS = 3_600;
-const USER_AGENT = 'token-broker/0.1 (+oauth2 client_credentials)';
 
-/**
- * The secret's values, checked against what the connection's dialect needs: the keys it must hold, and for the
- * methods that read more than a string (a private key, a client certificate), that those parse and fit together.
- */
-export function readCredentials(connection: Connection, secret: unknown, secretLabel = connection.secretId): Credentials {
-  if (typeof secret !== 'object' || secret === null || Array.isArray(secret)) {
-    throw new ConfigurationError(`${connection.id}: the secret ${secretLabel} is not a JSON object`, {
-      context: { connection: connection.id },
-    });
-  }
-  const values = secret as Record<string, unknown>;
-  const needed = requiredSecretKeys(connection.dialect);
-  const missing = needed.filter((k) => typeof values[k] !== 'string' || (values[k]).length === 0);
-  if (missing.length > 0) {
-    throw new ConfigurationError(
-      `${connection.id}: the secret ${secretLabel} lacks ${missing.join(', ')} (a non-empty string each), ` +
-        `which the ${connection.dialectName} dialect needs`,
-      { context: { connection: connection.id } },
-    );
-  }
-  const creds: Record<string, string> = {};
-  for (const [k, v] of Object.entries(values)) if (typeof v === 'string') creds[k] = v;
-  checkClientCredentials(connection, creds);
-  return creds;
-}
-
-const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
-
-/** The credential a `static` dialect hands out, derived from the secret alone. */
-export function staticToken(connection: StaticConnection, creds: Credentials, now: number): TokenSet {
-  const basic = connection.dialect.staticScheme === 'basic';
-  const accessToken = basic ? b64(`${creds.login}:${creds.password}`) : (creds.token as string);
-  if (!/^[\x21-\x7E]+$/.test(accessToken)) {
-    throw new ConfigurationError(`${connection.id}: the secret's token has characters an HTTP header cannot carry`, {
-      context: { connection: connection.id },
-    });
-  }
-  return {
-    accessToken,
-    tokenType: basic ? 'Basic' : 'Bearer',
-    expiresAt: now + STATIC_LIFETIME_SECONDS * 1000,
-    lifetime: STATIC_LIFETIME_SECONDS,
-    static: true,
-  };
-}
-
-export interface TokenRequest {
-  url: URL;
-  headers: Record<string, string>;
-  body: string;
-  clientCertificate?: HttpRequest['clientCertificate'];
-}
-
-/** Where this attempt sends its request, and when (the assertion's iat). */
-export interface RequestTarget {
-  tokenUrl: URL;
-  now: number;
-  /** Ask with this refresh token (RFC 6749 §6) instead of the connection's own grant. */
-  refreshToken?: string;
-}
-
-/** The request the dialect describes; a client assertion is signed afresh for every attempt (its own jti). */
-export function buildTokenRequest(connection: ExchangingConnection, creds: Credentials, target: RequestTarget): TokenRequest {
-  const d = connection.dialect;
-  const refreshing = target.refreshToken !== undefined;
-  const params: [string, string][] = refreshing
-    ? [['grant_type', 'refresh_token'], ['refresh_token', target.refreshToken as string]]
-    : [['grant_type', d.grantType]];
-  const clientId = creds.client_id as string;
-  let clientCertificate: TokenRequest['clientCertificate'];
-  switch (d.clientAuth) {
-    case 'body':
-      params.push(['client_id', clientId], ['client_secret', creds.client_secret as string]);
-      break;
-    case 'private_key_jwt':
-    case 'client_secret_jwt': {
-      const audience = d.assertionAudience ?? target.tokenUrl.href;
-      const assertion = signClientAssertion(assertionKeyOf(connection, creds), { clientId, audience, now: target.now });
-      params.push(
-        ['client_id', clientId],
-        ['client_assertion_type', CLIENT_ASSERTION_TYPE],
-        ['client_assertion', assertion],
-      );
-      break;
-    }
-    case 'tls_client_auth': {
-      const { certificate, privateKey } = clientCertificateOf(connection, creds);
-      clientCertificate = { owner: connection.id, certificate, privateKey };
-      params.push(['client_id', clientId]);
-      break;
-    }
-    case 'basic':
-      break;
-  }
-  // A refresh carries only the client's authentication: the grant's own parameters were given when it was issued.
-  if (!refreshing) {
-    if (d.grantType === 'password') {
-      const template = d.usernameTemplate ?? '{login}';
-      params.push(['username', template.split('{login}').join(creds.login)]);
-      params.push(['password', creds.password as string]);
-    }
-    if (d.scope) params.push(['scope', d.scope]);
-    if (d.audience) params.push(['audience', d.audience]);
-    for (const [k, v] of Object.entries(d.params ?? {})) params.push([k, v]);
-  }
-
-  const headers: Record<string, string> = { accept: 'application/json', 'user-agent': USER_AGENT };
-  if (d.clientAuth === 'basic') {
-    headers.authorization = `Basic ${b64(`${creds.client_id}:${creds.client_secret}`)}`;
-  }
-  let body: string;
-  if (d.bodyFormat === 'json') {
-    headers['content-type'] = 'application/json';
-    body = JSON.stringify(Object.fromEntries(params));
-  } else {
-    headers['content-type'] = 'application/x-www-form-urlencoded';
-    body = new URLSearchParams(params).toString();
-  }
-  return { url: target.tokenUrl, headers, body, ...(clientCertificate ? { clientCertificate } : {}) };
-}
 
 type ResolvedOptions = Required<Omit<ExchangeOptions, 'issuerMetadata'>> & { issuerMetadata: IssuerMetadataCache };
 
@@ -239,15 +110,6 @@ async function endpointOf(
   return auth === 'tls_client_auth' ? (metadata.mtlsTokenEndpoint ?? metadata.tokenEndpoint) : metadata.tokenEndpoint;
 }
 
-// Everything is optional and loosely typed on purpose: the checks below give each defect its own message.
-const TokenResponseBody = z.looseObject({
-  access_token: z.optional(z.unknown()),
-  refresh_token: z.optional(z.unknown()),
-  token_type: z.optional(z.unknown()),
-  expires_in: z.optional(z.unknown()),
-  scope: z.optional(z.unknown()),
-});
-
 const optionalText = z.catch(z.optional(z.string()), undefined);
 const ErrorBody = z.looseObject({
   error: optionalText,
@@ -284,59 +146,6 @@ function vendorText(value: string | undefined, max: number, secrets: readonly st
   return clean.length > max ? `${clean.slice(0, max)}...` : clean;
 }
 
-function parseJson(body: Buffer): unknown {
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-}
-
-/** The `exp` claim of a JWT, in epoch seconds, or undefined when the token is not a JWT with a numeric exp. */
-export function jwtExpiry(token: string): number | undefined {
-  const parts = token.split('.');
-  if (parts.length !== 3 || !parts[1]) return undefined;
-  try {
-    const payload: unknown = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
-    if (typeof payload === 'object' && payload !== null) {
-      const exp = (payload as { exp?: unknown }).exp;
-      if (typeof exp === 'number' && Number.isFinite(exp)) return exp;
-    }
-  } catch {
-    // not a JWT
-  }
-  return undefined;
-}
-
-function lifetimeOf(connection: Connection, raw: unknown, accessToken: string, now: number): number {
-  const id = connection.id;
-  const ctx = { context: { connection: id } };
-  const jwtExp = jwtExpiry(accessToken);
-  const jwtLifetime = jwtExp === undefined ? undefined : Math.floor(jwtExp - now / 1000);
-  let lifetime: number | undefined;
-  if (raw !== undefined && raw !== null) {
-    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
-    if (!Number.isFinite(n)) throw new VendorProtocolError(`${id}: the vendor's expires_in is not a number`, ctx);
-    lifetime = Math.floor(n);
-    // A JWT that says it dies sooner than expires_in is believed.
-    if (jwtLifetime !== undefined && jwtLifetime < lifetime) lifetime = jwtLifetime;
-  } else if (jwtLifetime !== undefined) {
-    lifetime = jwtLifetime;
-  } else if (connection.kind === 'exchanging' && connection.dialect.defaultLifetime !== undefined) {
-    lifetime = connection.dialect.defaultLifetime;
-  } else {
-    throw new VendorProtocolError(
-      `${id}: the vendor sent no expires_in and the token is not a JWT with exp; set defaultLifetime on the connection`,
-      ctx,
-    );
-  }
-  if (lifetime <= 0) throw new VendorProtocolError(`${id}: the vendor issued a token that is already expired`, ctx);
-  if (lifetime > MAX_LIFETIME_SECONDS) {
-    throw new VendorProtocolError(`${id}: the vendor's token lifetime (${lifetime} s) is beyond belief`, ctx);
-  }
-  return lifetime;
-}
-
 /**
  * Turns the vendor's answer into a token or a typed error. Never throws anything but a BrokerError, whatever the
  * vendor sent; `secrets` are the values to keep out of any message built from the vendor's words.
@@ -351,39 +160,7 @@ export function processTokenResponse(
   const ctx = { connection: id, vendorStatus: res.status };
   const status = res.status;
 
-  if (status >= 200 && status < 300) {
-    const json = parseJson(res.body);
-    const parsed = TokenResponseBody.safeParse(json);
-    if (!parsed.success) {
-      throw new VendorProtocolError(`${id}: the vendor's answer (HTTP ${status}) is not a JSON object`, { context: ctx });
-    }
-    const body = parsed.data;
-    if (typeof body.access_token !== 'string' || body.access_token.length === 0) {
-      throw new VendorProtocolError(`${id}: the vendor's answer has no access_token`, { context: ctx });
-    }
-    const accessToken = body.access_token;
-    if (!/^[\x21-\x7E]+$/.test(accessToken)) {
-      throw new VendorProtocolError(`${id}: the access_token has characters an HTTP header cannot carry`, {
-        context: ctx,
-      });
-    }
-    const tokenType = 'Bearer';
-    if (body.token_type !== undefined && body.token_type !== null) {
-      if (typeof body.token_type !== 'string' || body.token_type.toLowerCase() !== 'bearer') {
-        throw new VendorProtocolError(`${id}: the vendor's token_type is not supported (only Bearer)`, {
-          context: ctx,
-        });
-      }
-    }
-    const lifetime = lifetimeOf(connection, body.expires_in, accessToken, now);
-    const token: TokenSet = { accessToken, tokenType, expiresAt: now + lifetime * 1000, lifetime };
-    if (typeof body.scope === 'string') token.scope = body.scope;
-    // Kept only when a header could carry it back; a malformed one is dropped, not fatal: the token is good.
-    if (typeof body.refresh_token === 'string' && /^[\x21-\x7E]{1,8192}$/.test(body.refresh_token)) {
-      token.refreshToken = body.refresh_token;
-    }
-    return token;
-  }
+  if (status >= 200 && status < 300) return acceptedToken(connection, res, now);
 
   // What a caller may read (the problem's detail): the connection, the HTTP status, an RFC 6749 code. The vendor's
   // own words go only to the log, as `vendorDescription`, stripped of every spelling of the secret.

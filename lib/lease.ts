@@ -77,21 +77,20 @@ export class Lease {
 
   /**
    * Stores the token and gives the lease back; false when the lease was lost or the token is older than the table's.
-   * Within a request's budget as its store after a mint (RequestBudget.storeAfterMint); with the store's own deadline
-   * otherwise.
+   * Within a request's budget as a write after a mint (RequestBudget.storeAfterMint); with the store's own deadline
+   * otherwise. So are the other writes under the lease: they end by the request's answer deadline.
    */
   store(lease: HeldLease, token: StoredToken, budget?: RequestBudget): Promise<boolean> {
-    const put = (call: StoreCallOptions) => this.parts.store.putToken(token, lease.fence, call);
-    return budget ? budget.storeAfterMint(put) : put({});
+    return afterMint(budget, (call) => this.parts.store.putToken(token, lease.fence, call));
   }
 
   /** Records a failed exchange (and its cooldown) and gives the lease back, if it is still held. */
-  fail(lease: HeldLease, failure: RecordedFailure): Promise<boolean> {
-    return this.parts.store.recordFailure(lease.connection, lease.fence, failure);
+  fail(lease: HeldLease, failure: RecordedFailure, budget?: RequestBudget): Promise<boolean> {
+    return afterMint(budget, (call) => this.parts.store.recordFailure(lease.connection, lease.fence, failure, call));
   }
 
   release(lease: HeldLease, budget?: RequestBudget): Promise<boolean> {
-    return atTable(budget, (call) => this.parts.store.releaseLease(lease.connection, lease.fence, call));
+    return afterMint(budget, (call) => this.parts.store.releaseLease(lease.connection, lease.fence, call));
   }
 
   /** The deadline of a wait that starts now. */
@@ -108,6 +107,11 @@ export class Lease {
     // A sleep that ended past the deadline (a stalled process): the wait is over, whatever the table says now.
     return clock.now() <= deadline;
   }
+}
+
+/** A write under the lease: within the request's answer deadline when there is a request; the store's own otherwise. */
+function afterMint<T>(budget: RequestBudget | undefined, run: (call: StoreCallOptions) => Promise<T>): Promise<T> {
+  return budget ? budget.storeAfterMint(run) : run({});
 }
 
 /**

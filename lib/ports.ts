@@ -1,9 +1,16 @@
+import type { Connection } from './config';
 import type { MetricName } from './contract';
 
 // The broker's ports: what its core needs from the outside world, each implemented by an adapter in adapters/
 // (AWS) and by a local one (local mode, tests). The core never imports an AWS SDK.
 
 export { type Clock } from './clock';
+
+/** Where connections come from: the file, and (issue 19) the table. */
+export interface ConnectionCatalog {
+  /** The connection with this id, or undefined when unknown or deleted. O(1) in the number of connections. */
+  find(id: string): Promise<Connection | undefined>;
+}
 
 /** A token as the table keeps it: metadata in the clear, the token itself only as ciphertext. */
 export interface StoredToken {

@@ -79,6 +79,20 @@ export async function verifySigV4(
     if (v === undefined) return fail(`signed header ${h} is missing`);
     headers[h] = v;
   }
+  const expected = await resign(req, { accessKeyId: accessKeyId!, secretAccessKey: key.secretAccessKey, region, service }, headers, signedAt);
+  const a = Buffer.from(expected, 'hex');
+  const b = Buffer.from(signature!, 'hex');
+  if (a.length !== b.length || !timingSafeEqual(a, b)) return fail('signature mismatch');
+  return { accessKeyId: accessKeyId!, arn: key.arn };
+}
+
+/** The signature the request should carry: signed again with the caller's key over the headers it says it signed. */
+async function resign(
+  req: SignedRequest,
+  scope: { accessKeyId: string; secretAccessKey: string; region: string; service: string },
+  headers: Record<string, string>,
+  signedAt: number,
+): Promise<string> {
   const [rawPath, rawQuery = ''] = req.target.split('?', 2) as [string, string?];
   const query: Record<string, string | string[]> = {};
   for (const [k, v] of new URLSearchParams(rawQuery)) {
@@ -86,9 +100,9 @@ export async function verifySigV4(
     query[k] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
   }
   const signer = new SignatureV4({
-    credentials: { accessKeyId: accessKeyId!, secretAccessKey: key.secretAccessKey },
-    region,
-    service,
+    credentials: { accessKeyId: scope.accessKeyId, secretAccessKey: scope.secretAccessKey },
+    region: scope.region,
+    service: scope.service,
     sha256: Sha256,
     applyChecksum: false,
   });
@@ -103,12 +117,8 @@ export async function verifySigV4(
   });
   const resigned = await signer.sign(request, {
     signingDate: new Date(signedAt),
-    signableHeaders: new Set(signed),
+    signableHeaders: new Set(Object.keys(headers)),
     unsignableHeaders: new Set(),
   });
-  const expected = /Signature=([0-9a-f]{64})/.exec(String(resigned.headers.authorization))?.[1] ?? '';
-  const a = Buffer.from(expected, 'hex');
-  const b = Buffer.from(signature!, 'hex');
-  if (a.length !== b.length || !timingSafeEqual(a, b)) return fail('signature mismatch');
-  return { accessKeyId: accessKeyId!, arn: key.arn };
+  return /Signature=([0-9a-f]{64})/.exec(String(resigned.headers.authorization))?.[1] ?? '';
 }

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 
 // The layers' import rules, read from the source: lib/ never imports functions/ or infra/; the CDK app never
@@ -97,6 +98,59 @@ describe('import boundaries', () => {
           'lib/lazy.ts -> infra/stacks.ts: lib/ imports neither functions/ nor infra/',
           'lib/local/app.ts -> functions/http.ts: lib/ imports neither functions/ nor infra/',
         ].sort(),
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+/** STYLE.md's limits for lib/ (lib/local/ aside): files, classes and functions a reader can hold in mind. */
+export const SIZE_LIMITS = { fileLines: 400, classLines: 300, functionLines: 60 };
+
+/** Each file, class or function under lib/ (lib/local/ aside) over its limit, as `file:line kind lines`. */
+export function sizeViolations(root: string): string[] {
+  const found: string[] = [];
+  const rel = (f: string) => relative(root, f).split('\\').join('/');
+  for (const file of tsFiles(join(root, 'lib')).filter((f) => !rel(f).startsWith('lib/local/'))) {
+    const text = readFileSync(file, 'utf8');
+    const source = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, true);
+    const lineOf = (pos: number) => source.getLineAndCharacterOfPosition(pos).line + 1;
+    const lines = lineOf(text.trimEnd().length);
+    if (lines > SIZE_LIMITS.fileLines) found.push(`${rel(file)} file ${lines} lines`);
+    const visit = (node: ts.Node) => {
+      const span = lineOf(node.getEnd()) - lineOf(node.getStart(source)) + 1;
+      const at = `${rel(file)}:${lineOf(node.getStart(source))}`;
+      if (ts.isClassLike(node) && span > SIZE_LIMITS.classLines) found.push(`${at} class ${span} lines`);
+      if (ts.isFunctionLike(node) && 'body' in node && node.body && span > SIZE_LIMITS.functionLines) found.push(`${at} function ${span} lines`);
+      ts.forEachChild(node, visit);
+    };
+    visit(source);
+  }
+  return found;
+}
+
+describe('size limits', () => {
+  it('no file under lib/ (lib/local/ aside) over 400 lines, no class over 300, no function or method over 60', () => {
+    expect(sizeViolations(REPO)).toEqual([]);
+  });
+
+  it('the check sees each kind of excess (a repository written long on purpose)', () => {
+    const root = mkdtempSync(join(tmpdir(), 'sizes-'));
+    try {
+      const write = (path: string, text: string) => {
+        mkdirSync(dirname(join(root, path)), { recursive: true });
+        writeFileSync(join(root, path), text);
+      };
+      const body = (n: number) => Array.from({ length: n }, (_, i) => `    const v${i} = ${i};`).join('\n');
+      write('lib/long-method.ts', `export class A {\n  m(): void {\n${body(59)}\n  }\n  ok(): void {\n${body(58)}\n  }\n}\n`);
+      write('lib/long-arrow.ts', `export const f = () => {\n${body(59)}\n};\n`);
+      const methods = Array.from({ length: 6 }, (_, i) => `  m${i}(): void {\n${body(50)}\n  }`).join('\n');
+      write('lib/long-class.ts', `export class B {\n${methods}\n}\n`);
+      write('lib/long-file.ts', Array.from({ length: 401 }, (_, i) => `export const c${i} = ${i};`).join('\n') + '\n');
+      write('lib/local/long.ts', Array.from({ length: 500 }, (_, i) => `export const c${i} = ${i};`).join('\n') + '\n');
+      expect(sizeViolations(root).sort()).toEqual(
+        ['lib/long-arrow.ts:1 function 61 lines', 'lib/long-class.ts:1 class 314 lines', 'lib/long-file.ts file 401 lines', 'lib/long-method.ts:2 function 61 lines'].sort(),
       );
     } finally {
       rmSync(root, { recursive: true, force: true });

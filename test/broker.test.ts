@@ -6,9 +6,9 @@ import { fingerprint } from '../lib/fingerprint';
 import { ManualClock, systemClock } from '../lib/clock';
 import type { ConnectionInput } from '../lib/config';
 import { BrokerError, StoreUnavailableError } from '../lib/errors';
-import { expectCode } from './support/expect';
+import { expectCode, fp } from './support/expect';
 import { lambdaContext, restEvent } from './support/events';
-import type { TokenStore } from '../lib/ports';
+import type { ConnectionCatalog, TokenStore } from '../lib/ports';
 import type { SandboxVendor, VendorKind } from '../lib/local/sandbox-vendor';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
@@ -68,7 +68,7 @@ describe('getToken: where a token comes from', () => {
     expect((await a.getToken(CALLER, 'jwt')).source).toBe('memory');
     const b = w.broker();
     const fromTable = await b.getToken(CALLER, 'jwt');
-    expect(fromTable).toMatchObject({ source: 'table', accessToken: first.accessToken, fingerprint: first.fingerprint });
+    expect(fromTable).toMatchObject({ source: 'table', fingerprint: first.fingerprint });
     expect(w.vendor.exchanges('jwt')).toBe(1);
   });
 
@@ -123,11 +123,11 @@ describe('getToken: where a token comes from', () => {
     const b = w.broker();
     const first = await b.getToken(CALLER, 'jwt', 60);
     clock.advance(225_000); // 75 s left: enough for 60 + 10
-    expect((await b.getToken(CALLER, 'jwt', 60)).accessToken).toBe(first.accessToken);
+    expect((await b.getToken(CALLER, 'jwt', 60)).fingerprint).toBe(first.fingerprint);
     clock.advance(10_000); // 65 s left: not enough
     const second = await b.getToken(CALLER, 'jwt', 60);
     expect(second.source).toBe('vendor');
-    expect(second.accessToken).not.toBe(first.accessToken);
+    expect(second.fingerprint).not.toBe(first.fingerprint);
     expect(w.vendor.exchanges('jwt')).toBe(2);
   });
 
@@ -137,7 +137,7 @@ describe('getToken: where a token comes from', () => {
     const first = await w.broker().getToken(CALLER, 'jwt', 0);
     clock.advance(301_000);
     const next = await w.broker().getToken(CALLER, 'jwt', 0);
-    expect(next.accessToken).not.toBe(first.accessToken);
+    expect(next.fingerprint).not.toBe(first.fingerprint);
     expect(next.source).toBe('vendor');
   });
 
@@ -157,7 +157,7 @@ describe('getToken: where a token comes from', () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock);
     const t = await w.broker().getToken(CALLER, 'pat');
-    expect(t).toMatchObject({ accessToken: 'static-personal-token', tokenType: 'Bearer', source: 'secret', expiresIn: 900 });
+    expect(t).toMatchObject({ fingerprint: fp('static-personal-token'), tokenType: 'Bearer', source: 'secret', expiresIn: 900 });
     expect(w.vendor.received()).toBe(0);
   });
 
@@ -181,7 +181,7 @@ describe('single-flight', () => {
     );
     expect(w.vendor.exchanges('digitaleo')).toBe(1);
     expect(w.vendor.received('digitaleo')).toBe(1);
-    expect(new Set(results.map((r) => r.accessToken)).size).toBe(1);
+    expect(new Set(results.map((r) => r.fingerprint)).size).toBe(1);
     const sources = new Set(results.map((r) => r.source));
     expect(sources.has('vendor')).toBe(true);
     expect([...sources].every((s) => ['vendor', 'table', 'memory'].includes(s))).toBe(true);
@@ -208,7 +208,7 @@ describe('single-flight', () => {
     await w.table.store.acquireLease('jwt', holding('busy-instance', clock.now(), 15_000));
     clock.advance(200_000);
     const t = await w.broker().getToken(CALLER, 'jwt', 60);
-    expect(t).toMatchObject({ source: 'table', accessToken: first.accessToken });
+    expect(t).toMatchObject({ source: 'table', fingerprint: first.fingerprint });
     expect(w.vendor.exchanges('jwt')).toBe(1);
   });
 
@@ -267,11 +267,11 @@ describe('the fenced lease', () => {
     const fresh = await w.broker().getToken(CALLER, 'digitaleo');
     expect(fresh.source).toBe('vendor');
     answer(200, { access_token: 'late-token-from-a-frozen-instance', token_type: 'Bearer', expires_in: 300 });
-    expect((await frozen).accessToken).toBe('late-token-from-a-frozen-instance');
+    expect((await frozen).fingerprint).toBe(fp('late-token-from-a-frozen-instance'));
     const record = await w.table.store.read('digitaleo');
     expect(record.token?.fingerprint).toBe(fresh.fingerprint);
     expect(record.lease).toBeUndefined();
-    expect((await w.broker().getToken(CALLER, 'digitaleo')).accessToken).toBe(fresh.accessToken);
+    expect((await w.broker().getToken(CALLER, 'digitaleo')).fingerprint).toBe(fresh.fingerprint);
     // The resumed instance does not keep its late token for its next callers: the table's is the fleet's (a
     // rotation's, say, which an invalidation of the late one would never reach).
     expect((await resumed.getToken(CALLER, 'digitaleo')).fingerprint).toBe(fresh.fingerprint);
@@ -292,7 +292,7 @@ describe('the fenced lease', () => {
     clock.advance(240_000);
     const next = await w.broker().getToken(CALLER, 'digitaleo', 120);
     expect(next).toMatchObject({ source: 'vendor' });
-    expect(next.accessToken).not.toBe(fresh.accessToken);
+    expect(next.fingerprint).not.toBe(fresh.fingerprint);
   });
 
   it("one instance's background refresh and foreground mint share one exchange (the lease is not re-entrant)", async () => {
@@ -345,7 +345,7 @@ describe('forced mints', () => {
     expect(forced.source).toBe('vendor');
     clock.advance(1_000);
     const next = await w.broker().getToken(CALLER, 'jwt', 200);
-    expect(next).toMatchObject({ source: 'table', accessToken: forced.accessToken });
+    expect(next).toMatchObject({ source: 'table', fingerprint: forced.fingerprint });
     await expectCode(w.broker().getToken(CALLER, 'jwt', 290), 'rate_limited');
     expect(w.vendor.exchanges('jwt')).toBe(2);
   });
@@ -420,7 +420,7 @@ describe('cooldown', () => {
     clock.advance(230_000); // 70 s left
     await expectCode(b.getToken(CALLER, 'jwt', 120), 'vendor_unavailable');
     const served = await b.getToken(CALLER, 'jwt', 30);
-    expect(served.accessToken).toBe(good.accessToken);
+    expect(served.fingerprint).toBe(good.fingerprint);
     expect(w.vendor.received('jwt')).toBe(2);
   });
 
@@ -522,8 +522,8 @@ describe('encryption at rest', () => {
     );
     const metrics = new RecordingMetrics();
     const t = await w.broker({ metrics }).getToken(CALLER, 'jwt');
-    expect(t.accessToken).not.toBe(d.accessToken);
-    expect(t.accessToken).not.toBe(a.accessToken);
+    expect(t.fingerprint).not.toBe(d.fingerprint);
+    expect(t.fingerprint).not.toBe(a.fingerprint);
     expect(t.source).toBe('vendor');
     expect(metrics.get('DecryptionFailures')).toBeGreaterThanOrEqual(1);
   });
@@ -541,7 +541,7 @@ describe('encryption at rest', () => {
       }),
     );
     const t = await w.broker().getToken(CALLER, 'jwt');
-    expect(t.accessToken).not.toBe(a.accessToken);
+    expect(t.fingerprint).not.toBe(a.fingerprint);
     expect(t.source).toBe('vendor');
   });
 });
@@ -560,8 +560,8 @@ describe('refresh ahead', () => {
     const both = await Promise.all([b.getToken(CALLER, 'jwt', 0), b.getToken(CALLER, 'jwt', 0)]);
     const drawing = both.find((t) => t.source === 'vendor');
     const concurrent = both.find((t) => t !== drawing);
-    expect(drawing?.accessToken).not.toBe(first.accessToken);
-    expect(concurrent?.accessToken).toBe(first.accessToken);
+    expect(drawing?.fingerprint).not.toBe(first.fingerprint);
+    expect(concurrent?.fingerprint).toBe(first.fingerprint);
     expect(b.pendingWork()).toBe(0);
     expect(w.vendor.exchanges('jwt')).toBe(2);
     expect(metrics.get('RefreshAhead')).toBe(1);
@@ -577,7 +577,7 @@ describe('refresh ahead', () => {
       res.end();
     });
     clock.advance(200_000);
-    expect((await b.getToken(CALLER, 'jwt', 0)).accessToken).toBe(first.accessToken);
+    expect((await b.getToken(CALLER, 'jwt', 0)).fingerprint).toBe(first.fingerprint);
     expect(w.vendor.received('jwt')).toBe(2);
   });
 
@@ -595,7 +595,7 @@ describe('refresh ahead', () => {
     expect(local.pendingWork()).toBeGreaterThan(0);
     await local.drain();
     expect(w.vendor.exchanges('jwt')).toBe(2);
-    expect((await local.getToken(CALLER, 'jwt', 0)).accessToken).not.toBe(during.accessToken);
+    expect((await local.getToken(CALLER, 'jwt', 0)).fingerprint).not.toBe(during.fingerprint);
   });
 
   it('in the background (local server): the caller gets the valid token while the refresh runs', async () => {
@@ -605,10 +605,10 @@ describe('refresh ahead', () => {
     const first = await b.getToken(CALLER, 'jwt', 0);
     clock.advance(200_000); // 100 s left: inside
     const during = await b.getToken(CALLER, 'jwt', 0);
-    expect(during.accessToken).toBe(first.accessToken);
+    expect(during.fingerprint).toBe(first.fingerprint);
     await b.drain();
     expect(w.vendor.exchanges('jwt')).toBe(2);
-    expect((await b.getToken(CALLER, 'jwt', 0)).accessToken).not.toBe(first.accessToken);
+    expect((await b.getToken(CALLER, 'jwt', 0)).fingerprint).not.toBe(first.fingerprint);
   });
 
   it('spreads refreshes: early in the window a read rarely refreshes', async () => {
@@ -652,7 +652,7 @@ describe('degraded mode', () => {
     await w.db.close();
     clock.advance(31_000); // the in-process copy is due for a look at the table
     const fromMemory = await a.getToken(CALLER, 'jwt');
-    expect(fromMemory).toMatchObject({ source: 'memory', accessToken: first.accessToken });
+    expect(fromMemory).toMatchObject({ source: 'memory', fingerprint: first.fingerprint });
     expect(metrics.get('StoreDegraded')).toBe(1);
 
     const b = w.broker({ metrics });
@@ -699,7 +699,7 @@ describe('degraded mode: one failing table call per request', () => {
     table.fail();
     clock.advance(31_000); // 269 s left; the in-process copy is due for a look at the table
     const [short, long] = await Promise.allSettled([a.getToken(CALLER, 'jwt', 60), a.getToken(CALLER, 'jwt', 265)]);
-    expect(short).toMatchObject({ status: 'fulfilled', value: { source: 'memory', accessToken: first.accessToken } });
+    expect(short).toMatchObject({ status: 'fulfilled', value: { source: 'memory', fingerprint: first.fingerprint } });
     expect(((long as PromiseRejectedResult).reason as BrokerError).code).toBe('service_unavailable');
     expect(table.calls).toEqual(['read']);
     expect(w.vendor.exchanges('jwt')).toBe(1);
@@ -761,11 +761,11 @@ describe('nothing trusted from the table that was not sealed', () => {
     clock.advance(11_000);
     expect(await a.invalidate(CALLER, 'jwt', first.accessToken)).toBe(true);
     const second = await a.getToken(CALLER, 'jwt', 0);
-    expect(second.accessToken).not.toBe(first.accessToken);
+    expect(second.fingerprint).not.toBe(first.fingerprint);
     await w.table.doc.send(new PutCommand({ TableName: w.table.name, Item: old }));
     clock.advance(31_000); // past the in-process copy: it reads the table
     const served = await a.getToken(CALLER, 'jwt', 0);
-    expect(served.accessToken).not.toBe(first.accessToken);
+    expect(served.fingerprint).not.toBe(first.fingerprint);
     expect(metrics.get('StaleTokensRefused')).toBeGreaterThanOrEqual(1);
   });
 
@@ -836,5 +836,34 @@ describe('status (admins)', () => {
     expect(await b.status(ADMIN, 'pat')).toEqual({ connection: 'pat', dialect: 'digishare-pat', static: true });
     await expectCode(b.status(CALLER, 'jwt'), 'forbidden');
     await expectCode(b.status(ADMIN, 'nope'), 'forbidden');
+  });
+});
+
+describe('connections come from the catalog', () => {
+  it('a connection the catalog no longer has is refused to callers and admins alike, and forget drops what the instance held', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const known = new Set(['jwt', 'digitaleo', 'pat']);
+    const looked: string[] = [];
+    const catalog: ConnectionCatalog = {
+      find: (id) => {
+        looked.push(id);
+        return Promise.resolve(known.has(id) ? w.config.byId.get(id) : undefined);
+      },
+    };
+    const b = w.broker({ config: { ...w.config, admins: [ADMIN] }, connections: catalog });
+    const first = await b.getToken(CALLER, 'jwt');
+    expect((await b.status(ADMIN, 'jwt')).token?.fingerprint).toBe(first.fingerprint);
+    expect(looked).toEqual(['jwt', 'jwt']);
+    // Deleted (issue 19): the file's config still names it, the catalog does not.
+    known.delete('jwt');
+    b.forget('jwt');
+    await expectCode(b.getToken(CALLER, 'jwt'), 'forbidden');
+    await expectCode(b.status(ADMIN, 'jwt'), 'forbidden');
+    await expectCode(b.refresh(ADMIN, 'jwt'), 'forbidden');
+    await expectCode(b.invalidate(CALLER, 'jwt', first.accessToken), 'forbidden');
+    // Back again: the instance held nothing for it, so it looks at the table.
+    known.add('jwt');
+    expect(await b.getToken(CALLER, 'jwt')).toMatchObject({ source: 'table', fingerprint: first.fingerprint });
   });
 });

@@ -14,7 +14,7 @@ import { createHttpClient, type HttpRequest } from '../lib/http';
 import { LocalCertificateAuthority } from '../lib/local/certificates';
 import { SandboxVendor, newClientKey, sandboxClientCertificate } from '../lib/local/sandbox-vendor';
 import { connectionFor, exchanging, secretFor } from './support/connections';
-import { expectCode } from './support/expect';
+import { expectCode, fp } from './support/expect';
 import { registerSecret, registerSecretValue } from './support/secrets-registry';
 
 // The client authentication methods beyond a client secret, against the sandbox vendor, which verifies every
@@ -287,14 +287,14 @@ describe('mutual TLS in the outbound client', () => {
       const first = server.clientCert('client-one');
       const connection = conn(server.url);
       const o = opts({ http: c });
-      expect((await exchangeToken(connection, readCredentials(connection, first), o)).accessToken).toBe('tok-CN=client-one');
+      expect(fp((await exchangeToken(connection, readCredentials(connection, first), o)).accessToken)).toBe(fp('tok-CN=client-one'));
       await exchangeToken(connection, readCredentials(connection, first), o);
       expect(server.sessions).toHaveLength(1);
       expect(c.certificateAgents()).toBe(1);
 
       // A new secret version with a new certificate: a new agent, and the old one's socket is closed.
       const second = server.clientCert('client-two');
-      expect((await exchangeToken(connection, readCredentials(connection, second), o)).accessToken).toBe('tok-CN=client-two');
+      expect(fp((await exchangeToken(connection, readCredentials(connection, second), o)).accessToken)).toBe(fp('tok-CN=client-two'));
       expect(server.sessions).toHaveLength(2);
       expect(c.certificateAgents()).toBe(1);
       await new Promise<void>((resolve) => {

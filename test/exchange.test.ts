@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock, systemClock } from '../lib/clock';
 import { parseConfig } from '../lib/config';
 import { BrokerError } from '../lib/errors';
-import { expectCode } from './support/expect';
+import { expectCode, fp } from './support/expect';
 import {
   exchangeToken,
   jwtExpiry,
@@ -88,7 +88,7 @@ describe('digitaleo dialect', () => {
     });
     const token = await exchangeToken(conn, readCredentials(conn, secretFor(vendor, 'digitaleo')), opts());
     expect(token.tokenType).toBe('Bearer');
-    expect(token.accessToken).toBe(raw);
+    expect(fp(token.accessToken)).toBe(fp(raw));
     expect(token.accessToken).toHaveLength(50_000);
     expect(token.lifetime).toBe(3600);
     expect(token.expiresAt).toBe(clock.now() + 3_600_000);
@@ -102,7 +102,7 @@ describe('digitaleo dialect', () => {
       res.end(JSON.stringify({ access_token: raw, expires_in: 60, token_type: 'bearer' }));
     });
     const token = await exchangeToken(conn, readCredentials(conn, secretFor(vendor, 'digitaleo')), opts());
-    expect(token.accessToken).toBe(raw);
+    expect(fp(token.accessToken)).toBe(fp(raw));
   });
 
   it("maps Digitaleo's 400 with error_description to vendor_rejected_credentials, once, without the secret", async () => {
@@ -260,13 +260,15 @@ describe('static dialects', () => {
   it('docoon-basic hands out Basic base64(login:password) without calling anyone', async () => {
     const before = vendor.requests.length;
     const token = await mintToken(basic!, readCredentials(basic!, { login: '55XXX.restAPITest', password: '1234567' }), opts());
-    expect(token).toMatchObject({ tokenType: 'Basic', accessToken: 'NTVYWFgucmVzdEFQSVRlc3Q6MTIzNDU2Nw==', static: true });
+    expect(token).toMatchObject({ tokenType: 'Basic', static: true });
+    expect(fp(token.accessToken)).toBe(fp('NTVYWFgucmVzdEFQSVRlc3Q6MTIzNDU2Nw=='));
     expect(vendor.requests.length).toBe(before);
   });
 
   it('digishare-pat hands out Bearer <token>', async () => {
     const token = await mintToken(pat!, readCredentials(pat!, { token: 'pat-123' }), opts());
-    expect(token).toMatchObject({ tokenType: 'Bearer', accessToken: 'pat-123', static: true });
+    expect(token).toMatchObject({ tokenType: 'Bearer', static: true });
+    expect(fp(token.accessToken)).toBe(fp('pat-123'));
   });
 
   it('names the connection and the missing keys, never a value, when the secret lacks what the dialect needs', () => {
@@ -407,7 +409,8 @@ describe('failures', () => {
       },
       async (url) => {
         const token = await exchangeToken(conn(url), secret, opts());
-        expect(token).toMatchObject({ accessToken: 'third-time', tokenType: 'Bearer', lifetime: 3600 });
+        expect(token).toMatchObject({ tokenType: 'Bearer', lifetime: 3600 });
+        expect(fp(token.accessToken)).toBe(fp('third-time'));
         expect(attempts).toBe(3);
       },
     );

@@ -85,8 +85,8 @@ describe('vendor faults, through the broker', () => {
     expect(world.vendor.received('jwt')).toBe(received);
 
     // The token that is still valid keeps being served to callers it satisfies.
-    expect((await b.getToken(CALLER, 'jwt', 60)).accessToken).toBe(good.accessToken);
-    expect((await world.broker().getToken(CALLER, 'jwt', 60)).accessToken).toBe(good.accessToken);
+    expect((await b.getToken(CALLER, 'jwt', 60)).fingerprint).toBe(good.fingerprint);
+    expect((await world.broker().getToken(CALLER, 'jwt', 60)).fingerprint).toBe(good.fingerprint);
     expect(metrics.get('Cooldowns')).toBe(1);
   });
 });
@@ -118,7 +118,7 @@ describe('DynamoDB faults', () => {
       expect(metrics.get('StoreDegraded')).toBeGreaterThanOrEqual(1);
       db = await startDynalite({ path: join(dir, 'db'), port });
       const after = await make().getToken(CALLER, 'jwt');
-      expect(after).toMatchObject({ source: 'table', accessToken: first.accessToken });
+      expect(after).toMatchObject({ source: 'table', fingerprint: first.fingerprint });
     } finally {
       await db.close();
       await vendor.close();

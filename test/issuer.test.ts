@@ -7,7 +7,7 @@ import { exchangeToken, readCredentials, type ExchangeOptions } from '../lib/exc
 import { nodeHttpClient } from '../lib/http';
 import { IssuerMetadataCache, metadataUrls } from '../lib/issuer';
 import { exchanging } from './support/connections';
-import { expectCode } from './support/expect';
+import { expectCode, fp } from './support/expect';
 import { registerSecret } from './support/secrets-registry';
 
 // `issuer` instead of `tokenUrl`: the token endpoint read from RFC 8414 metadata, else OpenID Connect discovery,
@@ -70,7 +70,7 @@ describe('issuer discovery', () => {
     const s = await issuerServer({ '/.well-known/oauth-authorization-server': metadata(), '/oauth/token': token });
     const conn = connection(s.base);
     const t = await exchangeToken(conn, readCredentials(conn, SECRET), opts());
-    expect(t.accessToken).toBe('issued-by-discovered-endpoint');
+    expect(fp(t.accessToken)).toBe(fp('issued-by-discovered-endpoint'));
     expect(s.seen).toEqual(['/.well-known/oauth-authorization-server', '/oauth/token']);
   });
 

@@ -265,3 +265,29 @@ describe('a pre-warmed connection while the table browns out', () => {
     expect(s.w.vendor.exchanges('jwt')).toBe(1);
   });
 });
+
+describe('the request-level table deadline: the table calls of one request share it, whatever the request', () => {
+  it('an invalidation: a 2 s read followed by a failing delete answers within 3 s, not after 4 s', async () => {
+    const s = await slowWorld();
+    const first = await s.broker().getToken(CALLER, 'jwt');
+    s.clock.advance(60_000);
+    // Another instance hears of it: its read takes 2 s (within the call's own deadline), the delete fails.
+    const other = s.broker(s.answering([2_000], 3_000));
+    const { err, ms } = await s.timed(() => other.invalidate(CALLER, 'jwt', first.accessToken));
+    expectProblem(err, 'service_unavailable');
+    expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
+  });
+
+  it('a vendor failure after a slow read: recording it for the fleet ends by the answer deadline', async () => {
+    const s = await slowWorld();
+    s.w.vendor.fail('jwt', (_req, res) => {
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end('{"error":"temporarily_unavailable"}');
+    });
+    // A 1 s read (a mint may still start), a prompt lease, a 0.5 s exchange that fails, then a table that fails.
+    const broker = s.broker(s.answering([1_000, 5], 3_000), undefined, { vendorMs: 500 });
+    const { err, ms } = await s.timed(() => broker.getToken(CALLER, 'jwt'));
+    expectProblem(err, 'vendor_unavailable');
+    expect(ms).toBeLessThanOrEqual(ANSWER_WITHIN_MS);
+  });
+});

@@ -8,6 +8,7 @@ import { vendorConnectionInput, secretFor } from '../support/connections';
 import { lambdaContext, restEvent } from '../support/events';
 import { startWorld, type World } from '../support/harness';
 import { capturedLogs } from '../support/setup';
+import { fp } from '../support/expect';
 
 const ACCOUNT = '111111111111';
 const CAMPAIGNS = `arn:aws:sts::${ACCOUNT}:assumed-role/campaigns-api/i-0123456789abcdef0`;
@@ -82,14 +83,14 @@ describe('GET /v1/connections/{id}/token', () => {
     expect(body.connection).toBe('digitaleo-prod');
     expect(body.token_type).toBe('Bearer');
     expect(body.expires_in).toBe(900);
-    expect(body.authorization).toBe(`Bearer ${body.access_token}`);
+    expect(fp(body.authorization)).toBe(fp(`Bearer ${body.access_token}`));
     expect(Date.parse(body.expires_at) - clock.now()).toBe(900_000);
   });
 
   it('hands a static Basic credential as token_type Basic', async () => {
     const res = await call({ method: 'GET', path: '/v1/connections/docoon-basic/token', userArn: BILLING });
     expect(res.json).toMatchObject({ token_type: 'Basic', access_token: Buffer.from('user:basic-password-1').toString('base64') });
-    expect(res.json.authorization).toBe(`Basic ${String(res.json.access_token)}`);
+    expect(fp(res.json.authorization)).toBe(fp(`Basic ${String(res.json.access_token)}`));
   });
 
   it('writes an audit line with the caller, connection, fingerprint and source, never the token', async () => {
@@ -225,7 +226,7 @@ describe('POST refresh and verify', () => {
     expect(res.json.code).toBe('vendor_unavailable');
     expect(Number(res.headers?.['retry-after'])).toBeGreaterThanOrEqual(1);
     const still = await call({ method: 'GET', path: '/v1/connections/billing-api/token', userArn: BILLING });
-    expect(still.json.access_token).toBe(served.json.access_token);
+    expect(fp(still.json.access_token)).toBe(fp(served.json.access_token));
   });
 
   it('verify exchanges with the pending secret, caches nothing and returns no token', async () => {
@@ -299,7 +300,7 @@ describe('POST /v1/connections/{id}/token/invalidate', () => {
     const again = await call({ method: 'POST', path: '/v1/connections/docoon-prod/token/invalidate', userArn: CAMPAIGNS, body });
     expect(again.json).toEqual({ invalidated: false });
     const next = await call({ method: 'GET', path: '/v1/connections/docoon-prod/token', userArn: CAMPAIGNS });
-    expect(next.json.access_token).not.toBe(first.json.access_token);
+    expect(fp(next.json.access_token)).not.toBe(fp(first.json.access_token));
   });
 
   it('answers rate_limited with Retry-After for a token minted moments ago', async () => {

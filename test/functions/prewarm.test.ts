@@ -301,7 +301,7 @@ describe('a secret changed without any event', () => {
     expect(stored?.secretVersion).toBe((await secrets.getSecret('broker/jwt-test')).versionId);
     const after = await w.broker().getToken(CALLER, 'jwt');
     expect(after.source).toBe('table');
-    expect(after.accessToken).not.toBe(before.accessToken);
+    expect(after.fingerprint).not.toBe(before.fingerprint);
 
     // Nothing changed since: the next run replaces nothing.
     const exchanges = w.vendor.exchanges();

@@ -1,5 +1,6 @@
 import { expect } from 'vitest';
 import { BrokerError } from '../../lib/errors';
+import { fingerprint } from '../../lib/fingerprint';
 
 /** Awaits a promise that must reject with a BrokerError of this problem code, and returns the error. */
 export async function expectCode(p: Promise<unknown>, code: string): Promise<BrokerError> {
@@ -11,3 +12,6 @@ export async function expectCode(p: Promise<unknown>, code: string): Promise<Bro
   expect((err as BrokerError).code).toBe(code);
   return err as BrokerError;
 }
+
+/** What an assertion compares instead of a token: its fingerprint, so that a failure never prints the token. */
+export const fp = (token: unknown): string => fingerprint(String(token));

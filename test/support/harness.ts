@@ -15,7 +15,7 @@ import { LocalKeyRing } from '../../lib/crypto';
 import { nodeHttpClient, type HttpClient } from '../../lib/http';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
-import type { KeyRing, Logger, Metrics, TokenStore } from '../../lib/ports';
+import type { ConnectionCatalog, KeyRing, Logger, Metrics, TokenStore } from '../../lib/ports';
 import { registerSecretValue } from './secrets-registry';
 
 /** Metrics that remember what was counted, for assertions. */
@@ -64,6 +64,8 @@ export interface World {
     random?: () => number;
     store?: TokenStore;
     config?: BrokerConfig;
+    /** Where connections are looked up (default: the config's). */
+    connections?: ConnectionCatalog;
     /** The vendor calls' client (default: the real one). */
     http?: HttpClient;
     /** KMS (default: the world's local key ring). */
@@ -105,6 +107,7 @@ export async function startWorld(
     broker: (o = {}) =>
       createBroker({
         config: o.config ?? config,
+        ...(o.connections ? { connections: o.connections } : {}),
         store: o.store ?? table.store,
         secrets: new FileSecretSource(secretsPath),
         keyRing: o.keyRing ?? keyRing,
