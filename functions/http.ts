@@ -49,9 +49,6 @@ const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'DELETE', pattern: /^\/v1\/connections\/([^/]*)\/?$/, route: 'delete' },
 ];
 
-/** The routes that change or describe a connection's definition (the others use the connection). */
-const CHANGES = new Set<Route>(['put', 'describe', 'delete']);
-
 const JSON_HEADERS = {
   'content-type': 'application/json',
   'cache-control': 'no-store',
@@ -214,6 +211,7 @@ function statusAnswer(s: ConnectionStatus) {
  */
 export function makeRequestHandler(deps: HttpDeps) {
   const { broker, logger } = deps;
+  // Without the table's connections, the list pages over the file's alone.
   const catalog = deps.connections?.catalog ?? new ConnectionCatalog(broker.config, undefined, systemClock);
   const changes = deps.connections?.changes;
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
@@ -226,8 +224,6 @@ export function makeRequestHandler(deps: HttpDeps) {
       const r = route(event);
       const id = r.connectionId as string;
       if (r.connectionId !== undefined) audited = { audit: true, connection: r.connectionId };
-      // A registered connection is looked up (at most once per id a minute) before the broker reads it.
-      if (r.connectionId !== undefined && !CHANGES.has(r.route)) await catalog.find(id);
       switch (r.route) {
         case 'list': {
           // Every connection an admin administers (?role=admin): what `token-broker status` walks over.

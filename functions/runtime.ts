@@ -48,7 +48,8 @@ export function lambdaRuntime(options: RuntimeOptions = {}) {
   // Cached once and shared: what the pre-warm run's batch read finds serves the broker's mints that follow.
   const secrets = new CachedSecretSource(new SecretsManagerSource(), systemClock);
   const broker = createBroker({
-    config: wired.config,
+    config,
+    connections: wired.catalog,
     store,
     secrets,
     keyRing: new KmsKeyRing(required(ENV.keyId)),

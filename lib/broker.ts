@@ -115,11 +115,6 @@ export class Broker {
     this.instance.forget(connectionId);
   }
 
-  /** Drops this instance's copy of a connection's token: the connection changed or went away (issue 19). */
-  forget(connectionId: string): void {
-    this.memory.delete(connectionId);
-  }
-
   /** Resolves when background refreshes started so far have settled (the local server's shutdown, tests). */
   drain(): Promise<void> {
     return this.instance.drain();

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from './clock';
 import { parseConnection, type BrokerConfig, type ConfigOptions, type Connection } from './config';
-import { ConnectionCatalog, catalogConfig, type CatalogOptions } from './connections';
+import { ConnectionCatalog, type CatalogOptions } from './connections';
 import { ConfigurationError, ConflictError, ForbiddenError, InvalidRequestError, PreconditionFailedError } from './errors';
 import { isAdmin, principalArn } from './policy';
 import {
@@ -186,8 +186,8 @@ export function definitionOf(c: Connection): Record<string, unknown> {
 const ANY_VERSION = '\u0000connection-changed';
 
 /**
- * The two sources wired for one instance: the catalog (and the config view the broker reads through it), then,
- * once the broker exists, the admin's changes, which drop the broker's copy of a changed connection's token.
+ * The two sources wired for one instance: the catalog (the broker's `connections`), then, once the broker exists,
+ * the admin's changes, which drop the broker's copy of a changed connection's token.
  */
 export function wireConnections(parts: {
   file: BrokerConfig;
@@ -203,7 +203,6 @@ export function wireConnections(parts: {
   const catalog = new ConnectionCatalog(parts.file, parts.registry, parts.clock, { ...parts.catalog, parse }, parts.logger);
   return {
     catalog,
-    config: catalogConfig(catalog),
     changes(broker: { forget(id: string): void }, store: TokenStore): ConnectionChanges {
       catalog.onChange((id) => broker.forget(id));
       return new ConnectionChanges({

@@ -1,7 +1,7 @@
 import type { Clock } from './clock';
 import { parseConnection, type BrokerConfig, type ConfigOptions, type Connection } from './config';
 import { BrokerError, InvalidRequestError, StoreUnavailableError } from './errors';
-import { noLogger, type ConnectionRegistry, type Logger, type RegisteredConnection } from './ports';
+import { noLogger, type ConnectionCatalog as CatalogPort, type ConnectionRegistry, type Logger, type RegisteredConnection } from './ports';
 
 // Where connections come from (issue 19): the file first (an id lives in one source only), then the ones admins
 // registered in the table. A registered connection is read once per id and kept for `ttlMs` (a miss too), so every
@@ -34,7 +34,7 @@ export interface ConnectionPage {
   next?: string;
 }
 
-export class ConnectionCatalog {
+export class ConnectionCatalog implements CatalogPort {
   private readonly opts: CatalogOptions;
   private readonly cache = new Map<string, Entry>();
   private readonly loading = new Map<string, Promise<Entry>>();
@@ -68,11 +68,6 @@ export class ConnectionCatalog {
       this.loading.set(id, load);
     }
     return (await load).connection;
-  }
-
-  /** What `find` found last for this id, without a table read: the broker's synchronous view. */
-  peek(id: string): Connection | undefined {
-    return this.file.byId.get(id) ?? this.cache.get(id)?.connection;
   }
 
   /** 'file' for an id the file defines: it cannot be changed through the API. */
@@ -184,25 +179,4 @@ function decodeCursor(next: string): Cursor {
     // fall through: a malformed token is the caller's mistake
   }
   throw new InvalidRequestError('next must be a token from a previous page of this list');
-}
-
-/**
- * The connections file seen through the catalog, in the shape the broker reads (`byId`): registered connections
- * are found in the catalog's copy, which the HTTP function refreshes (`find`) before it calls the broker.
- */
-export function catalogConfig(catalog: ConnectionCatalog): BrokerConfig {
-  const file = catalog.file;
-  const byId: ReadonlyMap<string, Connection> = {
-    get: (id: string) => catalog.peek(id),
-    has: (id: string) => catalog.peek(id) !== undefined,
-    get size() {
-      return file.byId.size;
-    },
-    forEach: (fn, thisArg) => file.byId.forEach(fn, thisArg),
-    entries: () => file.byId.entries(),
-    keys: () => file.byId.keys(),
-    values: () => file.byId.values(),
-    [Symbol.iterator]: () => file.byId[Symbol.iterator](),
-  };
-  return { connections: file.connections, admins: file.admins, byId };
 }

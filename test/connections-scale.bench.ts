@@ -63,7 +63,7 @@ function instance(size: keyof typeof sizes) {
   const t = tables[size];
   const registry = registryOn({ ...world, table: { ...world.table, name: t.name } });
   const wired = wireConnections({ file: { ...world.config, admins: [] }, registry, clock: systemClock, rule, logger: loggerPort(createLogger()) });
-  const broker = world.broker({ config: wired.config });
+  const broker = world.broker({ connections: wired.catalog });
   return makeHandler({ broker, logger: createLogger(), metrics: createMetrics(), connections: { catalog: wired.catalog, changes: wired.changes(broker, world.table.store) } });
 }
 
@@ -143,7 +143,7 @@ describe('pre-warm run, 15,000 connections (5,000 file + 10,000 registered)', ()
       const wired = wireConnections({ file, registry, clock: systemClock, rule, parse: { allowLoopbackHttp: true } });
       const sm = simulatedSecretsManager({ client_id: 'x', client_secret: 'y' });
       const store = new SlowReads();
-      const broker = world.broker({ config: wired.config, store });
+      const broker = world.broker({ config: file, connections: wired.catalog, store });
       const prewarm = makePrewarmHandler({
         broker,
         logger: createLogger(),

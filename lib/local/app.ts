@@ -298,7 +298,8 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       metrics: metricsPort(metrics),
     });
     const broker = createBroker({
-      config: wired.config,
+      config,
+      connections: wired.catalog,
       store,
       secrets,
       keyRing: new LocalKeyRing(localMasterKey(dataDir)),

@@ -52,7 +52,7 @@ export function brokerInstance(world: World, o: InstanceOptions) {
     logger: o.logger ?? loggerPort(logger),
     ...(o.metrics ? { metrics: o.metrics } : {}),
   });
-  const broker = world.broker({ clock: o.clock, store, config: wired.config, ...(o.options ? { options: o.options } : {}) });
+  const broker = world.broker({ clock: o.clock, store, config: file, connections: wired.catalog, ...(o.options ? { options: o.options } : {}) });
   const changes = wired.changes(broker, store);
   const handle = makeHandler({ broker, logger, metrics: createMetrics(), connections: { catalog: wired.catalog, changes } });
   const call = async (opts: Parameters<typeof restEvent>[0]): Promise<Answer> => {
