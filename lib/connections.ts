@@ -19,6 +19,8 @@ export interface CatalogOptions {
 
 export const CATALOG_DEFAULTS: CatalogOptions = { ttlMs: 30_000, maxEntries: 10_000, parse: {} };
 export const CATALOG_MAX_TTL_MS = 60_000;
+/** A table that failed is asked again this long after, at the soonest: until then the copy held is served. */
+const RETRY_FAILED_READ_MS = 5_000;
 
 interface Entry {
   connection?: Connection;
@@ -133,9 +135,12 @@ export class ConnectionCatalog implements CatalogPort {
       const stored = await this.registry!.get(id);
       entry = stored ? this.resolve(stored) : { at: this.clock.now() };
     } catch (err) {
-      // A table that is down: what this instance knew still holds (the token path degrades the same way).
-      if (stale && err instanceof StoreUnavailableError) return stale;
-      throw err;
+      // A table that is down: what this instance knew still holds (the token path degrades the same way), and only
+      // one request every few seconds spends its time budget finding out whether the table is back.
+      if (!stale || !(err instanceof StoreUnavailableError)) throw err;
+      const held = { ...stale, at: this.clock.now() - this.opts.ttlMs + RETRY_FAILED_READ_MS };
+      this.cache.set(id, held);
+      return held;
     }
     this.remember(id, entry);
     return entry;

@@ -3,6 +3,7 @@ import { FileSecretSource } from '../../lib/adapters/file-secrets';
 import { DynamoConnectionRegistry } from '../../lib/adapters/connections-table';
 import { createDynamoClient } from '../../lib/adapters/dynamodb';
 import { ManualClock } from '../../lib/clock';
+import { StoreUnavailableError } from '../../lib/errors';
 import type { ConnectionInput } from '../../lib/config';
 import { CONNECTION_CHANGED } from '../../lib/connection-changes';
 import { awsSecretRule, secretsFileRule } from '../../lib/secret-rules';
@@ -163,6 +164,37 @@ describe('a table that is down', () => {
     expect(code(await put(b, 'reg-down-new', definition()))).toEqual([503, 'service_unavailable']);
     expect((await get(a, 'reg-down')).json.etag).toBe(before);
     expect(code(await get(a, 'reg-down-new'))).toEqual([403, 'forbidden']);
+  });
+});
+
+describe('a table that goes down after a connection was read', () => {
+  it('keeps serving the copy held, asking the table again at most every 5 s', async () => {
+    const own = new ManualClock('2026-11-23T10:00:00.000Z', true);
+    const real = registryOn(world);
+    let down = false;
+    let reads = 0;
+    const flaky: typeof real = {
+      ...real,
+      get: (id, call) => {
+        reads++;
+        return down ? Promise.reject(new StoreUnavailableError('the token table failed to read a connection (TimeoutError)')) : real.get(id, call);
+      },
+      put: (e, m) => real.put(e, m),
+      delete: (id, m) => real.delete(id, m),
+      list: (p) => real.list(p),
+    };
+    const a = brokerInstance(world, { clock: own, rule });
+    await put(a, 'reg-held', definition());
+    const b = brokerInstance(world, { clock: own, rule, registry: flaky, catalog: { ttlMs: 20_000 } });
+    expect((await token(b, 'reg-held')).statusCode).toBe(200);
+    down = true;
+    own.advance(20_000);
+    const before = reads;
+    for (let i = 0; i < 5; i++) expect((await token(b, 'reg-held')).statusCode).toBe(200);
+    expect(reads - before).toBe(1);
+    own.advance(5_000);
+    await token(b, 'reg-held');
+    expect(reads - before).toBe(2);
   });
 });
 
