@@ -3,13 +3,24 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import type { Broker, ConnectionStatus, IssuedToken } from '../lib/broker';
+import type { ConnectionChanges } from '../lib/connection-changes';
+import { ConnectionCatalog } from '../lib/connections';
+import { systemClock } from '../lib/clock';
 import { METRICS_FROM_HTTP_LOG, MIN_TTL, REQUEST_FAILED, TOKEN_HANDED_OUT } from '../lib/contract';
-import { ForbiddenError, InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
+import {
+  DependencyUnavailableError,
+  ForbiddenError,
+  InvalidRequestError,
+  NotFoundError,
+  UnauthenticatedError,
+  isBrokerError,
+  problemResponse,
+} from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
-import { isAdmin, principalArn } from '../lib/policy';
+import { canUse, isAdmin, principalArn } from '../lib/policy';
 import { lambdaEntry, withPowertools } from './entry';
 import { requestLogKeys } from '../lib/adapters/powertools';
-import { ConnectionId, InvalidateBody, ListRole, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
+import { ConnectionId, InvalidateBody, LIST_LIMIT, ListLimit, ListNext, ListRole, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
 
 // The HTTP API (docs/api.md) as one API Gateway REST proxy handler: identity from the IAM
 // authorizer's request context, validation with zod at the edge, one call into the broker, the answer shaped here.
@@ -18,9 +29,14 @@ export interface HttpDeps {
   broker: Broker;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Where connections come from (the file, and the table) and the admin's changes to registered ones. Without it,
+   * the broker's own file is the only source and changes answer 503.
+   */
+  connections?: { catalog: ConnectionCatalog; changes?: ConnectionChanges };
 }
 
-type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify' | 'status';
+type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify' | 'status' | 'put' | 'describe' | 'delete';
 
 const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'GET', pattern: /^\/v1\/connections\/?$/, route: 'list' },
@@ -29,6 +45,9 @@ const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/refresh\/?$/, route: 'refresh' },
   { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/verify\/?$/, route: 'verify' },
   { method: 'GET', pattern: /^\/v1\/connections\/([^/]*)\/status\/?$/, route: 'status' },
+  { method: 'PUT', pattern: /^\/v1\/connections\/([^/]*)\/?$/, route: 'put' },
+  { method: 'GET', pattern: /^\/v1\/connections\/([^/]*)\/?$/, route: 'describe' },
+  { method: 'DELETE', pattern: /^\/v1\/connections\/([^/]*)\/?$/, route: 'delete' },
 ];
 
 const JSON_HEADERS = {
@@ -83,32 +102,59 @@ function listsAdministered(event: APIGatewayProxyEvent): boolean {
   return true;
 }
 
+/** One query parameter, given at most once; undefined when absent. */
+function queryOf(event: APIGatewayProxyEvent, name: string): string | undefined {
+  if ((event.multiValueQueryStringParameters?.[name]?.length ?? 0) > 1) throw new InvalidRequestError(`${name} is given more than once`);
+  return event.queryStringParameters?.[name] ?? undefined;
+}
+
 function minTtlOf(event: APIGatewayProxyEvent): number {
-  const multi = event.multiValueQueryStringParameters?.min_ttl;
-  if (multi && multi.length > 1) throw new InvalidRequestError('min_ttl is given more than once');
-  const raw = event.queryStringParameters?.min_ttl;
-  if (raw === undefined || raw === null) return MIN_TTL.default;
+  const raw = queryOf(event, 'min_ttl');
+  if (raw === undefined) return MIN_TTL.default;
   const parsed = MinTtl.safeParse(raw);
   if (!parsed.success) throw new InvalidRequestError(`min_ttl must be an integer from ${MIN_TTL.min} to ${MIN_TTL.max}`);
   return parsed.data;
 }
 
-function bodyOf<T extends z.ZodMiniType>(event: APIGatewayProxyEvent, schema: T, optional = false): z.output<T> {
+/** `?limit=` and `?next=` of a listing. */
+function pageOf(event: APIGatewayProxyEvent): { limit: number; next?: string } {
+  const rawLimit = queryOf(event, 'limit');
+  const limit = rawLimit === undefined ? { success: true as const, data: LIST_LIMIT.default } : ListLimit.safeParse(rawLimit);
+  if (!limit.success) throw new InvalidRequestError(`limit must be an integer from ${LIST_LIMIT.min} to ${LIST_LIMIT.max}`);
+  const rawNext = queryOf(event, 'next');
+  if (rawNext === undefined) return { limit: limit.data };
+  if (!ListNext.safeParse(rawNext).success) throw new InvalidRequestError('next must be a token from a previous page of this list');
+  return { limit: limit.data, next: rawNext };
+}
+
+/** The If-Match header (one strong etag, or `*`), undefined when absent. */
+function ifMatchOf(event: APIGatewayProxyEvent): string | undefined {
+  const found = Object.entries(event.headers ?? {}).filter(([k]) => k.toLowerCase() === 'if-match');
+  if (found.length === 0 || found[0]![1] === undefined) return undefined;
+  const raw = found[0]![1].trim();
+  if (raw === '*') return raw;
+  const m = /^"([A-Za-z0-9_-]{1,64})"$/.exec(raw) ?? /^([A-Za-z0-9_-]{1,64})$/.exec(raw);
+  if (found.length > 1 || !m) throw new InvalidRequestError('If-Match must be one etag this API gave (or *)');
+  return m[1];
+}
+
+function jsonOf(event: APIGatewayProxyEvent, optional = false): unknown {
   let text = event.body ?? '';
   if (event.isBase64Encoded && text) text = Buffer.from(text, 'base64').toString('utf8');
   if (Buffer.byteLength(text, 'utf8') > MAX_BODY_BYTES) throw new InvalidRequestError('the body is larger than 64 KB');
-  let value: unknown;
   if (text.trim() === '') {
     if (!optional) throw new InvalidRequestError('a JSON body is required');
-    value = {};
-  } else {
-    try {
-      value = JSON.parse(text);
-    } catch {
-      throw new InvalidRequestError('the body is not valid JSON');
-    }
+    return {};
   }
-  const parsed = schema.safeParse(value);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new InvalidRequestError('the body is not valid JSON');
+  }
+}
+
+function bodyOf<T extends z.ZodMiniType>(event: APIGatewayProxyEvent, schema: T, optional = false): z.output<T> {
+  const parsed = schema.safeParse(jsonOf(event, optional));
   if (!parsed.success) {
     const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(body)'))].join(', ');
     throw new InvalidRequestError(`the body is not valid: ${fields}`);
@@ -168,6 +214,9 @@ function statusAnswer(s: ConnectionStatus) {
  */
 export function makeRequestHandler(deps: HttpDeps) {
   const { broker, logger } = deps;
+  // Without the table's connections, the list pages over the file's alone.
+  const catalog = deps.connections?.catalog ?? new ConnectionCatalog(broker.config, undefined, systemClock);
+  const changes = deps.connections?.changes;
   return (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const requestId = event.requestContext?.requestId;
     const who: { caller?: string; requestId?: string } = {};
@@ -182,11 +231,18 @@ export function makeRequestHandler(deps: HttpDeps) {
         if (r.connectionId !== undefined) audited = { ...who, connection: r.connectionId };
         switch (r.route) {
           case 'list': {
-            if (!listsAdministered(event)) return json(200, { connections: broker.listConnections(caller.arn) });
-            // Every connection an admin administers: what `token-broker status` walks over.
-            if (!isAdmin(caller.arn, broker.config)) throw new ForbiddenError();
-            return json(200, { connections: broker.config.connections.map((c) => ({ id: c.id, dialect: c.dialectName })) });
+            // Every connection an admin administers (?role=admin): what `token-broker status` walks over.
+            const administered = listsAdministered(event);
+            if (administered && !isAdmin(caller.arn, broker.config)) throw new ForbiddenError();
+            const { limit, next } = pageOf(event);
+            const page = await catalog.page((c) => administered || canUse(caller.arn, c), limit, next);
+            const connections = page.connections.map((c) => ({ id: c.id, dialect: c.dialectName }));
+            return json(200, { connections, ...(page.next === undefined ? {} : { next: page.next }) });
           }
+          case 'put':
+          case 'describe':
+          case 'delete':
+            return await connectionRoute(r.route, event, caller.arn, id, changes, logger, audited);
           case 'token': {
             const minTtl = minTtlOf(event);
             const token = await broker.getToken(caller.arn, id, minTtl);
@@ -232,6 +288,35 @@ export function makeRequestHandler(deps: HttpDeps) {
       }
     });
   };
+}
+
+/** An admin's PUT, GET and DELETE of /v1/connections/{id}: the change's audit line is written by the use case. */
+async function connectionRoute(
+  route: 'put' | 'describe' | 'delete',
+  event: APIGatewayProxyEvent,
+  arn: string,
+  id: string,
+  changes: ConnectionChanges | undefined,
+  logger: Logger,
+  audited: Record<string, unknown> | undefined,
+): Promise<APIGatewayProxyResult> {
+  if (!changes) throw new DependencyUnavailableError('this broker has no table of registered connections');
+  const etagHeader = (etag: string) => ({ etag: `"${etag}"` });
+  if (route === 'describe') {
+    const d = await changes.describe(arn, id);
+    logger.info('connection read by an admin', { ...audited, source: d.source, status: 200 });
+    const res = json(200, d);
+    return { ...res, headers: { ...res.headers, ...etagHeader(d.etag) } };
+  }
+  const ifMatch = ifMatchOf(event);
+  if (route === 'delete') {
+    await changes.remove(arn, id, ifMatch);
+    return { statusCode: 204, headers: { 'cache-control': 'no-store' }, body: '' };
+  }
+  const body = jsonOf(event);
+  const { created, etag } = await changes.put(arn, id, body, ifMatch);
+  const res = json(created ? 201 : 200, { connection: id, etag });
+  return { ...res, headers: { ...res.headers, ...etagHeader(etag) } };
 }
 
 export const makeHandler = (deps: HttpDeps) =>

@@ -1,9 +1,14 @@
 import * as z from 'zod/mini';
 import {
+  ConnectionChangeAnswer,
+  ConnectionDefinition,
+  ConnectionDescription,
   ConnectionId,
   ConnectionList,
   InvalidateAnswer,
   InvalidateBody,
+  ListLimit,
+  ListNext,
   ListRole,
   MinTtl,
   ProblemAnswer,
@@ -52,6 +57,23 @@ const vendorErrors = {
   '504': problem('vendor_timeout: no answer within the deadline'),
 };
 
+const changeErrors = {
+  '400': problem('invalid_request: a malformed path, body or If-Match; a definition the connections file would refuse, naming the field; a secret outside the rule'),
+  '401': errors['401'],
+  '403': problem('forbidden: not an admin, or (GET, DELETE) an unknown connection'),
+  '409': problem('conflict: the connections file defines this id (change it there and deploy)'),
+  '412': problem('precondition_failed: If-Match is not the current etag'),
+  '503': retryable('service_unavailable: the table did not answer; nothing was written'),
+};
+const ifMatch = {
+  name: 'If-Match',
+  in: 'header',
+  required: false,
+  schema: { type: 'string' },
+  description: 'The etag the change is based on (or *): the change is made only if it is still current',
+};
+const etagHeader = { ETag: { schema: { type: 'string' }, description: 'The definition now stored, quoted' } };
+
 const idParam = { name: 'id', in: 'path', required: true, schema: schema(ConnectionId) };
 const iam = [{ sigv4: [] }];
 
@@ -69,13 +91,45 @@ export function openApiDocument() {
         get: {
           operationId: 'listConnections',
           summary: 'The connections this caller may use (role=admin: every connection this admin administers)',
-          parameters: [{ name: 'role', in: 'query', required: false, schema: schema(ListRole, 'input') }],
+          parameters: [
+            { name: 'role', in: 'query', required: false, schema: schema(ListRole, 'input') },
+            { name: 'limit', in: 'query', required: false, schema: schema(ListLimit, 'input') },
+            { name: 'next', in: 'query', required: false, schema: schema(ListNext, 'input') },
+          ],
           responses: {
             '200': json('ids and dialects, no secrets', 'ConnectionList'),
             '400': errors['400'],
             '401': errors['401'],
             '403': problem('forbidden: role=admin from a caller that is not an admin'),
           },
+        },
+      },
+      '/v1/connections/{id}': {
+        put: {
+          operationId: 'putConnection',
+          summary: 'Admins: register or replace a connection (not one the file defines)',
+          parameters: [idParam, ifMatch],
+          requestBody: { required: true, content: { 'application/json': { schema: schema(ConnectionDefinition, 'input') } } },
+          responses: {
+            '200': { ...json('replaced', 'ConnectionChangeAnswer'), headers: { ...json('', 'ConnectionChangeAnswer').headers, ...etagHeader } },
+            '201': { ...json('created', 'ConnectionChangeAnswer'), headers: { ...json('', 'ConnectionChangeAnswer').headers, ...etagHeader } },
+            ...changeErrors,
+          },
+        },
+        get: {
+          operationId: 'describeConnection',
+          summary: 'Admins: the definition, its source (file or api) and etag; nothing secret',
+          parameters: [idParam],
+          responses: {
+            '200': { ...json('the definition', 'ConnectionDescription'), headers: { ...json('', 'ConnectionDescription').headers, ...etagHeader } },
+            ...errors,
+          },
+        },
+        delete: {
+          operationId: 'deleteConnection',
+          summary: 'Admins: delete a registered connection and evict its tokens',
+          parameters: [idParam, ifMatch],
+          responses: { '204': { description: 'deleted' }, ...changeErrors },
         },
       },
       '/v1/connections/{id}/token': {
@@ -136,6 +190,8 @@ export function openApiDocument() {
         RefreshAnswer: schema(RefreshAnswer),
         VerifyAnswer: schema(VerifyAnswer),
         StatusAnswer: schema(StatusAnswer),
+        ConnectionChangeAnswer: schema(ConnectionChangeAnswer),
+        ConnectionDescription: schema(ConnectionDescription),
         Problem: schema(ProblemAnswer),
       },
     },

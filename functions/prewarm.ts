@@ -3,6 +3,7 @@ import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import type { Broker } from '../lib/broker';
 import type { Connection } from '../lib/config';
+import type { ConnectionCatalog } from '../lib/connections';
 import type { MetricName } from '../lib/contract';
 import { isBrokerError } from '../lib/errors';
 import type { ConnectionRecord, SecretRead, SecretSource, TokenStore } from '../lib/ports';
@@ -25,6 +26,8 @@ export interface PrewarmDeps {
    */
   secrets?: SecretSource;
   store?: TokenStore;
+  /** The registered connections (issue 19) are checked and warmed like the file's. */
+  connections?: { catalog: ConnectionCatalog };
   /** How many connections are warmed at once. */
   concurrency?: number;
   /** No connection is started with less time left than this (an exchange's deadline and some). */
@@ -64,7 +67,8 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
 
   return async (_event: unknown, context: Context): Promise<PrewarmReport> => {
     // Every connection that caches tokens is checked for a changed secret; only pre-warmed ones are warmed.
-    const connections = deps.broker.config.connections.filter((c) => c.prewarm || (deps.secrets && c.dialect.grantType !== 'static'));
+    const all = [...deps.broker.config.connections, ...(await registered(deps))];
+    const connections = all.filter((c) => c.prewarm || (deps.secrets && c.dialect.grantType !== 'static'));
     // One batch read of every checked secret per run (Secrets Manager: 20 a call), however many connections share one.
     const checked = deps.secrets && deps.store ? connections.filter((c) => c.dialect.grantType !== 'static') : [];
     const current = deps.secrets && checked.length > 0 ? readCurrentSecrets(deps.secrets, checked.map((c) => c.secretId)) : undefined;
@@ -106,6 +110,16 @@ export function makePrewarmHandler(deps: PrewarmDeps) {
     (failed ? deps.logger.warn.bind(deps.logger) : deps.logger.info.bind(deps.logger))('prewarm run', { outcomes, tally });
     return { outcomes };
   };
+}
+
+/** The registered connections, read once a run; a table that fails here leaves the run to the file's. */
+async function registered(deps: PrewarmDeps): Promise<Connection[]> {
+  try {
+    return (await deps.connections?.catalog.allRegistered()) ?? [];
+  } catch (err) {
+    deps.logger.warn('could not list the registered connections', { code: codeOf(err) });
+    return [];
+  }
 }
 
 export const makeHandler = (deps: PrewarmDeps) => withPowertools(makePrewarmHandler(deps), deps);

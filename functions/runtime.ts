@@ -1,3 +1,4 @@
+import { DynamoConnectionRegistry } from '../lib/adapters/connections-table';
 import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../lib/adapters/powertools';
@@ -5,8 +6,10 @@ import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
 import { systemClock } from '../lib/clock';
 import { createBroker } from '../lib/compose';
 import { loadConfig } from '../lib/config';
+import { wireConnections } from '../lib/connection-changes';
 import { BUNDLED_CONFIG_FILE, ENV, type MetricName } from '../lib/contract';
 import { ConfigurationError } from '../lib/errors';
+import { awsGrantFromEnv, awsSecretRule } from '../lib/secret-rules';
 import { CachedSecretSource } from '../lib/secrets';
 
 // How the functions are wired in AWS: the config file bundled with the function, the table and key from the
@@ -27,19 +30,34 @@ export function lambdaRuntime(options: RuntimeOptions = {}) {
   const logger = createLogger();
   const metrics = createMetrics();
   const config = loadConfig(process.env[ENV.config] ?? BUNDLED_CONFIG_FILE);
-  const store = new DynamoTokenStore(createDynamoClient(), required(ENV.table));
+  const table = required(ENV.table);
+  const dynamo = createDynamoClient();
+  const store = new DynamoTokenStore(dynamo, table);
+  const log = loggerPort(logger);
+  const metered = metricsPort(metrics, { countedFromLogs: options.metricsFromLogs ?? [] });
+  // Connections come from the bundled file and from the table (registered by admins through the API).
+  const wired = wireConnections({
+    file: config,
+    registry: new DynamoConnectionRegistry(dynamo, table),
+    clock: systemClock,
+    rule: awsSecretRule(awsGrantFromEnv()),
+    logger: log,
+    metrics: metered,
+  });
   // Secrets Manager and KMS load their SDK modules on first use: only the slow path needs them.
   // Cached once and shared: what the pre-warm run's batch read finds serves the broker's mints that follow.
   const secrets = new CachedSecretSource(new SecretsManagerSource(), systemClock);
   const broker = createBroker({
     config,
+    connections: wired.catalog,
     store,
     secrets,
     keyRing: new KmsKeyRing(required(ENV.keyId)),
-    logger: loggerPort(logger),
-    metrics: metricsPort(metrics, { countedFromLogs: options.metricsFromLogs ?? [] }),
+    logger: log,
+    metrics: metered,
     // Nothing runs after a Lambda function answers: a refresh happens inside the request that draws it.
     options: { refreshAhead: 'in-request' },
   });
-  return { broker, logger, metrics, config, store, secrets };
+  const connections = { catalog: wired.catalog, changes: wired.changes(broker, store) };
+  return { broker, logger, metrics, config, store, secrets, connections };
 }

@@ -29,6 +29,22 @@ export const ListRole = described(
   'admin: every connection this admin administers (for the status of each), instead of those it may get tokens from',
 );
 
+/** Connections in one page of GET /v1/connections. */
+export const LIST_LIMIT = { min: 1, max: 1000, default: 100 } as const;
+
+export const ListLimit = described(
+  z.pipe(
+    z.pipe(z.string().check(z.regex(/^\d{1,4}$/)), z.transform(Number)),
+    z.number().check(z.int(), z.minimum(LIST_LIMIT.min), z.maximum(LIST_LIMIT.max)),
+  ),
+  `Connections in one page (${LIST_LIMIT.min}-${LIST_LIMIT.max}, default ${LIST_LIMIT.default})`,
+);
+
+export const ListNext = described(
+  z.string().check(z.minLength(1), z.maxLength(2048)),
+  'The next token of the previous page: the page after it',
+);
+
 export const InvalidateBody = z.looseObject({
   access_token: described(z.string().check(z.minLength(1), z.maxLength(MAX_BODY_BYTES)), 'The token the vendor rejected'),
 });
@@ -42,6 +58,32 @@ export const VerifyBody = z.looseObject({
 
 export const ConnectionList = z.object({
   connections: z.array(z.object({ id: z.string(), dialect: z.string() })),
+  next: z.optional(described(z.string(), 'Present when more connections follow: pass it as ?next= for the next page')),
+});
+
+/** A connection as in the connections file (lib/config.ts validates it, field by field). */
+export const ConnectionDefinition = described(
+  z.looseObject({
+    id: z.optional(z.string()),
+    dialect: z.optional(z.string()),
+    tokenUrl: z.optional(z.string()),
+    issuer: z.optional(z.string()),
+    secretId: z.string(),
+    callers: z.optional(z.array(z.string())),
+  }),
+  "One connection as in the connections file (docs/configuration.md); its id absent or equal to the path's",
+);
+
+export const ConnectionChangeAnswer = z.object({
+  connection: z.string(),
+  etag: described(z.string(), 'The definition now stored: send it as If-Match to change it only if nobody else has'),
+});
+
+export const ConnectionDescription = z.object({
+  connection: z.string(),
+  source: described(z.enum(['file', 'api']), 'file: the connections file (read-only here); api: registered through this API'),
+  etag: z.string(),
+  definition: ConnectionDefinition,
 });
 
 const integer = () => z.number().check(z.int());

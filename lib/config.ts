@@ -152,8 +152,8 @@ const ENGINE_FIELDS = [
   'assertionAudience',
 ] as const;
 
-function resolveConnection(c: ParsedConnection, index: number, opts: ConfigOptions): Connection {
-  const where = (field: string) => `connections[${index}].${field} (${c.id})`;
+function resolveConnection(c: ParsedConnection, at: string, opts: ConfigOptions): Connection {
+  const where = (field: string) => `${at}${field} (${c.id})`;
   const preset: DialectSpec = DIALECTS[c.dialect];
   const grantType = c.grantType ?? preset.grantType;
   for (const key of Object.keys(c.params ?? {})) {
@@ -215,13 +215,25 @@ export function parseConfig(input: unknown, opts: ConfigOptions = {}): BrokerCon
   if (!parsed.success) {
     throw new ConfigurationError(`invalid configuration: ${parsed.error.issues.map(formatIssue).join('; ')}`);
   }
-  const connections = parsed.data.connections.map((c, i) => resolveConnection(c, i, opts));
+  const connections = parsed.data.connections.map((c, i) => resolveConnection(c, `connections[${i}].`, opts));
   const byId = new Map<string, Connection>();
   for (const c of connections) {
     if (byId.has(c.id)) throw new ConfigurationError(`invalid configuration: connection id ${c.id} appears twice`);
     byId.set(c.id, c);
   }
   return { connections, byId, admins: parsed.data.admins };
+}
+
+/**
+ * Validates one connection exactly as the file's are (a definition registered through the API): the same schema
+ * and rules, each problem naming its field.
+ */
+export function parseConnection(input: unknown, opts: ConfigOptions = {}): Connection {
+  const parsed = ConnectionInput.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigurationError(`invalid connection: ${parsed.error.issues.map(formatIssue).join('; ')}`);
+  }
+  return resolveConnection(parsed.data, '', opts);
 }
 
 /** Reads and validates the connections file. */

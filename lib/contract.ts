@@ -43,6 +43,7 @@ export const METRIC_NAMES = [
   'DecryptionFailures',
   'PrewarmOutcomes',
   'RotationEvictions',
+  'ConnectionChanges',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
@@ -71,6 +72,8 @@ export const PROBLEM_CODES = [
   'not_found',
   'unauthenticated',
   'forbidden',
+  'conflict',
+  'precondition_failed',
   'vendor_rejected_credentials',
   'vendor_protocol_error',
   'rate_limited',

@@ -68,6 +68,20 @@ export class ForbiddenError extends BrokerError {
   }
 }
 
+/** A change through the API to a connection the file defines: the file is changed by a deploy. */
+export class ConflictError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('conflict', 409, message, opts);
+  }
+}
+
+/** An If-Match that is not the connection's current etag: someone changed it since the caller read it. */
+export class PreconditionFailedError extends BrokerError {
+  constructor(message: string, opts?: Opts) {
+    super('precondition_failed', 412, message, opts);
+  }
+}
+
 export class VendorRejectedCredentialsError extends BrokerError {
   constructor(message: string, opts?: Opts) {
     super('vendor_rejected_credentials', 502, message, opts);
@@ -140,6 +154,8 @@ const TITLES: Record<ProblemCode, string> = {
   not_found: 'Not found',
   unauthenticated: 'Unauthenticated',
   forbidden: 'Forbidden',
+  conflict: 'Conflict',
+  precondition_failed: 'Precondition failed',
   vendor_rejected_credentials: 'The vendor rejected the credentials',
   vendor_protocol_error: 'The vendor answered something that is not a usable token',
   rate_limited: 'Too many requests',

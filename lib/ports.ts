@@ -160,6 +160,38 @@ export interface KeyRing {
   decryptDataKey(encrypted: Uint8Array, context: Record<string, string>): Promise<Uint8Array>;
 }
 
+/** A connection registered through the API (issue 19), as the table keeps it: the definition as given. */
+export interface RegisteredConnection {
+  id: string;
+  /** The connection object as in the file (validated by lib/config.ts on the way in and on every read). */
+  definition: Record<string, unknown>;
+  /** A hash of the definition: what If-Match compares with. */
+  etag: string;
+  /** Epoch ms of the change, and the admin who made it. */
+  changedAt: number;
+  changedBy: string;
+}
+
+/** One page of registered connections, in the table's order; `next` resumes after the last one. */
+export interface RegisteredPage {
+  items: RegisteredConnection[];
+  next?: string;
+}
+
+/**
+ * Where registered connections live: the token table, one item each, apart from the token items. Each write is
+ * one conditional item write: a stale `ifMatch` is decided by the table (`written: false`), never half-applied.
+ */
+export interface ConnectionRegistry {
+  get(id: string, call?: StoreCallOptions): Promise<RegisteredConnection | undefined>;
+  /** Writes the definition; with `ifMatch`, only over a connection whose etag it is. Returns what it replaced. */
+  put(entry: RegisteredConnection, ifMatch?: string): Promise<{ written: boolean; previous?: RegisteredConnection }>;
+  /** Deletes it; with `ifMatch`, only when its etag is that. Returns what it deleted. */
+  delete(id: string, ifMatch?: string): Promise<{ written: boolean; previous?: RegisteredConnection }>;
+  /** Up to `limit` registered connections for which `keep` holds, after `after` (a page's `next`). */
+  list(page: { limit: number; after?: string; keep?: (c: RegisteredConnection) => boolean }): Promise<RegisteredPage>;
+}
+
 export type TokenSource = 'memory' | 'table' | 'vendor' | 'secret';
 
 /** Counts and timings by the names in lib/contract.ts, which the dashboard and alarms read. */

@@ -53,7 +53,7 @@ export function createDynamoClient(config: DynamoDBClientConfig = {}, budget: Ca
   return new DynamoDBClient({ ...clientSettings(budget), ...config });
 }
 
-function isConditionFailure(err: unknown): boolean {
+export function isConditionFailure(err: unknown): boolean {
   return (
     err instanceof ConditionalCheckFailedException ||
     (err as { name?: string }).name === 'ConditionalCheckFailedException'
@@ -124,6 +124,21 @@ function recordOf(connection: string, item: Record<string, AttributeValue> | und
   return record;
 }
 
+/**
+ * One table call within `totalMs` (the adapter's own budget) or the caller's (what is left of a request's),
+ * whichever is shorter. A failed condition passes through; anything else is a table that is down.
+ */
+export async function tableCall<T>(what: string, totalMs: number, call: StoreCallOptions | undefined, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+  checkTimeLeft(call, what);
+  try {
+    return await withinDeadline(`DynamoDB (${what})`, Math.min(totalMs, call?.timeoutMs ?? Infinity), fn);
+  } catch (err) {
+    if (isConditionFailure(err)) throw err;
+    const name = (err as { name?: string }).name ?? 'error';
+    throw new StoreUnavailableError(`the token table failed to ${what} (${name})`, { cause: err });
+  }
+}
+
 export class DynamoTokenStore implements TokenStore {
   constructor(
     private readonly client: Pick<DynamoDBClient, 'send'>,
@@ -132,16 +147,8 @@ export class DynamoTokenStore implements TokenStore {
     private readonly totalMs = DYNAMODB_BUDGET.totalMs,
   ) {}
 
-  /** One call within the store's own budget, or the caller's (what is left of a request's), whichever is shorter. */
-  private async call<T>(what: string, call: StoreCallOptions | undefined, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
-    checkTimeLeft(call, what);
-    try {
-      return await withinDeadline(`DynamoDB (${what})`, Math.min(this.totalMs, call?.timeoutMs ?? Infinity), fn);
-    } catch (err) {
-      if (isConditionFailure(err)) throw err;
-      const name = (err as { name?: string }).name ?? 'error';
-      throw new StoreUnavailableError(`the token table failed to ${what} (${name})`, { cause: err });
-    }
+  private call<T>(what: string, call: StoreCallOptions | undefined, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    return tableCall(what, this.totalMs, call, fn);
   }
 
   /** An UpdateItem that answers false when its condition does not hold. */

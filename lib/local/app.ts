@@ -6,11 +6,15 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../adapters/powertools';
+import { DynamoConnectionRegistry } from '../adapters/connections-table';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/dynamodb';
 import { FileSecretSource } from '../adapters/file-secrets';
 import type { Broker } from '../broker';
 import { systemClock, type Clock } from '../clock';
 import { createBroker } from '../compose';
+import { wireConnections, type ConnectionChanges } from '../connection-changes';
+import type { ConnectionCatalog } from '../connections';
+import { secretsFileRule } from '../secret-rules';
 import { parseConfig, type BrokerConfig } from '../config';
 import { LocalKeyRing } from '../crypto';
 import { ConfigurationError } from '../errors';
@@ -44,7 +48,12 @@ export interface DemoInfo {
 }
 
 /** The HTTP handler Lambda runs, made for this broker (functions/http.ts's makeHandler; lib/ does not import it). */
-export type HandlerFactory = (deps: { broker: Broker; logger: Logger; metrics: Metrics }) => ProxyHandler;
+export type HandlerFactory = (deps: {
+  broker: Broker;
+  logger: Logger;
+  metrics: Metrics;
+  connections: { catalog: ConnectionCatalog; changes: ConnectionChanges };
+}) => ProxyHandler;
 
 export interface LocalOptions {
   clock?: Clock;
@@ -273,12 +282,26 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
 
     const logger = createLogger();
     const metrics = createMetrics();
-    const store = new DynamoTokenStore(createDynamoClient(dynamoConfig), tableName);
+    const dynamo = createDynamoClient(dynamoConfig);
+    const store = new DynamoTokenStore(dynamo, tableName);
     await endCooldowns(store, config, clock);
+    const secrets = new FileSecretSource(secretsPath);
+    // Registered connections live in the same table; their secrets must be in the secrets file (AWS's prefix rule
+    // has no local equivalent).
+    const wired = wireConnections({
+      file: config,
+      registry: new DynamoConnectionRegistry(dynamo, tableName),
+      clock,
+      rule: secretsFileRule(secrets, secretsPath),
+      parse: { allowLoopbackHttp: true },
+      logger: loggerPort(logger),
+      metrics: metricsPort(metrics),
+    });
     const broker = createBroker({
       config,
+      connections: wired.catalog,
       store,
-      secrets: new FileSecretSource(secretsPath),
+      secrets,
       keyRing: new LocalKeyRing(localMasterKey(dataDir)),
       clock,
       http,
@@ -287,7 +310,8 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       // A long-running server may refresh after answering (Lambda may not: see BrokerOptions.refreshAhead).
       options: { refreshAhead: 'background' },
     });
-    const handler = makeHandler({ broker, logger, metrics });
+    const connections = { catalog: wired.catalog, changes: wired.changes(broker, store) };
+    const handler = makeHandler({ broker, logger, metrics, connections });
     const server: RunningServer = await startLocalServer({
       handler: (event, context) => handler(event, context),
       callers,

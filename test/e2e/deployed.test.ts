@@ -9,7 +9,7 @@ import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app';
 import { ensureTable } from '../../lib/adapters/dynamodb';
-import { ENCRYPTION_CONTEXT } from '../../lib/contract';
+import { ENCRYPTION_CONTEXT, ENV } from '../../lib/contract';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor } from '../../lib/local/sandbox-vendor';
 import { ACCOUNT, REGION, roleCredentials, startKms, startSecretsManager } from '../support/aws-services';
@@ -40,6 +40,9 @@ import { fp } from '../support/expect';
 
 const STAGE = 'e2e';
 const CALLER_SESSION = `arn:aws:sts::${ACCOUNT}:assumed-role/campaigns-api/i-0123456789abcdef0`;
+const ADMIN_SESSION = `arn:aws:sts::${ACCOUNT}:assumed-role/platform-admin/ops`;
+/** The secret prefix the template gives the functions; until the stack sets one, a prefix of a secret it grants. */
+const FALLBACK_PREFIX = 'broker/e2e-';
 const PAT = 'e2e-personal-access-token-7f3a9c';
 registerSecret(PAT);
 
@@ -104,6 +107,7 @@ async function instance(name: string): Promise<FunctionInstance> {
     LAMBDA_TASK_ROOT: f.taskRoot,
     _HANDLER: f.handler,
     TZ: ':UTC',
+    ...(env[ENV.secretPrefix] === undefined ? { [ENV.secretPrefix]: FALLBACK_PREFIX } : {}),
     // The loopback stand-ins, through the SDK's own variables, and the vendor's certificate.
     AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
     AWS_ENDPOINT_URL_KMS: kms.endpoint,
@@ -171,6 +175,7 @@ beforeAll(async () => {
         { id: 'e2e-warm', dialect: 'digitaleo', tokenUrl: front.url(vendor.tokenUrl('digitaleo')), secretId: 'broker/e2e-warm', callers, prewarm: true },
         { id: 'e2e-pat', dialect: 'digishare-pat', secretId: 'broker/e2e-pat', callers },
       ],
+      admins: [`arn:aws:iam::${ACCOUNT}:role/platform-admin`],
     }),
   );
   // One synth with the project's own CDK app, bundling included, as `cdk synth` does it.
@@ -324,6 +329,30 @@ describe('the deployed bundles', () => {
     const pat = answer(await httpA.invoke<APIGatewayProxyResult>(tokenRequest('e2e-pat')));
     expect(pat).toMatchObject({ connection: 'e2e-pat', token_type: 'Bearer', access_token: PAT, authorization: `Bearer ${PAT}` });
     expect(vendor.received()).toBe(received);
+  });
+
+  it('a connection registered through a REST proxy event to one instance is served by a second process, and deleted', async () => {
+    const prefix = fn('Http').environment[ENV.secretPrefix];
+    // Under the stack's own prefix a new secret is granted by its wildcard; under the fallback, one granted exactly.
+    const secretId = typeof prefix === 'string' ? `${prefix}registered` : 'broker/e2e-jwt';
+    if (typeof prefix === 'string') sm.put(secretId, secretFor(vendor, 'jwt'));
+    const path = '/v1/connections/e2e-registered';
+    const definition = { dialect: 'oauth2', tokenUrl: front.url(vendor.tokenUrl('jwt')), secretId, callers: [`arn:aws:iam::${ACCOUNT}:role/campaigns-*`] };
+    const put = await httpA.invoke<APIGatewayProxyResult>(restEvent({ method: 'PUT', path, userArn: ADMIN_SESSION, body: JSON.stringify(definition) }));
+    expect(put.statusCode, put.body).toBe(201);
+    const { etag } = JSON.parse(put.body) as { etag: string };
+    // The second process has never seen the id: its first look reads the table, well within 60 s.
+    const served = answer(await httpB.invoke<APIGatewayProxyResult>(tokenRequest('e2e-registered')));
+    expect(served).toMatchObject({ connection: 'e2e-registered', token_type: 'Bearer' });
+    const described = await httpB.invoke<APIGatewayProxyResult>(restEvent({ method: 'GET', path, userArn: ADMIN_SESSION }));
+    expect(JSON.parse(described.body)).toMatchObject({ source: 'api', etag });
+    const stale = await httpB.invoke<APIGatewayProxyResult>(restEvent({ method: 'DELETE', path, userArn: ADMIN_SESSION, headers: { 'If-Match': '"stale"' } }));
+    expect(stale.statusCode).toBe(412);
+    const deleted = await httpB.invoke<APIGatewayProxyResult>(restEvent({ method: 'DELETE', path, userArn: ADMIN_SESSION, headers: { 'If-Match': `"${etag}"` } }));
+    expect(deleted.statusCode).toBe(204);
+    const gone = await httpB.invoke<APIGatewayProxyResult>(tokenRequest('e2e-registered'));
+    expect(gone.statusCode).toBe(403);
+    expect(await tokenItem('e2e-registered').then((item) => item?.ct)).toBeUndefined();
   });
 
   it("every KMS and Secrets Manager operation a function called is allowed by its role's policy in the template", () => {

@@ -149,7 +149,7 @@ describe('GET /v1/connections/{id}/token', () => {
   it.each([
     ['GET', '/v2/connections/digitaleo-prod/token'],
     ['GET', '/'],
-    ['GET', '/v1/connections/digitaleo-prod'],
+    ['PATCH', '/v1/connections/digitaleo-prod'],
     ['GET', '/v1/connections/digitaleo-prod/token/extra'],
     ['DELETE', '/v1/connections/digitaleo-prod/token'],
     ['POST', '/v1/connections'],

@@ -11,12 +11,16 @@ describe('OpenAPI document', () => {
     const doc = openApiDocument();
     expect(Object.keys(doc.paths).sort()).toEqual([
       '/v1/connections',
+      '/v1/connections/{id}',
       '/v1/connections/{id}/refresh',
       '/v1/connections/{id}/status',
       '/v1/connections/{id}/token',
       '/v1/connections/{id}/token/invalidate',
       '/v1/connections/{id}/verify',
     ]);
+    const change = doc.paths['/v1/connections/{id}'];
+    expect(Object.keys(change.put.responses).sort()).toEqual(['200', '201', '400', '401', '403', '409', '412', '503']);
+    expect(Object.keys(change.delete.responses).sort()).toEqual(['204', '400', '401', '403', '409', '412', '503']);
     const token = doc.paths['/v1/connections/{id}/token'].get;
     expect(Object.keys(token.responses).sort()).toEqual(['200', '400', '401', '403', '502', '503', '504']);
     expect(token.parameters[1]).toMatchObject({ name: 'min_ttl', in: 'query', schema: { pattern: '^\\d{1,4}$' } });

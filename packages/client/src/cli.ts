@@ -1,5 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { TokenBrokerClient, TokenBrokerError, type ConnectionStatus } from './index';
+import { TokenBrokerClient, TokenBrokerError, type ConnectionDefinition, type ConnectionStatus } from './index';
 
 // `token-broker <command>`: the client for operators and scripts. Results go to stdout, errors to stderr, and the
 // exit code says what kind of failure it was, so a script can tell "not allowed" from "try again later".
@@ -16,6 +17,8 @@ export const EXIT = {
   vendorRefused: 4,
   /** The broker or the vendor is unavailable, rate-limits, or did not answer in time: try again later. */
   unavailable: 5,
+  /** A change based on an etag (--if-match) that is no longer current: read the connection again. */
+  stale: 6,
 } as const;
 
 /** The exit code for an error code (see EXIT). */
@@ -23,7 +26,10 @@ export function exitCodeFor(code: string): number {
   switch (code) {
     case 'invalid_request':
     case 'not_found':
+    case 'conflict':
       return EXIT.usage;
+    case 'precondition_failed':
+      return EXIT.stale;
     case 'unauthenticated':
     case 'forbidden':
     case 'no_credentials':
@@ -51,7 +57,8 @@ const COMMON = `common options:
 Credentials come from the AWS default chain (environment, AWS_PROFILE, SSO, web identity, container, EC2).`;
 
 const EXITS = `exit codes: 0 ok, 1 other failure, 2 usage or invalid request, 3 no credentials / unauthenticated / forbidden,
-            4 the vendor refused, 5 unavailable, rate-limited or timed out (try again later)`;
+            4 the vendor refused, 5 unavailable, rate-limited or timed out (try again later),
+            6 the connection changed since --if-match's etag (read it again)`;
 
 const COMMANDS = {
   token: {
@@ -59,8 +66,15 @@ const COMMANDS = {
     about: 'A token valid for at least N seconds (default 60). --header prints only the Authorization value.',
   },
   connections: {
-    usage: 'token-broker connections [--admin] [--json]',
-    about: 'The connections this identity may use (--admin: every connection it administers).',
+    usage:
+      'token-broker connections [--admin] [--json]\n' +
+      '       token-broker connections put <connection> <definition.json | -> [--if-match ETAG] [--json]\n' +
+      '       token-broker connections get <connection> [--json]\n' +
+      '       token-broker connections delete <connection> [--if-match ETAG] [--json]',
+    about:
+      'The connections this identity may use (--admin: every connection it administers). Admins: put registers or ' +
+      'replaces a connection from a JSON file ("-": stdin), get shows its definition, source and etag, delete removes ' +
+      'it; --if-match makes the change only if the etag is still current.',
   },
   invalidate: {
     usage: 'token-broker invalidate <connection> <access-token | -> [--json]',
@@ -159,6 +173,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         admin: { type: 'boolean' },
         'min-ttl': { type: 'string' },
         stage: { type: 'string' },
+        'if-match': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -221,7 +236,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return EXIT.ok;
       }
       case 'connections': {
-        if (args.length !== 0) throw new UsageError('connections takes no argument');
+        const sub = args[0];
+        if (sub === 'put' || sub === 'get' || sub === 'delete') {
+          return await connectionChange(client, sub, args.slice(1), { ifMatch: values['if-match'], print, readStdin: () => io.readStdin?.() ?? Promise.resolve('') });
+        }
+        if (values['if-match'] !== undefined) throw new UsageError('--if-match goes with connections put or delete');
+        if (args.length !== 0) throw new UsageError('connections takes no argument, or put, get or delete');
         const list = await client.listConnections(values.admin ? { admin: true } : {});
         print(list, list.length === 0 ? '(none)' : table([['ID', 'DIALECT'], ...list.map((c) => [c.id, c.dialect])]));
         return EXIT.ok;
@@ -269,6 +289,52 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
     io.stderr(`token-broker: ${describe(err)}`);
     return exitCodeOf(err);
   }
+}
+
+/** `connections put|get|delete`: an admin's change to a registered connection (docs/cli.md). */
+async function connectionChange(
+  client: TokenBrokerClient,
+  sub: 'put' | 'get' | 'delete',
+  args: string[],
+  opts: { ifMatch: string | undefined; print: (json: unknown, text: string) => void; readStdin: () => Promise<string> },
+): Promise<number> {
+  const [id, source] = args;
+  if (!id || args.length !== (sub === 'put' ? 2 : 1)) {
+    throw new UsageError(sub === 'put' ? 'expected a connection id and a definition file (or - for stdin)' : 'expected a connection id');
+  }
+  if (sub === 'get' && opts.ifMatch !== undefined) throw new UsageError('--if-match goes with put or delete');
+  const change = opts.ifMatch === undefined ? {} : { ifMatch: opts.ifMatch };
+  if (sub === 'get') {
+    const d = await client.getConnection(id);
+    opts.print(d, `${d.connection} (source ${d.source}, etag ${d.etag})\n${JSON.stringify(d.definition, null, 2)}`);
+    return EXIT.ok;
+  }
+  if (sub === 'delete') {
+    await client.deleteConnection(id, change);
+    opts.print({ connection: id, deleted: true }, `deleted ${id}: its cached tokens are evicted`);
+    return EXIT.ok;
+  }
+  const r = await client.putConnection(id, await readDefinition(source!, opts.readStdin), change);
+  opts.print(r, `${r.created ? 'registered' : 'replaced'} ${r.connection} (etag ${r.etag})`);
+  return EXIT.ok;
+}
+
+/** A connection definition from a JSON file, or stdin for "-". */
+async function readDefinition(source: string, readStdin: () => Promise<string>): Promise<ConnectionDefinition> {
+  let text: string;
+  try {
+    text = source === '-' ? await readStdin() : await readFile(source, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${source} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${source === '-' ? 'stdin' : source} is not valid JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new UsageError('the definition must be one JSON object');
+  return value as ConnectionDefinition;
 }
 
 function describe(err: unknown): string {

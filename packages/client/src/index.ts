@@ -76,6 +76,34 @@ export interface VerifyResult {
   expires_in: number;
 }
 
+/** One page of GET /v1/connections: `next` is present when more follow. */
+export interface ConnectionPage {
+  connections: ConnectionSummary[];
+  next?: string;
+}
+
+/** A connection as in the connections file (its `id` may be left out: the path gives it). */
+export type ConnectionDefinition = { secretId: string } & Record<string, unknown>;
+
+/** What a PUT or DELETE of a connection is based on: the etag it was read with (or `*`: whatever is there). */
+export interface ChangeOptions {
+  ifMatch?: string;
+}
+
+export interface ConnectionChange {
+  connection: string;
+  etag: string;
+  /** True when the id was new (201), false when a definition was replaced (200). */
+  created: boolean;
+}
+
+export interface ConnectionDescription {
+  connection: string;
+  source: 'file' | 'api';
+  etag: string;
+  definition: ConnectionDefinition;
+}
+
 /** An admin's view of one connection's health (GET /v1/connections/{id}/status): nothing secret. */
 export type ConnectionStatus = { connection: string } & Record<string, unknown>;
 
@@ -85,6 +113,8 @@ export type ProblemCode =
   | 'not_found'
   | 'unauthenticated'
   | 'forbidden'
+  | 'conflict'
+  | 'precondition_failed'
   | 'vendor_rejected_credentials'
   | 'vendor_protocol_error'
   | 'rate_limited'
@@ -141,6 +171,8 @@ function codeForStatus(status: number): ProblemCode {
   if (status === 401) return 'unauthenticated';
   if (status === 403) return 'forbidden';
   if (status === 404 || status === 405) return 'not_found';
+  if (status === 409) return 'conflict';
+  if (status === 412) return 'precondition_failed';
   if (status === 429) return 'rate_limited';
   if (status === 504) return 'vendor_timeout';
   if (status === 502 || status === 503) return 'service_unavailable';
@@ -344,10 +376,48 @@ export class TokenBrokerClient {
     );
   }
 
-  /** The connections this caller may use: ids and dialects; `admin: true`: every connection an admin administers. */
-  async listConnections(opts: { admin?: boolean } = {}): Promise<ConnectionSummary[]> {
-    const body = (await this.call('GET', `/v1/connections${opts.admin ? '?role=admin' : ''}`)) as { connections?: ConnectionSummary[] };
-    return body.connections ?? [];
+  /**
+   * The connections this caller may use: ids and dialects; `admin: true`: every connection an admin administers.
+   * Every page, followed up to `maxPages` (100 pages of 1,000).
+   */
+  async listConnections(opts: { admin?: boolean; maxPages?: number } = {}): Promise<ConnectionSummary[]> {
+    const all: ConnectionSummary[] = [];
+    let next: string | undefined;
+    for (let page = 0; page < (opts.maxPages ?? 100); page++) {
+      const read = await this.listConnectionsPage({ ...(opts.admin ? { admin: true } : {}), limit: 1000, ...(next ? { next } : {}) });
+      all.push(...read.connections);
+      if (!read.next) break;
+      next = read.next;
+    }
+    return all;
+  }
+
+  /** One page of the list: up to `limit` (1-1000, default 100), after the page whose `next` is given. */
+  async listConnectionsPage(opts: { admin?: boolean; limit?: number; next?: string } = {}): Promise<ConnectionPage> {
+    const query = new URLSearchParams({
+      ...(opts.admin ? { role: 'admin' } : {}),
+      ...(opts.limit !== undefined ? { limit: String(opts.limit) } : {}),
+      ...(opts.next !== undefined ? { next: opts.next } : {}),
+    }).toString();
+    const body = (await this.call('GET', `/v1/connections${query ? `?${query}` : ''}`)) as { connections?: ConnectionSummary[]; next?: string };
+    return { connections: body.connections ?? [], ...(typeof body.next === 'string' ? { next: body.next } : {}) };
+  }
+
+  /** Admins: register a connection, or replace one registered before (never one the file defines: 409 conflict). */
+  async putConnection(connection: string, definition: ConnectionDefinition, opts: ChangeOptions = {}): Promise<ConnectionChange> {
+    const answer = await this.answer('PUT', connectionPath(connection), definition, ifMatchHeader(opts));
+    const body = answer.body as { connection: string; etag: string };
+    return { connection: body.connection, etag: body.etag, created: answer.status === 201 };
+  }
+
+  /** Admins: a connection's definition, its source (file or api) and etag. Nothing secret. */
+  async getConnection(connection: string): Promise<ConnectionDescription> {
+    return (await this.call('GET', connectionPath(connection))) as ConnectionDescription;
+  }
+
+  /** Admins: delete a registered connection; its cached tokens are evicted. */
+  async deleteConnection(connection: string, opts: ChangeOptions = {}): Promise<void> {
+    await this.answer('DELETE', connectionPath(connection), undefined, ifMatchHeader(opts));
   }
 
   /** Admins: mint a new token now. */
@@ -423,19 +493,29 @@ export class TokenBrokerClient {
     }
   }
 
-  /** One signed call, retried on 429 and 503 as Retry-After says (with jitter), within maxRetries and maxRetryWaitMs. */
   private async call(
-    method: 'GET' | 'POST',
+    method: Method,
     path: string,
     payload?: unknown,
-    opts: { retries?: number; onAttempt?: (at: number) => void } = {},
+    opts: { retries?: number; onAttempt?: (at: number) => void; headers?: Record<string, string> } = {},
   ): Promise<unknown> {
+    return (await this.answer(method, path, payload, opts.headers ?? {}, opts)).body;
+  }
+
+  /** One signed call, retried on 429 and 503 as Retry-After says (with jitter), within maxRetries and maxRetryWaitMs. */
+  private async answer(
+    method: Method,
+    path: string,
+    payload: unknown,
+    extraHeaders: Record<string, string>,
+    opts: { retries?: number; onAttempt?: (at: number) => void } = {},
+  ): Promise<{ status: number; body: unknown }> {
     const retries = opts.retries ?? this.maxRetries;
     let waited = 0;
     for (let attempt = 0; ; attempt++) {
       opts.onAttempt?.(this.now());
       try {
-        return await this.once(method, path, payload);
+        return await this.once(method, path, payload, extraHeaders);
       } catch (err) {
         if (!(err instanceof TokenBrokerError) || (err.status !== 429 && err.status !== 503) || attempt >= retries) throw err;
         const base = (err.retryAfter ?? 2 ** attempt) * 1000;
@@ -448,13 +528,14 @@ export class TokenBrokerClient {
     }
   }
 
-  private async once(method: 'GET' | 'POST', path: string, payload?: unknown): Promise<unknown> {
+  private async once(method: Method, path: string, payload: unknown, extraHeaders: Record<string, string>): Promise<{ status: number; body: unknown }> {
     const url = new URL(this.baseUrl + path);
     const body = payload === undefined ? undefined : JSON.stringify(payload);
     const headers = await signRequest({
       url,
       method,
-      ...(body !== undefined ? { body, headers: { 'content-type': 'application/json' } } : {}),
+      headers: { ...extraHeaders, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body } : {}),
       credentials: await this.credentials(),
       region: this.region,
     });
@@ -480,11 +561,20 @@ export class TokenBrokerClient {
     }
     if (!res.ok) throw errorFromResponse(res.status, res.headers, text, this.now());
     try {
-      return text ? JSON.parse(text) : {};
+      return { status: res.status, body: text ? (JSON.parse(text) as unknown) : {} };
     } catch (err) {
       throw new TokenBrokerError({ status: res.status, code: 'internal_error', title: 'the broker answered something that is not JSON' }, { cause: err });
     }
   }
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+/** If-Match as the broker reads it: one etag, quoted (or `*`). */
+function ifMatchHeader(opts: ChangeOptions): Record<string, string> {
+  if (opts.ifMatch === undefined) return {};
+  const etag = opts.ifMatch.trim();
+  return { 'if-match': etag === '*' || etag.startsWith('"') ? etag : `"${etag}"` };
 }
 
 function connectionPath(connection: string): string {
