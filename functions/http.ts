@@ -168,8 +168,10 @@ export function makeRequestHandler(deps: HttpDeps) {
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const requestId = event.requestContext?.requestId;
     let audited: { audit: true; connection: string } | undefined;
+    let admin = false;
     try {
       const who = callerOf(event);
+      admin = isAdmin(who.arn, broker.config);
       const principal = principalArn(who.arn);
       logger.appendKeys({ caller: principal, ...(requestId ? { requestId } : {}) });
       const r = route(event);
@@ -221,7 +223,8 @@ export function makeRequestHandler(deps: HttpDeps) {
       };
       if (!known || err.status >= 500) logger.error(REQUEST_FAILED, fields);
       else logger.info('request refused', fields);
-      return problemResponse(err, requestId);
+      // Only an admin is told what a misconfigured connection lacks; a caller learns nothing of the internals.
+      return problemResponse(err, requestId, { admin });
     } finally {
       logger.removeKeys(['caller']);
     }

@@ -20,9 +20,9 @@ import {
   type ErrorContext,
 } from './errors';
 import { oauthErrorCode } from './cooldowns';
-import { redact, secretSpellings } from './fingerprint';
 import { HttpTransportError, type HttpClient, type HttpRequest, type HttpResponse } from './http';
 import { checkSigningAlgSupported, discoverIssuer, sharedIssuerMetadata, type IssuerMetadataCache } from './issuer';
+import { loggableDescription } from './vendor-text';
 
 // The generic OAuth 2.0 token-request engine. One function per step, as in oauth4webapi: read the credentials,
 // build the request, send it (deadline, bounded retries), process the answer. The dialect (data) decides every
@@ -252,7 +252,6 @@ const optionalText = z.catch(z.optional(z.string()), undefined);
 const ErrorBody = z.looseObject({
   error: optionalText,
   error_description: optionalText,
-  message: optionalText,
 });
 
 function header(res: HttpResponse, name: string): string | undefined {
@@ -272,16 +271,6 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
     seconds = Math.ceil((at - now) / 1000);
   }
   return Math.min(Math.max(seconds, 1), MAX_RETRY_AFTER_SECONDS);
-}
-
-/** Printable, bounded, secret-free text from a vendor, fit for an error message. */
-function vendorText(value: string | undefined, max: number, secrets: readonly string[]): string | undefined {
-  if (!value) return undefined;
-  const clean = redact(value, secrets)
-    .replace(/[^\x20-\x7E]/g, ' ')
-    .trim();
-  if (!clean) return undefined;
-  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
 }
 
 function parseJson(body: Buffer): unknown {
@@ -339,7 +328,7 @@ function lifetimeOf(connection: Connection, raw: unknown, accessToken: string, n
 
 /**
  * Turns the vendor's answer into a token or a typed error. Never throws anything but a BrokerError, whatever the
- * vendor sent; `secrets` are the values to keep out of any message built from the vendor's words.
+ * vendor sent; `secrets` are the values (as the secret holds them) whose characters withhold the vendor's words.
  */
 export function processTokenResponse(
   connection: Connection,
@@ -385,12 +374,12 @@ export function processTokenResponse(
     return token;
   }
 
-  // What a caller may read (the problem's detail): the connection, the HTTP status, an RFC 6749 code. The vendor's
-  // own words go only to the log, as `vendorDescription`, stripped of every spelling of the secret.
+  // What a caller may read (the problem's detail): the connection, the HTTP status, an RFC 6749 code. The log may
+  // read the vendor's error_description too, as `vendorDescription`, only when it holds nothing of a secret.
   const errorBody = ErrorBody.safeParse(parseJson(res.body));
   const fields = errorBody.success ? errorBody.data : {};
   const vendorError = oauthErrorCode(fields.error);
-  const vendorDescription = vendorText(fields.error_description ?? fields.message, 200, secrets);
+  const vendorDescription = loggableDescription(fields.error_description, secrets);
   const said = `HTTP ${status}${vendorError ? `, ${vendorError}` : ''}`;
   const context = {
     ...ctx,
@@ -444,7 +433,7 @@ export async function exchangeToken(
   refreshToken?: string,
 ): Promise<TokenSet> {
   const o: ResolvedOptions = { ...EXCHANGE_DEFAULTS, random: Math.random, issuerMetadata: sharedIssuerMetadata, ...opts };
-  const secrets = secretSpellings(refreshToken === undefined ? creds : { ...creds, refresh_token: refreshToken });
+  const secrets = refreshToken === undefined ? Object.values(creds) : [...Object.values(creds), refreshToken];
   const started = performance.now();
   const deadline = new AbortController();
   const timeout = new VendorTimeoutError(
