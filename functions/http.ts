@@ -168,10 +168,10 @@ export function makeRequestHandler(deps: HttpDeps) {
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const requestId = event.requestContext?.requestId;
     let audited: { audit: true; connection: string } | undefined;
-    let admin = false;
+    let callerArn: string | undefined;
     try {
       const who = callerOf(event);
-      admin = isAdmin(who.arn, broker.config);
+      callerArn = who.arn;
       const principal = principalArn(who.arn);
       logger.appendKeys({ caller: principal, ...(requestId ? { requestId } : {}) });
       const r = route(event);
@@ -224,6 +224,7 @@ export function makeRequestHandler(deps: HttpDeps) {
       if (!known || err.status >= 500) logger.error(REQUEST_FAILED, fields);
       else logger.info('request refused', fields);
       // Only an admin is told what a misconfigured connection lacks; a caller learns nothing of the internals.
+      const admin = known && err.code === 'misconfigured' && callerArn !== undefined && isAdmin(callerArn, broker.config);
       return problemResponse(err, requestId, { admin });
     } finally {
       logger.removeKeys(['caller']);

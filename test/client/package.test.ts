@@ -160,9 +160,12 @@ void main;
   it('installs the token-broker command', async () => {
     const bin = join(project, 'node_modules/.bin/token-broker');
     const out = await run(bin, ['connections', '--json'], { cwd: project, env: consumerEnv(), timeout: 30_000 });
-    expect(JSON.parse(out.stdout)).toEqual([
-      { id: 'digitaleo', dialect: 'digitaleo' },
-      { id: 'jwt', dialect: 'oauth2' },
-    ]);
+    expect(JSON.parse(out.stdout)).toEqual({
+      connections: [
+        { id: 'digitaleo', dialect: 'digitaleo' },
+        { id: 'jwt', dialect: 'oauth2' },
+      ],
+    });
+    expect((await run(bin, ['--version'], { cwd: project, env: consumerEnv(), timeout: 30_000 })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });
