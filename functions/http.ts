@@ -222,8 +222,10 @@ export function makeRequestHandler(deps: HttpDeps) {
     const who: { caller?: string; requestId?: string } = {};
     return requestLogKeys.run(who, async () => {
       let audited: { caller?: string; requestId?: string; connection: string } | undefined;
+      let callerArn: string | undefined;
       try {
         const caller = callerOf(event);
+        callerArn = caller.arn;
         who.caller = principalArn(caller.arn);
         if (requestId) who.requestId = requestId;
         const r = route(event);
@@ -284,7 +286,9 @@ export function makeRequestHandler(deps: HttpDeps) {
         };
         if (!known || err.status >= 500) logger.error(REQUEST_FAILED, fields);
         else logger.info('request refused', fields);
-        return problemResponse(err, requestId);
+        // Only an admin is told what a misconfigured connection lacks; a caller learns nothing of the internals.
+        const admin = known && err.code === 'misconfigured' && callerArn !== undefined && isAdmin(callerArn, broker.config);
+        return problemResponse(err, requestId, { admin });
       }
     });
   };

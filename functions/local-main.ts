@@ -27,7 +27,8 @@ Ask for a token:
 List what this caller may use:
   curl -s ${sigv4} --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" ${local.url}/v1/connections
 
-The same from code (npm install @token-broker/client; the default AWS credential chain):
+The same from code (the client is not on the public npm registry: in this repository run npm pack in packages/client,
+  then npm install that tarball in your project; the default AWS credential chain):
   import { TokenBrokerClient } from '@token-broker/client';
   const broker = new TokenBrokerClient({ baseUrl: '${local.url}', region: '${local.region}' });
   const { authorization } = await broker.getToken('demo-digitaleo', { minTtl: 300 });

@@ -112,7 +112,10 @@ export class VendorTimeoutError extends BrokerError {
   }
 }
 
-/** The broker's own set-up is wrong (bad config, a secret without the keys its dialect needs). Operators fix it. */
+/**
+ * The broker's own set-up is wrong (bad config, a secret without the keys its dialect needs). Operators fix it. The
+ * message names the connection and what is missing, never a value: admins read it as the problem's detail.
+ */
 export class ConfigurationError extends BrokerError {
   constructor(message: string, opts?: Opts) {
     super('misconfigured', 500, message, opts);
@@ -166,11 +169,16 @@ const TITLES: Record<ProblemCode, string> = {
   internal_error: 'Internal error',
 };
 
+/** Who reads the problem: an admin is told what a `misconfigured` answer is about (the connection, what is missing). */
+export interface ProblemAudience {
+  admin?: boolean;
+}
+
 /**
  * The one place errors become RFC 9457 problem documents. Unknown errors become a bare 500 with no detail, so
  * nothing internal (and no secret a library put in a message) reaches a caller.
  */
-export function toProblem(err: unknown, instance?: string): { problem: Problem; retryAfter?: number } {
+export function toProblem(err: unknown, instance?: string, audience: ProblemAudience = {}): { problem: Problem; retryAfter?: number } {
   const e = isBrokerError(err) ? err : undefined;
   const code: ProblemCode = e?.code ?? 'internal_error';
   const status = e?.status ?? 500;
@@ -180,7 +188,7 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
     status,
     code,
   };
-  if (e?.expose) problem.detail = e.message;
+  if (e?.expose || (audience.admin && e instanceof ConfigurationError)) problem.detail = e.message;
   if (instance) problem.instance = instance;
   // 429 and 503 always say when to come back (docs/api.md), even when nobody said how long.
   const retryAfter = e?.retryAfter ?? (status === 429 || status === 503 ? DEFAULT_RETRY_AFTER_SECONDS : undefined);
@@ -188,8 +196,12 @@ export function toProblem(err: unknown, instance?: string): { problem: Problem; 
 }
 
 /** An HTTP answer for an error: problem+json, no-store, Retry-After when there is one. */
-export function problemResponse(err: unknown, instance?: string): { statusCode: number; headers: Record<string, string>; body: string } {
-  const { problem, retryAfter } = toProblem(err, instance);
+export function problemResponse(
+  err: unknown,
+  instance?: string,
+  audience: ProblemAudience = {},
+): { statusCode: number; headers: Record<string, string>; body: string } {
+  const { problem, retryAfter } = toProblem(err, instance, audience);
   return {
     statusCode: problem.status,
     headers: {

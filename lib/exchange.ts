@@ -13,11 +13,11 @@ import {
   type ErrorContext,
 } from './errors';
 import { oauthErrorCode } from './cooldowns';
-import { redact, secretSpellings } from './fingerprint';
 import { HttpTransportError, type HttpClient, type HttpResponse } from './http';
 import { buildTokenRequest, staticToken, type Credentials } from './token-request';
 import { acceptedToken, parseJson } from './token-response';
 import { checkSigningAlgSupported, discoverIssuer, sharedIssuerMetadata, type IssuerMetadataCache } from './issuer';
+import { loggableDescription } from './vendor-text';
 
 // The generic OAuth 2.0 token-request engine. One function per step, as in oauth4webapi: read the credentials,
 // build the request (lib/token-request.ts), send it (deadline, bounded retries), process the answer (a token:
@@ -114,7 +114,6 @@ const optionalText = z.catch(z.optional(z.string()), undefined);
 const ErrorBody = z.looseObject({
   error: optionalText,
   error_description: optionalText,
-  message: optionalText,
 });
 
 function header(res: HttpResponse, name: string): string | undefined {
@@ -136,19 +135,9 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
   return Math.min(Math.max(seconds, 1), MAX_RETRY_AFTER_SECONDS);
 }
 
-/** Printable, bounded, secret-free text from a vendor, fit for an error message. */
-function vendorText(value: string | undefined, max: number, secrets: readonly string[]): string | undefined {
-  if (!value) return undefined;
-  const clean = redact(value, secrets)
-    .replace(/[^\x20-\x7E]/g, ' ')
-    .trim();
-  if (!clean) return undefined;
-  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
-}
-
 /**
  * Turns the vendor's answer into a token or a typed error. Never throws anything but a BrokerError, whatever the
- * vendor sent; `secrets` are the values to keep out of any message built from the vendor's words.
+ * vendor sent; `secrets` are the values (as the secret holds them) whose characters withhold the vendor's words.
  */
 export function processTokenResponse(
   connection: Connection,
@@ -162,12 +151,12 @@ export function processTokenResponse(
 
   if (status >= 200 && status < 300) return acceptedToken(connection, res, now);
 
-  // What a caller may read (the problem's detail): the connection, the HTTP status, an RFC 6749 code. The vendor's
-  // own words go only to the log, as `vendorDescription`, stripped of every spelling of the secret.
+  // What a caller may read (the problem's detail): the connection, the HTTP status, an RFC 6749 code. The log may
+  // read the vendor's error_description too, as `vendorDescription`, only when it holds nothing of a secret.
   const errorBody = ErrorBody.safeParse(parseJson(res.body));
   const fields = errorBody.success ? errorBody.data : {};
   const vendorError = oauthErrorCode(fields.error);
-  const vendorDescription = vendorText(fields.error_description ?? fields.message, 200, secrets);
+  const vendorDescription = loggableDescription(fields.error_description, secrets);
   const said = `HTTP ${status}${vendorError ? `, ${vendorError}` : ''}`;
   const context = {
     ...ctx,
@@ -221,7 +210,7 @@ export async function exchangeToken(
   refreshToken?: string,
 ): Promise<TokenSet> {
   const o: ResolvedOptions = { ...EXCHANGE_DEFAULTS, random: Math.random, issuerMetadata: sharedIssuerMetadata, ...opts };
-  const secrets = secretSpellings(refreshToken === undefined ? creds : { ...creds, refresh_token: refreshToken });
+  const secrets = refreshToken === undefined ? Object.values(creds) : [...Object.values(creds), refreshToken];
   const started = performance.now();
   const deadline = new AbortController();
   const timeout = new VendorTimeoutError(

@@ -8,6 +8,8 @@ import { startLocalBroker, type LocalBroker } from '../functions/local';
 import { ADMIN, CALLER, OTHER, localFiles, type Identity, type LocalFiles } from './support/local-broker';
 import { secretFor } from './support/connections';
 import { registerSecret } from './support/secrets-registry';
+import { runCli } from '../lib/cli';
+import clientPackage from '../packages/client/package.json';
 
 // The real `token-broker` command (bin/token-broker.mjs) against a running local broker: what it prints where,
 // and the exit code a script reads.
@@ -83,10 +85,13 @@ describe('token-broker CLI: answers', { timeout: 90_000 }, () => {
     expect(table.stdout.split('\n')[0]).toMatch(/^ID +DIALECT$/);
     expect(table.stdout).toMatch(/^digitaleo +digitaleo$/m);
     const json = await cli(['connections', '--json']);
-    expect(JSON.parse(json.stdout)).toEqual([
-      { id: 'digitaleo', dialect: 'digitaleo' },
-      { id: 'jwt', dialect: 'oauth2' },
-    ]);
+    // The broker's own answer, as docs/api.md documents it.
+    expect(JSON.parse(json.stdout)).toEqual({
+      connections: [
+        { id: 'digitaleo', dialect: 'digitaleo' },
+        { id: 'jwt', dialect: 'oauth2' },
+      ],
+    });
   });
 
   it('invalidate: reads the token from stdin with "-", and says whether it was evicted', async () => {
@@ -172,5 +177,57 @@ describe('token-broker CLI: exit codes, errors on stderr only', { timeout: 90_00
     const run = await cli(['connections'], { url: 'http://127.0.0.1:9' });
     expect(run).toMatchObject({ code: 5, stdout: '' });
     expect(run.stderr).toContain('unreachable');
+  });
+});
+
+/** The CLI in this process (no Node start-up per run): what it printed, and its exit code. */
+async function inProcess(args: string[], opts: { as?: Identity; url?: string } = {}): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    stdout: (t) => void (stdout += `${t}\n`),
+    stderr: (t) => void (stderr += `${t}\n`),
+    env: { TOKEN_BROKER_URL: opts.url ?? local.url, HOME: home, AWS_CONFIG_FILE: join(home, 'none') },
+    client: { credentials: opts.as ?? CALLER, maxRetries: 0 },
+  });
+  return { code, stdout, stderr };
+}
+
+describe('token-broker CLI, as a new user tries it', () => {
+  it('every error says its request id', async () => {
+    const forbidden = await inProcess(['token', 'no-such-connection']);
+    expect(forbidden).toMatchObject({ code: 3, stdout: '' });
+    expect(forbidden.stderr).toMatch(/\[request id [\w-]+\]/);
+  });
+
+  it('an admin-only command run by a caller says an admin is needed', async () => {
+    for (const args of [['refresh', 'jwt'], ['verify', 'jwt'], ['status', 'jwt'], ['connections', '--admin']]) {
+      const run = await inProcess(args);
+      expect(run.code, args.join(' ')).toBe(3);
+      expect(run.stderr, args.join(' ')).toContain(`${args[0] === 'connections' ? 'connections --admin' : args[0]} needs an admin of the broker`);
+    }
+    // A token is not admin-only: the same answer keeps its own words.
+    expect((await inProcess(['token', 'digitaleo'], { as: OTHER })).stderr).not.toContain('needs an admin');
+  });
+
+  it("an unknown option gets the command's help; --version says the client's version", async () => {
+    const run = await inProcess(['status', '--nope']);
+    expect(run).toMatchObject({ code: 2, stdout: '' });
+    expect(run.stderr).toContain('usage: token-broker status');
+    expect(run.stderr).not.toContain('commands:');
+    expect(await inProcess(['--version'])).toEqual({ code: 0, stdout: `${clientPackage.version}\n`, stderr: '' });
+  });
+
+  it('a URL without a scheme suggests http://', async () => {
+    const bare = local.url.replace(/^http:\/\//, '');
+    const run = await inProcess(['connections'], { url: bare });
+    expect(run).toMatchObject({ code: 2, stdout: '' });
+    expect(run.stderr).toContain(`did you mean http://${bare}`);
+  });
+
+  it("refresh says the cap callers are handed beside the token's own expiry", async () => {
+    const run = await inProcess(['refresh', 'jwt'], { as: ADMIN });
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/the new token itself expires at \d{4}-\d\d-\d\dT\S+; callers are handed it for at most the connection's maxTtl/);
   });
 });

@@ -16,6 +16,7 @@ import {
   type ExchangeOptions,
 } from '../lib/exchange';
 import { nodeHttpClient } from '../lib/http';
+import { WITHHELD } from '../lib/vendor-text';
 import { SandboxVendor } from '../lib/local/sandbox-vendor';
 import { connectionFor, exchanging, secretFor } from './support/connections';
 import { registerSecret } from './support/secrets-registry';
@@ -508,7 +509,7 @@ describe('failures', () => {
     );
   });
 
-  it('redacts a secret a vendor echoes in its error_description', async () => {
+  it('withholds an error_description that echoes the secret', async () => {
     await withServer(
       (_req, res) => {
         res.writeHead(400, { 'content-type': 'application/json' });
@@ -517,7 +518,7 @@ describe('failures', () => {
       async (url) => {
         const err = await expectCode(exchangeToken(conn(url), secret, opts()), 'vendor_rejected_credentials');
         expect(err.message).toContain('HTTP 400, invalid_client');
-        expect(err.context.vendorDescription).toBe('bad secret [redacted]');
+        expect(err.context.vendorDescription).toBe(WITHHELD);
         expect(err.message).not.toContain(secret.client_secret);
       },
     );

@@ -3,12 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeHandler } from '../functions/http';
 import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { ManualClock, systemClock } from '../lib/clock';
+import { parseConfig } from '../lib/config';
+import type { BrokerError } from '../lib/errors';
+import { processTokenResponse } from '../lib/exchange';
+import { WITHHELD } from '../lib/vendor-text';
 import { startLocalServer, type RunningServer } from '../lib/local/server';
 import { signRequest } from '../lib/sigv4';
 import { secretFor, vendorConnectionInput } from './support/connections';
 import { lambdaContext, restEvent } from './support/events';
 import { startWorld, type World } from './support/harness';
-import { registerSecret } from './support/secrets-registry';
+import { leaks, registerSecret } from './support/secrets-registry';
 
 // The HTTP surface under generated input: 10,000 requests through the very handler Lambda runs, with a healthy
 // vendor, and never a 5xx; then raw HTTP against the SigV4-checking local server, never anything but 401 for a
@@ -18,7 +22,8 @@ const ACCOUNT = '111111111111';
 const CALLER = `arn:aws:iam::${ACCOUNT}:role/app`;
 const ADMIN = `arn:aws:iam::${ACCOUNT}:role/admin`;
 const KEY = { accessKeyId: 'AKIASECURITYTEST0001', secretAccessKey: 'security-test-secret-key-000001' };
-registerSecret(KEY.secretAccessKey);
+const BROKEN_VALUE = 'security-misspelt-secret-value';
+registerSecret(KEY.secretAccessKey, BROKEN_VALUE);
 
 const clock = new ManualClock('2026-11-23T10:00:00.000Z', true);
 let world: World;
@@ -32,12 +37,15 @@ beforeAll(async () => {
       vendorConnectionInput(v, 'jwt', { id: 'jwt', callers: [CALLER] }),
       vendorConnectionInput(v, 'digitaleo', { id: 'digitaleo', callers: [`arn:aws:iam::${ACCOUNT}:role/a*`] }),
       { id: 'pat', dialect: 'digishare-pat', secretId: 'pat', callers: [CALLER] },
+      { id: 'broken', dialect: 'digishare-pat', secretId: 'broken', callers: [CALLER] },
     ],
     { lifetime: 3600 },
     (v) => ({
       'broker/jwt-test': { stages: { AWSCURRENT: secretFor(v, 'jwt'), AWSPENDING: secretFor(v, 'jwt') } },
       'broker/digitaleo-test': { stages: { AWSCURRENT: secretFor(v, 'digitaleo'), AWSPENDING: secretFor(v, 'digitaleo') } },
       pat: { stages: { AWSCURRENT: { token: 'security-pat-token' }, AWSPENDING: { token: 'security-pat-token-2' } } },
+      // The key is misspelt: the dialect needs `token`.
+      broken: { stages: { AWSCURRENT: { tokn: BROKEN_VALUE } } },
     }),
   );
   const broker = world.broker({ config: { ...world.config, admins: [ADMIN] } });
@@ -140,5 +148,80 @@ describe('SigV4 at the local server under generated requests', () => {
     delete headers.host;
     const res = await fetch(url, { headers });
     expect(res.status).toBe(200);
+  });
+});
+
+describe('a misconfigured connection', () => {
+  const ask = async (method: string, path: string, userArn: string) =>
+    handle(restEvent({ method, path, userArn, headers: {} }), lambdaContext()).then((r) => JSON.parse(r.body) as Record<string, unknown>);
+
+  it('is named, with what it lacks, to an admin; a caller gets the code only', async () => {
+    const toAdmin = await ask('POST', '/v1/connections/broken/refresh', ADMIN);
+    expect(toAdmin).toMatchObject({ status: 500, code: 'misconfigured' });
+    expect(toAdmin.detail).toMatch(/^broken: the secret broken lacks token \(a non-empty string each\)/);
+    expect(JSON.stringify(toAdmin)).not.toContain(BROKEN_VALUE);
+
+    const toCaller = await ask('GET', '/v1/connections/broken/token', CALLER);
+    expect(toCaller).toMatchObject({ status: 500, code: 'misconfigured' });
+    expect(toCaller).not.toHaveProperty('detail');
+  });
+});
+
+describe("a vendor's error_description reaches the log only when it holds nothing of a secret", () => {
+  const connection = parseConfig({ connections: [{ id: 'echo', tokenUrl: 'https://vendor.example/token', secretId: 's' }] }).connections[0]!;
+  // Characters that every encoding below spells differently, and an é that NFD decomposes.
+  const SECRET = 'Zq8/Xk+pé=Wm"r\\tY7&Lv3~hN';
+  const CLIENT_ID = 'echo-client-0001';
+  registerSecret(SECRET);
+  const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
+  const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: CLIENT_ID, client_secret: SECRET }).toString();
+  const uri = encodeURIComponent(SECRET);
+  const SPELLINGS: Record<string, string> = {
+    'lower-case percent-encoding': uri.replace(/%[0-9A-F]{2}/g, (e) => e.toLowerCase()),
+    'double percent-encoding': encodeURIComponent(uri),
+    'JSON with \\/': JSON.stringify(SECRET).slice(1, -1).replace(/\//g, '\\/'),
+    hex: Buffer.from(SECRET, 'utf8').toString('hex'),
+    'upper case': SECRET.toUpperCase(),
+    'HTML entities': [...SECRET].map((c) => `&#${c.codePointAt(0)};`).join(''),
+    'base64 of the form body': b64(form),
+    'base64 at another offset': b64(`x${SECRET}`).slice(2),
+    'a zero-width character inside': `${SECRET.slice(0, 6)}\u200b${SECRET.slice(6)}`,
+    NFD: SECRET.normalize('NFD'),
+    'a long prefix': SECRET.slice(0, 14),
+  };
+  const answer = (description: string) =>
+    ({ status: 401, headers: { 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ error: 'invalid_client', error_description: description })) });
+  const logged = (description: string) => {
+    try {
+      processTokenResponse(connection, answer(description), 0, [CLIENT_ID, SECRET]);
+    } catch (err) {
+      return (err as BrokerError).context;
+    }
+    throw new Error('a 401 was taken for a token');
+  };
+
+  it.each(Object.entries(SPELLINGS))('withholds a description echoing the secret as %s', (_name, spelling) => {
+    const context = logged(`Invalid client secret: ${spelling}`);
+    expect(context).toMatchObject({ vendorStatus: 401, vendorError: 'invalid_client', vendorDescription: WITHHELD });
+    // And the leak scan every test file ends with finds that spelling in a line.
+    expect(leaks(`vendorDescription: Invalid client secret: ${spelling}`, [SECRET])).toEqual([SECRET]);
+  });
+
+  it('keeps a description that holds no run of 8 characters of a secret, printable and cut to 200', () => {
+    expect(logged('The client credentials are invalid').vendorDescription).toBe('The client credentials are invalid');
+    // Seven characters of the secret are not a run of eight.
+    expect(logged(`close to ${SECRET.slice(0, 7)} but not it`).vendorDescription).toBe(`close to ${SECRET.slice(0, 7)} but not it`);
+    expect(logged(`tab\there ${'x'.repeat(300)}`).vendorDescription).toBe(`tab here ${'x'.repeat(191)}...`);
+  });
+
+  it('logs no other vendor field, and withholds a description too long to check', () => {
+    const res = { status: 400, headers: {}, body: Buffer.from(JSON.stringify({ error: 'made_up', message: 'free text', error_description: 'y'.repeat(5000) })) };
+    let context: Record<string, unknown> = {};
+    try {
+      processTokenResponse(connection, res, 0, [SECRET]);
+    } catch (err) {
+      context = (err as BrokerError).context;
+    }
+    expect(context).toEqual({ connection: 'echo', vendorStatus: 400, vendorDescription: '(withheld: too long to check)' });
   });
 });

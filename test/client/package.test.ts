@@ -62,7 +62,7 @@ afterAll(async () => {
 });
 
 describe('@token-broker/client, packed and installed elsewhere', { timeout: 150_000 }, () => {
-  it('ships dist/ only, with ESM, CommonJS and type entry points, and installs without the broker', () => {
+  it('ships dist/ and its README, with ESM, CommonJS and type entry points, and installs without the broker', () => {
     const root = join(project, 'node_modules/@token-broker/client');
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
       exports: Record<string, Record<string, Record<string, string>>>;
@@ -73,6 +73,8 @@ describe('@token-broker/client, packed and installed elsewhere', { timeout: 150_
       expect(existsSync(join(root, f)), f).toBe(true);
     }
     expect(existsSync(join(root, 'src'))).toBe(false);
+    // The tarball says how to get and use it, and never to install it from the public registry.
+    expect(readFileSync(join(root, 'README.md'), 'utf8')).toContain('not on the public npm registry');
     expect(pkg.exports['.']!.import!.default).toBe('./dist/index.mjs');
     expect(pkg.exports['.']!.require!.default).toBe('./dist/index.cjs');
     for (const heavy of ['dynalite', 'level', 'tsx', 'zod', 'aws-cdk-lib', '@aws-sdk/client-dynamodb']) {
@@ -158,9 +160,12 @@ void main;
   it('installs the token-broker command', async () => {
     const bin = join(project, 'node_modules/.bin/token-broker');
     const out = await run(bin, ['connections', '--json'], { cwd: project, env: consumerEnv(), timeout: 30_000 });
-    expect(JSON.parse(out.stdout)).toEqual([
-      { id: 'digitaleo', dialect: 'digitaleo' },
-      { id: 'jwt', dialect: 'oauth2' },
-    ]);
+    expect(JSON.parse(out.stdout)).toEqual({
+      connections: [
+        { id: 'digitaleo', dialect: 'digitaleo' },
+        { id: 'jwt', dialect: 'oauth2' },
+      ],
+    });
+    expect((await run(bin, ['--version'], { cwd: project, env: consumerEnv(), timeout: 30_000 })).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   });
 });

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { TokenBrokerClient, TokenBrokerError, type ConnectionDefinition, type ConnectionStatus } from './index';
+import { defaultRegion } from './region';
 
 // `token-broker <command>`: the client for operators and scripts. Results go to stdout, errors to stderr, and the
 // exit code says what kind of failure it was, so a script can tell "not allowed" from "try again later".
@@ -51,9 +53,11 @@ export function exitCodeFor(code: string): number {
 
 const COMMON = `common options:
   --url URL        the broker's base URL (default $TOKEN_BROKER_URL)
-  --region REGION  the region requests are signed for (default $AWS_REGION, else us-east-1)
+  --region REGION  the region requests are signed for (default: the one in an execute-api host name, else the
+                   AWS profile's, else $AWS_REGION, else us-east-1)
   --json           print the broker's answer as JSON
   -h, --help       this help
+  --version        the client's version
 Credentials come from the AWS default chain (environment, AWS_PROFILE, SSO, web identity, container, EC2).`;
 
 const EXITS = `exit codes: 0 ok, 1 other failure, 2 usage or invalid request, 3 no credentials / unauthenticated / forbidden,
@@ -96,6 +100,18 @@ const COMMANDS = {
 } as const;
 
 type Command = keyof typeof COMMANDS;
+
+/** The commands only an admin may run: a 403 there means "not an admin" far more often than "no such connection". */
+const ADMIN_ONLY: ReadonlySet<Command> = new Set(['refresh', 'verify', 'status']);
+
+/** The client package's version, read from its package.json (beside src/ and dist/ alike). */
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
 
 const USAGE = `usage: token-broker <command> [options]
 
@@ -175,13 +191,21 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         stage: { type: 'string' },
         'if-match': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
       },
     });
   } catch (err) {
-    io.stderr(`token-broker: ${(err as Error).message}\n\n${USAGE}`);
+    // An unknown option after a command gets that command's help, not the whole list.
+    const named = argv.find((a) => !a.startsWith('-'));
+    const help = named !== undefined && Object.hasOwn(COMMANDS, named) ? commandHelp(named as Command) : USAGE;
+    io.stderr(`token-broker${named !== undefined && help !== USAGE ? ` ${named}` : ''}: ${(err as Error).message}\n\n${help}`);
     return EXIT.usage;
   }
   const { values, positionals } = parsed;
+  if (values.version) {
+    io.stdout(version());
+    return EXIT.ok;
+  }
   const [name, ...args] = positionals;
   if (name === 'help' || (!name && values.help)) {
     io.stdout(USAGE);
@@ -200,10 +224,13 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
   try {
     const baseUrl = values.url ?? env.TOKEN_BROKER_URL;
     if (!baseUrl) throw new UsageError('the broker URL is missing: pass --url or set TOKEN_BROKER_URL');
-    const region = values.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+    if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(baseUrl)) {
+      throw new UsageError(`the broker URL ${baseUrl} has no scheme: did you mean http://${baseUrl} (local mode) or https://${baseUrl}?`);
+    }
+    const region = values.region ?? io.client?.region ?? defaultRegion(baseUrl, env);
     let client: TokenBrokerClient;
     try {
-      client = new TokenBrokerClient({ ...(io.client ?? {}), baseUrl, ...(region ? { region } : {}) });
+      client = new TokenBrokerClient({ ...(io.client ?? {}), baseUrl, region });
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
@@ -243,7 +270,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         if (values['if-match'] !== undefined) throw new UsageError('--if-match goes with connections put or delete');
         if (args.length !== 0) throw new UsageError('connections takes no argument, or put, get or delete');
         const list = await client.listConnections(values.admin ? { admin: true } : {});
-        print(list, list.length === 0 ? '(none)' : table([['ID', 'DIALECT'], ...list.map((c) => [c.id, c.dialect])]));
+        // --json prints what the broker answered, { "connections": [...] }, as the API documents it.
+        print({ connections: list }, list.length === 0 ? '(none)' : table([['ID', 'DIALECT'], ...list.map((c) => [c.id, c.dialect])]));
         return EXIT.ok;
       }
       case 'invalidate': {
@@ -257,7 +285,11 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       }
       case 'refresh': {
         const r = await client.refresh(needId(1));
-        print(r, `refreshed ${r.connection}: the new token expires at ${r.expires_at}`);
+        print(
+          r,
+          `refreshed ${r.connection}: the new token itself expires at ${r.expires_at}; callers are handed it for at ` +
+            "most the connection's maxTtl (900 s unless configured), then ask again",
+        );
         return EXIT.ok;
       }
       case 'verify': {
@@ -275,7 +307,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
           ),
         );
         const failed = results.filter((r): r is { id: string; err: unknown } => 'err' in r);
-        for (const f of failed) io.stderr(`token-broker: ${f.id}: ${describe(f.err)}`);
+        for (const f of failed) io.stderr(`token-broker: ${f.id}: ${describe(f.err, 'status')}`);
         const ok = results.flatMap((r) => ('s' in r ? [r.s] : []));
         print(ok, ok.length === 0 ? '(none)' : table([STATUS_HEADER, ...ok.map(statusRow)]));
         return failed.length > 0 ? exitCodeOf(failed[0]!.err) : EXIT.ok;
@@ -286,7 +318,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       io.stderr(`token-broker ${command}: ${err.message}\n\n${commandHelp(command)}`);
       return EXIT.usage;
     }
-    io.stderr(`token-broker: ${describe(err)}`);
+    io.stderr(`token-broker: ${describe(err, adminCommand(command, values.admin))}`);
     return exitCodeOf(err);
   }
 }
@@ -337,9 +369,21 @@ async function readDefinition(source: string, readStdin: () => Promise<string>):
   return value as ConnectionDefinition;
 }
 
-function describe(err: unknown): string {
+/** The command as named in a message, when only an admin may run it. */
+function adminCommand(command: Command, admin: boolean | undefined): string | undefined {
+  if (command === 'connections') return admin ? 'connections --admin' : undefined;
+  return ADMIN_ONLY.has(command) ? command : undefined;
+}
+
+/** An error for a person: what happened, what an admin-only command needs, and the request id to quote. */
+function describe(err: unknown, admin?: string): string {
   if (err instanceof TokenBrokerError) {
-    return `${err.message}${err.retryAfter !== undefined ? ` (retry after ${err.retryAfter} s)` : ''}`;
+    // The API answers "unknown" and "not yours" alike; for an admin-only command the likely reading is "not an admin".
+    const text =
+      err.code === 'forbidden' && admin !== undefined
+        ? `token broker: forbidden: ${admin} needs an admin of the broker (this identity is not one of its admins, or the connection does not exist)`
+        : err.message;
+    return `${text}${err.retryAfter !== undefined ? ` (retry after ${err.retryAfter} s)` : ''}${err.requestId ? ` [request id ${err.requestId}]` : ''}`;
   }
   if (err instanceof RangeError || err instanceof TypeError) return err.message;
   return `unexpected failure: ${err instanceof Error ? err.message : String(err)}`;

@@ -1,4 +1,5 @@
 import { Sha256 } from '@aws-crypto/sha256-js';
+import { defaultRegion, isWrongRegion } from './region';
 import { SignatureV4 } from '@smithy/signature-v4';
 
 // The token broker's client for internal services: SigV4-signed calls (service execute-api) with the default AWS
@@ -26,7 +27,10 @@ export interface ClientClock {
 export interface TokenBrokerClientOptions {
   /** The API's base URL, e.g. https://abc123.execute-api.eu-west-1.amazonaws.com/prod. Default: $TOKEN_BROKER_URL. */
   baseUrl?: string;
-  /** The region requests are signed for. Default: $AWS_REGION, else us-east-1. */
+  /**
+   * The region requests are signed for. Default: the one in an `execute-api` host name, else the AWS profile's
+   * (AWS_PROFILE, else default), else $AWS_REGION, else us-east-1.
+   */
   region?: string;
   /** Default: the AWS SDK's default credential chain (environment, profile, SSO, web identity, container, EC2). */
   credentials?: Credentials | CredentialsProvider;
@@ -287,7 +291,7 @@ export class TokenBrokerClient {
       throw new TypeError('token broker: the endpoint must be an http(s) URL');
     }
     this.baseUrl = baseUrl.replace(/\/+$/, '');
-    this.region = opts.region ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? 'us-east-1';
+    this.region = opts.region ?? defaultRegion(baseUrl);
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.maxRetries = Math.max(0, Math.min(opts.maxRetries ?? 2, 10));
     this.maxRetryWaitMs = opts.maxRetryWaitMs ?? 30_000;
@@ -528,6 +532,20 @@ export class TokenBrokerClient {
     }
   }
 
+  /** API Gateway's refusal of a signature scoped to another region, said in the client's words. */
+  private explained(err: TokenBrokerError): TokenBrokerError {
+    if (!isWrongRegion(err.detail ?? err.title)) return err;
+    return new TokenBrokerError({
+      status: err.status,
+      code: err.code,
+      ...(err.title ? { title: err.title } : {}),
+      detail:
+        `the request was signed for region ${this.region}, which is not the broker's: pass region ` +
+        '(--region), or use the execute-api host name, which names it',
+      ...(err.requestId ? { requestId: err.requestId } : {}),
+    });
+  }
+
   private async once(method: Method, path: string, payload: unknown, extraHeaders: Record<string, string>): Promise<{ status: number; body: unknown }> {
     const url = new URL(this.baseUrl + path);
     const body = payload === undefined ? undefined : JSON.stringify(payload);
@@ -559,7 +577,7 @@ export class TokenBrokerClient {
         { cause: err },
       );
     }
-    if (!res.ok) throw errorFromResponse(res.status, res.headers, text, this.now());
+    if (!res.ok) throw this.explained(errorFromResponse(res.status, res.headers, text, this.now()));
     try {
       return { status: res.status, body: text ? (JSON.parse(text) as unknown) : {} };
     } catch (err) {
