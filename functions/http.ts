@@ -7,8 +7,14 @@ import { METRICS_FROM_HTTP_LOG, MIN_TTL, REQUEST_FAILED, TOKEN_HANDED_OUT } from
 import { ForbiddenError, InvalidRequestError, NotFoundError, UnauthenticatedError, isBrokerError, problemResponse } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { isAdmin, principalArn } from '../lib/policy';
+import { loggerPort } from '../lib/adapters/powertools';
+import { systemClock, type Clock } from '../lib/clock';
+import { readHealth } from '../lib/console/health';
+import { ServedCounter } from '../lib/console/served';
+import { STATUS_LIMIT, statusPage } from '../lib/console/status';
+import type { RecordScan, ServedCounts } from '../lib/ports';
 import { lambdaEntry, withPowertools } from './entry';
-import { ConnectionId, InvalidateBody, ListRole, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
+import { ConnectionId, InvalidateBody, ListRole, MAX_BODY_BYTES, MinTtl, StatusLimit, StatusNext, VerifyBody } from './schemas';
 
 // The HTTP API (docs/api.md) as one API Gateway REST proxy handler: identity from the IAM
 // authorizer's request context, validation with zod at the edge, one call into the broker, the answer shaped here.
@@ -17,9 +23,12 @@ export interface HttpDeps {
   broker: Broker;
   logger: Logger;
   metrics: Metrics;
+  /** The table, read by GET /v1/status and told the requests served (issue 21); without it neither happens. */
+  store?: RecordScan & ServedCounts;
+  clock?: Clock;
 }
 
-type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify' | 'status';
+type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify' | 'status' | 'statusOfAll';
 
 const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'GET', pattern: /^\/v1\/connections\/?$/, route: 'list' },
@@ -28,6 +37,7 @@ const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/refresh\/?$/, route: 'refresh' },
   { method: 'POST', pattern: /^\/v1\/connections\/([^/]*)\/verify\/?$/, route: 'verify' },
   { method: 'GET', pattern: /^\/v1\/connections\/([^/]*)\/status\/?$/, route: 'status' },
+  { method: 'GET', pattern: /^\/v1\/status\/?$/, route: 'statusOfAll' },
 ];
 
 const JSON_HEADERS = {
@@ -89,6 +99,16 @@ function minTtlOf(event: APIGatewayProxyEvent): number {
   if (raw === undefined || raw === null) return MIN_TTL.default;
   const parsed = MinTtl.safeParse(raw);
   if (!parsed.success) throw new InvalidRequestError(`min_ttl must be an integer from ${MIN_TTL.min} to ${MIN_TTL.max}`);
+  return parsed.data;
+}
+
+/** One query parameter, given at most once, checked against its schema. */
+function queryOf<T extends z.ZodMiniType>(event: APIGatewayProxyEvent, name: string, schema: T): z.output<T> | undefined {
+  if ((event.multiValueQueryStringParameters?.[name]?.length ?? 0) > 1) throw new InvalidRequestError(`${name} is given more than once`);
+  const raw = event.queryStringParameters?.[name];
+  if (raw === undefined || raw === null) return undefined;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new InvalidRequestError(`${name} is not valid`);
   return parsed.data;
 }
 
@@ -164,7 +184,9 @@ function statusAnswer(s: ConnectionStatus) {
  * a refusal or a failure is that request's audit line. The token's is counted into TokensServed by a metric filter.
  */
 export function makeRequestHandler(deps: HttpDeps) {
-  const { broker, logger } = deps;
+  const { broker, logger, store } = deps;
+  const clock = deps.clock ?? systemClock;
+  const served = store ? new ServedCounter(store, clock, undefined, loggerPort(logger)) : undefined;
   return async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const requestId = event.requestContext?.requestId;
     let audited: { audit: true; connection: string } | undefined;
@@ -186,6 +208,7 @@ export function makeRequestHandler(deps: HttpDeps) {
           const minTtl = minTtlOf(event);
           const token = await broker.getToken(who.arn, id, minTtl);
           logger.info(TOKEN_HANDED_OUT, { ...audited, fingerprint: token.fingerprint, source: token.source, status: 200 });
+          await served?.served(id);
           return json(200, tokenAnswer(token));
         }
         case 'invalidate': {
@@ -203,6 +226,15 @@ export function makeRequestHandler(deps: HttpDeps) {
           const status = await broker.status(who.arn, id);
           logger.info('status read by an admin', { ...audited, status: 200 });
           return json(200, statusAnswer(status));
+        }
+        case 'statusOfAll': {
+          // Every connection an admin administers, from one parallel scan of the table: the console's view as JSON.
+          if (!isAdmin(who.arn, broker.config) || !store) throw new ForbiddenError();
+          const limit = queryOf(event, 'limit', StatusLimit) ?? STATUS_LIMIT.default;
+          const start = Number(queryOf(event, 'next', StatusNext) ?? 0);
+          const healths = await readHealth({ connections: () => broker.config.connections, records: store }, clock.now());
+          logger.info('status of all read by an admin', { status: 200 });
+          return json(200, statusPage(healths, limit, start));
         }
         case 'verify': {
           const body = bodyOf(event, VerifyBody, true);

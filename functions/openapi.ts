@@ -9,6 +9,9 @@ import {
   ProblemAnswer,
   RefreshAnswer,
   StatusAnswer,
+  StatusLimit,
+  StatusListAnswer,
+  StatusNext,
   TokenAnswer,
   VerifyAnswer,
   VerifyBody,
@@ -115,6 +118,22 @@ export function openApiDocument() {
           responses: { '200': json('the status', 'StatusAnswer'), ...errors },
         },
       },
+      '/v1/status': {
+        get: {
+          operationId: 'statusOfAll',
+          summary: "Admins: every connection's health, unhealthy first, a page at a time (the console's view), nothing secret",
+          parameters: [
+            { name: 'limit', in: 'query', required: false, schema: schema(StatusLimit, 'input') },
+            { name: 'next', in: 'query', required: false, schema: schema(StatusNext, 'input') },
+          ],
+          responses: {
+            '200': json('one page of connections', 'StatusListAnswer'),
+            '400': errors['400'],
+            '401': errors['401'],
+            '403': problem('forbidden: the caller is not an admin'),
+          },
+        },
+      },
       '/v1/connections/{id}/verify': {
         post: {
           operationId: 'verify',
@@ -136,6 +155,7 @@ export function openApiDocument() {
         RefreshAnswer: schema(RefreshAnswer),
         VerifyAnswer: schema(VerifyAnswer),
         StatusAnswer: schema(StatusAnswer),
+        StatusListAnswer: schema(StatusListAnswer),
         Problem: schema(ProblemAnswer),
       },
     },

@@ -16,7 +16,8 @@ import { LocalKeyRing } from '../crypto';
 import { ConfigurationError } from '../errors';
 import { readCredentials } from '../exchange';
 import { createHttpClient, nodeHttpClient, type HttpClient } from '../http';
-import type { TokenStore } from '../ports';
+import type { RecordScan, ServedCounts, TokenStore } from '../ports';
+import { consolePage } from '../console/page';
 import { startDynalite, type RunningDynalite } from './dynalite';
 import { readJsonFile } from './json-file';
 import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
@@ -44,7 +45,13 @@ export interface DemoInfo {
 }
 
 /** The HTTP handler Lambda runs, made for this broker (functions/http.ts's makeHandler; lib/ does not import it). */
-export type HandlerFactory = (deps: { broker: Broker; logger: Logger; metrics: Metrics }) => ProxyHandler;
+export type HandlerFactory = (deps: {
+  broker: Broker;
+  logger: Logger;
+  metrics: Metrics;
+  store?: RecordScan & ServedCounts;
+  clock?: Clock;
+}) => ProxyHandler;
 
 export interface LocalOptions {
   clock?: Clock;
@@ -53,11 +60,16 @@ export interface LocalOptions {
 
 export interface LocalBroker {
   url: string;
+  /** The operator's console: every connection's health, on the loopback listener, without SigV4. */
+  consoleUrl: string;
   region: string;
   broker: Broker;
   demo?: DemoInfo;
   close(): Promise<void>;
 }
+
+/** The local console reloads itself this often. */
+const CONSOLE_REFRESH_SECONDS = 5;
 
 const DEMO_CALLER_ARN = 'arn:aws:iam::000000000000:role/demo-caller';
 const DEMO_ADMIN_ARN = 'arn:aws:iam::000000000000:role/demo-admin';
@@ -287,7 +299,8 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       // A long-running server may refresh after answering (Lambda may not: see BrokerOptions.refreshAhead).
       options: { refreshAhead: 'background' },
     });
-    const handler = makeHandler({ broker, logger, metrics });
+    const handler = makeHandler({ broker, logger, metrics, store, clock });
+    const consoleSource = { connections: () => config.connections, records: store };
     const server: RunningServer = await startLocalServer({
       handler: (event, context) => handler(event, context),
       callers,
@@ -295,6 +308,13 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       clock,
       port,
       onRefused: (reason) => logger.info('signature refused', { reason }),
+      console: (query) =>
+        consolePage(consoleSource, {
+          query: Object.fromEntries(query),
+          now: clock.now(),
+          nav: { kind: 'page', path: '/console' },
+          render: { document: true, refreshSeconds: CONSOLE_REFRESH_SECONDS },
+        }),
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
         throw new ConfigurationError(`port ${port} is already in use: set PORT to a free port (PORT=0 picks one)`);
@@ -304,7 +324,7 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
     });
     closers.push(() => server.close());
     closers.push(() => broker.drain());
-    return { url: server.url, region, broker, ...(demo ? { demo } : {}), close: closeAll };
+    return { url: server.url, consoleUrl: `${server.url}/console`, region, broker, ...(demo ? { demo } : {}), close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;
