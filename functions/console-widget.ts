@@ -33,10 +33,12 @@ export interface WidgetEvent {
 export interface WidgetDeps {
   source: ConsoleSource;
   clock?: Clock;
+  /** The scan: parallel segments, and its deadline (READ_DEFAULTS). */
+  read?: { segments?: number; timeoutMs?: number };
 }
 
-/** The scan's share of CloudWatch's wait: the view must come back within 2 s at 10,000 connections. */
-const READ_TIMEOUT_MS = 1_500;
+/** The scan's share of CloudWatch's wait (the view must come back within 2 s at 10,000 connections), in 16 segments. */
+const READ_DEFAULTS = { segments: 16, timeoutMs: 1_500 };
 
 export const DESCRIPTION = `## token-broker connections
 Every connection's health, unhealthy first: its state (failing, cooling down, no token yet, refreshing, serving),
@@ -61,7 +63,7 @@ export function makeHandler(deps: WidgetDeps) {
         query,
         now: clock.now(),
         nav: { kind: 'widget', endpoint: context.invokedFunctionArn },
-        read: { segments: 16, timeoutMs: READ_TIMEOUT_MS },
+        read: { ...READ_DEFAULTS, ...deps.read },
       });
     } catch (err) {
       // The error's name only: the widget is no place for a stack, and CloudWatch shows what it is given.

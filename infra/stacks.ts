@@ -188,7 +188,6 @@ export class BrokerStack extends Stack {
       key: props.key,
       dashboard: alarms.dashboard,
       alarms: alarms.alarms,
-      roleName: `token-broker-${props.stage}-${Aws.REGION}-console`,
     });
 
     Validations.of(this.deadLetters).acknowledge(
