@@ -182,7 +182,7 @@ export class BrokerStack extends Stack {
       topic: this.topic,
     });
     new BrokerConsole(this, 'Console', {
-      ...common,
+      connectionsFile: props.connectionsFile,
       stage: props.stage,
       table: props.table,
       key: props.key,
