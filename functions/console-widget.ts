@@ -1,4 +1,5 @@
 import type { Context } from 'aws-lambda';
+import type { CallBudget } from '../lib/adapters/aws';
 import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
 import { systemClock, type Clock } from '../lib/clock';
 import type { ConsoleSource } from '../lib/console/health';
@@ -39,6 +40,12 @@ export interface WidgetDeps {
 
 /** The scan's share of CloudWatch's wait (the view must come back within 2 s at 10,000 connections), in 16 segments. */
 const READ_DEFAULTS = { segments: 16, timeoutMs: 1_500 };
+
+/**
+ * The widget's table client: a scan page is up to 1 MB, not a GetItem, so one attempt may take the whole read
+ * budget; a retry would not fit in it, so there is none (the dashboard's next refresh is the retry).
+ */
+export const SCAN_BUDGET: CallBudget = { connectMs: 500, attemptMs: READ_DEFAULTS.timeoutMs, maxAttempts: 1, totalMs: READ_DEFAULTS.timeoutMs };
 
 export const DESCRIPTION = `## token-broker connections
 Every connection's health, unhealthy first: its state (failing, cooling down, no token yet, refreshing, serving),
@@ -85,7 +92,7 @@ let built: ReturnType<typeof makeHandler> | undefined;
 export const handler = async (event: WidgetEvent, context: Context): Promise<string> => {
   built ??= (() => {
     const config = loadConfig(process.env[ENV.config] ?? BUNDLED_CONFIG_FILE);
-    const store = new DynamoTokenStore(createDynamoClient(), required(ENV.table));
+    const store = new DynamoTokenStore(createDynamoClient({}, SCAN_BUDGET), required(ENV.table), SCAN_BUDGET.totalMs);
     return makeHandler({ source: { connections: () => config.connections, records: store } });
   })();
   return built(event, context);

@@ -134,6 +134,8 @@ export interface RecordSummary {
 export interface ScanOptions {
   /** Parallel scan segments (DynamoDB's Segment/TotalSegments); 1 to 64. */
   segments?: number;
+  /** The hours whose requests-served counts to read (none when absent): the scan reads no other attribute of counts. */
+  servedHours?: readonly number[];
   call?: StoreCallOptions;
 }
 

@@ -30,6 +30,18 @@ export function servedUpdate(hour: number, count: number) {
   };
 }
 
+/**
+ * What a console scan reads of an item (a ProjectionExpression): all but the token's ciphertext, which is most of
+ * the item's size and which the console has no use for, and the counts of the hours asked for.
+ */
+export function consoleProjection(attributes: readonly string[], servedHours: readonly number[]) {
+  const names = [...attributes, ...servedHours.map(servedAttribute)];
+  return {
+    ProjectionExpression: names.map((_, i) => `#p${i}`).join(', '),
+    ExpressionAttributeNames: Object.fromEntries(names.map((n, i) => [`#p${i}`, n])),
+  };
+}
+
 /** The hours an item holds counts for. */
 export function servedOf(item: Record<string, AttributeValue>): { hour: number; count: number }[] {
   const served: { hour: number; count: number }[] = [];

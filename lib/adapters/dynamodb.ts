@@ -15,7 +15,7 @@ import { TABLE_KEY, TTL_ATTRIBUTE } from '../contract';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { checkTimeLeft } from '../budget';
 import { StoreUnavailableError } from '../errors';
-import { servedOf, servedUpdate } from './dynamodb-console';
+import { consoleProjection, servedOf, servedUpdate } from './dynamodb-console';
 import type {
   ConnectionRecord,
   LeaseClaim,
@@ -131,12 +131,17 @@ function recordOf(connection: string, item: Record<string, AttributeValue> | und
   return record;
 }
 
+/** Every attribute recordOf reads but the ciphertext: what a console scan projects. */
+const CLEAR_ATTRIBUTES = [TABLE_KEY, 'mintedAt', ...TOKEN_ATTRIBUTES.filter((a) => a !== 'ct'), ...LEASE_ATTRIBUTES, 'failureCode', 'failureStatus', 'failureError', 'failedAt', 'coolUntil'];
+const NOT_READ = new Uint8Array();
+
 /** A scanned item as the console sees it, without the ciphertext; undefined for an item that is not a token item. */
 function summaryOf(item: Record<string, AttributeValue>): RecordSummary | undefined {
   const key = item[TABLE_KEY]?.S;
   if (!key?.startsWith(ITEM_PREFIX)) return undefined;
   const connection = key.slice(ITEM_PREFIX.length);
-  const { token, ...rest } = recordOf(connection, item);
+  // The scan left the ciphertext out: a stand-in lets recordOf read the token's clear metadata as it always does.
+  const { token, ...rest } = recordOf(connection, item.expiresAt ? { ...item, ct: { B: NOT_READ } } : item);
   const summary: RecordSummary = { connection, ...rest, served: servedOf(item) };
   if (token) {
     const { ciphertext: _sealed, ...clear } = token;
@@ -299,7 +304,13 @@ export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
       for (let page = 0; page < 1000; page++) {
         const out = await this.call('scan the records', opts.call, (abortSignal) =>
           this.client.send(
-            new ScanCommand({ TableName: this.table, Segment: n, TotalSegments: total, ...(start ? { ExclusiveStartKey: start } : {}) }),
+            new ScanCommand({
+              TableName: this.table,
+              Segment: n,
+              TotalSegments: total,
+              ...consoleProjection(CLEAR_ATTRIBUTES, opts.servedHours ?? []),
+              ...(start ? { ExclusiveStartKey: start } : {}),
+            }),
             { abortSignal },
           ),
         );

@@ -103,7 +103,8 @@ export class MemoryTokenStore implements TokenStore, RecordScan, ServedCounts {
     const ids = new Set([...this.records.keys(), ...this.served.keys()]);
     return [...ids].map((connection) => {
       const { token, ...rest } = copy(this.records.get(connection) ?? {});
-      const hours = [...(this.served.get(connection) ?? new Map<number, number>())].sort(([a], [b]) => a - b);
+      const asked = new Set(opts.servedHours ?? []);
+      const hours = [...(this.served.get(connection) ?? new Map<number, number>())].filter(([h]) => asked.has(h)).sort(([a], [b]) => a - b);
       const summary: RecordSummary = { connection, ...rest, served: hours.map(([hour, count]) => ({ hour, count })) };
       if (token) {
         const { ciphertext: _sealed, ...clear } = token;

@@ -109,6 +109,7 @@ export async function readHealth(source: ConsoleSource, now: number, opts: { seg
   const [connections, records] = await Promise.all([
     source.connections(),
     source.records.scanRecords({
+      servedHours: [Math.floor(now / HOUR_MS) - 1, Math.floor(now / HOUR_MS)],
       ...(opts.segments === undefined ? {} : { segments: opts.segments }),
       ...(opts.timeoutMs === undefined ? {} : { call: { timeoutMs: opts.timeoutMs } }),
     }),

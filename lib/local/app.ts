@@ -6,6 +6,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../adapters/powertools';
+import { UNHURRIED_BUDGET } from '../adapters/aws';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/dynamodb';
 import { FileSecretSource } from '../adapters/file-secrets';
 import type { Broker } from '../broker';
@@ -300,7 +301,9 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       options: { refreshAhead: 'background' },
     });
     const handler = makeHandler({ broker, logger, metrics, store, clock });
-    const consoleSource = { connections: () => config.connections, records: store };
+    // The console reads the whole table in one scan: on the embedded table, on a busy machine, that is load, not an outage.
+    const scanner = new DynamoTokenStore(createDynamoClient(dynamoConfig, UNHURRIED_BUDGET), tableName, UNHURRIED_BUDGET.totalMs);
+    const consoleSource = { connections: () => config.connections, records: scanner };
     const server: RunningServer = await startLocalServer({
       handler: (event, context) => handler(event, context),
       callers,
@@ -314,6 +317,7 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
           now: clock.now(),
           nav: { kind: 'page', path: '/console' },
           render: { document: true, refreshSeconds: CONSOLE_REFRESH_SECONDS },
+          read: { segments: 1, timeoutMs: UNHURRIED_BUDGET.totalMs },
         }),
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {

@@ -60,7 +60,7 @@ describe('requests served', () => {
     expect((await call('/v1/connections/crm/token', APP)).status).toBe(200);
     const hour = Math.floor(clock.now() / HOUR_MS);
     expect(writes).toEqual([{ connection: 'crm', hour, count: 5 }]);
-    const crm = (await store.scanRecords()).find((r: RecordSummary) => r.connection === 'crm');
+    const crm = (await store.scanRecords({ servedHours: [hour] })).find((r: RecordSummary) => r.connection === 'crm');
     expect(crm?.served).toEqual([{ hour, count: 5 }]);
   });
 });

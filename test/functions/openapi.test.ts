@@ -16,6 +16,7 @@ describe('OpenAPI document', () => {
       '/v1/connections/{id}/token',
       '/v1/connections/{id}/token/invalidate',
       '/v1/connections/{id}/verify',
+      '/v1/status',
     ]);
     const token = doc.paths['/v1/connections/{id}/token'].get;
     expect(Object.keys(token.responses).sort()).toEqual(['200', '400', '401', '403', '502', '503', '504']);

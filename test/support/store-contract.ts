@@ -212,12 +212,14 @@ export function describeConsoleStoreContract(name: string, open: () => Promise<T
       await store.addServed('c', hour - 1, 4);
       await store.addServed('c', hour, 5);
       await store.addServed('c', hour, 2);
-      const [c] = await store.scanRecords();
+      const [c] = await store.scanRecords({ servedHours: [hour - 3, hour - 1, hour] });
       expect(c!.served).toEqual([
         { hour: hour - 1, count: 4 },
         { hour, count: 7 },
       ]);
       expect(c!.token).toBeUndefined();
+      expect((await store.scanRecords({ servedHours: [hour] }))[0]!.served).toEqual([{ hour, count: 7 }]);
+      expect((await store.scanRecords())[0]!.served).toEqual([]);
       // A record with counts alone reads as no token, no lease, no failure.
       expect(await store.read('c')).toEqual({});
     });
