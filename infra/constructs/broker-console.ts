@@ -16,6 +16,7 @@ import { BrokerFunction } from './broker-function';
 /** The only table actions the widget function is granted: reads (lib/adapters/dynamodb.ts scanRecords). */
 export const CONSOLE_TABLE_ACTIONS = ['dynamodb:Scan', 'dynamodb:GetItem', 'dynamodb:Query'] as const;
 
+/** At most 58 characters (a stage is at most 24): within Lambda's 64. */
 export const consoleFunctionName = (stage: string) => `customWidget-token-broker-${stage}-console`;
 
 export interface BrokerConsoleProps {
