@@ -5,7 +5,7 @@ import type * as z from 'zod/mini';
 import type { Broker, ConnectionStatus, IssuedToken } from '../lib/broker';
 import type { ConnectionChanges } from '../lib/connection-changes';
 import { ConnectionCatalog } from '../lib/connections';
-import { systemClock } from '../lib/clock';
+import { systemClock, type Clock } from '../lib/clock';
 import { METRICS_FROM_HTTP_LOG, MIN_TTL, REQUEST_FAILED, TOKEN_HANDED_OUT } from '../lib/contract';
 import {
   DependencyUnavailableError,
@@ -18,9 +18,25 @@ import {
 } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { canUse, isAdmin, principalArn } from '../lib/policy';
+import { loggerPort, requestLogKeys } from '../lib/adapters/powertools';
+import { readHealth } from '../lib/console/health';
+import { ServedCounter } from '../lib/console/served';
+import { STATUS_LIMIT, statusPage } from '../lib/console/status';
+import type { RecordScan, ServedCounts } from '../lib/ports';
 import { lambdaEntry, withPowertools } from './entry';
-import { requestLogKeys } from '../lib/adapters/powertools';
-import { ConnectionId, InvalidateBody, LIST_LIMIT, ListLimit, ListNext, ListRole, MAX_BODY_BYTES, MinTtl, VerifyBody } from './schemas';
+import {
+  ConnectionId,
+  InvalidateBody,
+  LIST_LIMIT,
+  ListLimit,
+  ListNext,
+  ListRole,
+  MAX_BODY_BYTES,
+  MinTtl,
+  StatusLimit,
+  StatusNext,
+  VerifyBody,
+} from './schemas';
 
 // The HTTP API (docs/api.md) as one API Gateway REST proxy handler: identity from the IAM
 // authorizer's request context, validation with zod at the edge, one call into the broker, the answer shaped here.
@@ -34,9 +50,12 @@ export interface HttpDeps {
    * the broker's own file is the only source and changes answer 503.
    */
   connections?: { catalog: ConnectionCatalog; changes?: ConnectionChanges };
+  /** The table, read by GET /v1/status and told the requests served (issue 21); without it neither happens. */
+  store?: RecordScan & ServedCounts;
+  clock?: Clock;
 }
 
-type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify' | 'status' | 'put' | 'describe' | 'delete';
+type Route = 'list' | 'token' | 'invalidate' | 'refresh' | 'verify' | 'status' | 'statusOfAll' | 'put' | 'describe' | 'delete';
 
 const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'GET', pattern: /^\/v1\/connections\/?$/, route: 'list' },
@@ -48,6 +67,7 @@ const ROUTES: { method: string; pattern: RegExp; route: Route }[] = [
   { method: 'PUT', pattern: /^\/v1\/connections\/([^/]*)\/?$/, route: 'put' },
   { method: 'GET', pattern: /^\/v1\/connections\/([^/]*)\/?$/, route: 'describe' },
   { method: 'DELETE', pattern: /^\/v1\/connections\/([^/]*)\/?$/, route: 'delete' },
+  { method: 'GET', pattern: /^\/v1\/status\/?$/, route: 'statusOfAll' },
 ];
 
 const JSON_HEADERS = {
@@ -138,6 +158,15 @@ function ifMatchOf(event: APIGatewayProxyEvent): string | undefined {
   return m[1];
 }
 
+/** One query parameter, given at most once, checked against its schema. */
+function checkedQueryOf<T extends z.ZodMiniType>(event: APIGatewayProxyEvent, name: string, schema: T): z.output<T> | undefined {
+  const raw = queryOf(event, name);
+  if (raw === undefined) return undefined;
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new InvalidRequestError(`${name} is not valid`);
+  return parsed.data;
+}
+
 function jsonOf(event: APIGatewayProxyEvent, optional = false): unknown {
   let text = event.body ?? '';
   if (event.isBase64Encoded && text) text = Buffer.from(text, 'base64').toString('utf8');
@@ -213,7 +242,9 @@ function statusAnswer(s: ConnectionStatus) {
  * by side in one handler, and the broker's own lines get them from the request's async context (requestLogKeys).
  */
 export function makeRequestHandler(deps: HttpDeps) {
-  const { broker, logger } = deps;
+  const { broker, logger, store } = deps;
+  const clock = deps.clock ?? systemClock;
+  const served = store ? new ServedCounter(store, clock, undefined, loggerPort(logger)) : undefined;
   // Without the table's connections, the list pages over the file's alone.
   const catalog = deps.connections?.catalog ?? new ConnectionCatalog(broker.config, undefined, systemClock);
   const changes = deps.connections?.changes;
@@ -249,6 +280,7 @@ export function makeRequestHandler(deps: HttpDeps) {
             const minTtl = minTtlOf(event);
             const token = await broker.getToken(caller.arn, id, minTtl);
             logger.info(TOKEN_HANDED_OUT, { ...audited, fingerprint: token.fingerprint, source: token.source, status: 200 });
+            await served?.served(id);
             return json(200, tokenAnswer(token));
           }
           case 'invalidate': {
@@ -266,6 +298,16 @@ export function makeRequestHandler(deps: HttpDeps) {
             const status = await broker.status(caller.arn, id);
             logger.info('status read by an admin', { ...audited, status: 200 });
             return json(200, statusAnswer(status));
+          }
+          case 'statusOfAll': {
+            // Every connection an admin administers, file and registered, from one parallel scan of the table.
+            if (!isAdmin(caller.arn, broker.config) || !store) throw new ForbiddenError();
+            const limit = checkedQueryOf(event, 'limit', StatusLimit) ?? STATUS_LIMIT.default;
+            const start = Number(checkedQueryOf(event, 'next', StatusNext) ?? 0);
+            const all = async () => [...broker.config.connections, ...(await catalog.allRegistered())];
+            const healths = await readHealth({ connections: all, records: store }, clock.now());
+            logger.info('status of all read by an admin', { ...who, status: 200 });
+            return json(200, statusPage(healths, limit, start));
           }
           case 'verify': {
             const body = bodyOf(event, VerifyBody, true);

@@ -12,6 +12,7 @@ else process.env.POWERTOOLS_DEV ??= 'true';
 async function main() {
   const local = await startLocalBroker(process.env);
   console.log(`listening on ${local.url}`);
+  console.log(`the console (every connection's health, this machine only): ${local.consoleUrl}`);
   if (local.demo) {
     const { caller, admin, connections } = local.demo;
     const sigv4 = `--aws-sigv4 "aws:amz:${local.region}:execute-api"`;

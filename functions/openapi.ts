@@ -14,6 +14,9 @@ import {
   ProblemAnswer,
   RefreshAnswer,
   StatusAnswer,
+  StatusLimit,
+  StatusListAnswer,
+  StatusNext,
   TokenAnswer,
   VerifyAnswer,
   VerifyBody,
@@ -169,6 +172,22 @@ export function openApiDocument() {
           responses: { '200': json('the status', 'StatusAnswer'), ...errors },
         },
       },
+      '/v1/status': {
+        get: {
+          operationId: 'statusOfAll',
+          summary: "Admins: every connection's health, unhealthy first, a page at a time (the console's view), nothing secret",
+          parameters: [
+            { name: 'limit', in: 'query', required: false, schema: schema(StatusLimit, 'input') },
+            { name: 'next', in: 'query', required: false, schema: schema(StatusNext, 'input') },
+          ],
+          responses: {
+            '200': json('one page of connections', 'StatusListAnswer'),
+            '400': errors['400'],
+            '401': errors['401'],
+            '403': problem('forbidden: the caller is not an admin'),
+          },
+        },
+      },
       '/v1/connections/{id}/verify': {
         post: {
           operationId: 'verify',
@@ -192,6 +211,7 @@ export function openApiDocument() {
         StatusAnswer: schema(StatusAnswer),
         ConnectionChangeAnswer: schema(ConnectionChangeAnswer),
         ConnectionDescription: schema(ConnectionDescription),
+        StatusListAnswer: schema(StatusListAnswer),
         Problem: schema(ProblemAnswer),
       },
     },

@@ -1,5 +1,7 @@
 import * as z from 'zod/mini';
 import { CONNECTION_ID } from '../lib/config';
+import { HEALTH_STATES } from '../lib/console/health';
+import { STATUS_LIMIT } from '../lib/console/status';
 import { MIN_TTL, PROBLEM_CODES } from '../lib/contract';
 
 const described = <T extends z.ZodMiniType>(schema: T, description: string): T => {
@@ -119,6 +121,42 @@ export const StatusAnswer = z.object({
   cooldown: z.optional(z.object({ code: z.string(), until: instant() })),
   last_failure: z.optional(z.object({ code: z.string(), at: instant(), vendor_status: z.optional(integer()) })),
   lease: z.optional(z.object({ holder: described(z.string(), 'The instance minting now'), until: instant() })),
+});
+
+export const StatusLimit = described(
+  z.pipe(z.pipe(z.string().check(z.regex(/^\d{1,4}$/)), z.transform(Number)), z.number().check(z.int(), z.minimum(1), z.maximum(STATUS_LIMIT.max))),
+  `Connections on one page (1-${STATUS_LIMIT.max}, default ${STATUS_LIMIT.default})`,
+);
+
+export const StatusNext = described(z.string().check(z.regex(/^\d{1,7}$/)), "The previous page's next: where this page starts");
+
+const HealthState = described(z.enum(HEALTH_STATES), 'failing, cooling-down, no-token, refreshing or serving (the order of the list)');
+
+export const StatusListAnswer = z.object({
+  connections: z.array(
+    z.object({
+      connection: z.string(),
+      dialect: z.string(),
+      static: z.boolean(),
+      state: HealthState,
+      prewarm: z.boolean(),
+      served_last_hour: described(integer(), 'Requests served in the last hour, as the instances flushed them (minutes behind)'),
+      token: z.optional(
+        z.object({
+          minted_at: instant(),
+          refresh_from: described(z.string(), 'ISO 8601: the refresh window opens'),
+          expires_at: instant(),
+          minted_by: described(z.string(), 'The instance that minted it'),
+        }),
+      ),
+      secret_version: z.optional(described(z.string(), 'A SHA-256 fingerprint prefix of the secret version the token was minted with')),
+      cooldown: z.optional(z.object({ code: z.string(), until: instant() })),
+      last_failure: z.optional(z.object({ code: z.string(), at: instant(), vendor_status: z.optional(integer()) })),
+      refreshing_by: z.optional(described(z.string(), 'The instance minting now')),
+    }),
+  ),
+  total: described(integer(), 'Connections in all'),
+  next: z.optional(described(z.string(), 'Pass as next for the following page; absent on the last page')),
 });
 
 export const ProblemAnswer = z.object({

@@ -14,6 +14,7 @@ import type { BrokerConfig, Connection } from '../lib/config';
 import { PREWARM_INTERVAL_SECONDS, ROTATION_EVENTS, SECRET_EVENT_SOURCE } from '../lib/contract';
 import { BrokerAlarms } from './constructs/broker-alarms';
 import { BrokerApi } from './constructs/broker-api';
+import { BrokerConsole } from './constructs/broker-console';
 import { BrokerFunction, DEFAULT_TIMEOUTS } from './constructs/broker-function';
 import { SECRET_ARN, SecretGrants, defaultSecretPrefix } from './constructs/secret-grants';
 import { SecretEventsTrail } from './constructs/secret-events-trail';
@@ -183,13 +184,21 @@ export class BrokerStack extends Stack {
     this.topic = props.alarmTopicArn
       ? Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn)
       : new Topic(this, 'AlarmTopic', { displayName: `token-broker ${props.stage} alarms`, enforceSSL: true });
-    new BrokerAlarms(this, 'Alarms', {
+    const alarms = new BrokerAlarms(this, 'Alarms', {
       stage: props.stage,
       api: this.api.api,
       functions: { Http: http, Prewarm: prewarm, Rotation: rotation },
       httpLogs: http.logGroup,
       deadLetters: this.deadLetters,
       topic: this.topic,
+    });
+    new BrokerConsole(this, 'Console', {
+      connectionsFile: props.connectionsFile,
+      stage: props.stage,
+      table: props.table,
+      key: props.key,
+      dashboard: alarms.dashboard,
+      alarms: alarms.alarms,
     });
 
     Validations.of(this.deadLetters).acknowledge(

@@ -124,6 +124,41 @@ export interface TokenStore {
   deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<boolean>;
 }
 
+/**
+ * A connection's record as the console sees it (issue 21): the table's record without the token's ciphertext, and
+ * the requests it served by hour, as the instances flushed them.
+ */
+export interface RecordSummary {
+  connection: string;
+  token?: Omit<StoredToken, 'ciphertext'>;
+  mintedAt?: number;
+  lease?: LeaseHold;
+  failure?: RecordedFailure;
+  /** Requests served, by hour (epoch ms / 3,600,000, floored): only the hours still kept on the item. */
+  served: { hour: number; count: number }[];
+}
+
+export interface ScanOptions {
+  /** Parallel scan segments (DynamoDB's Segment/TotalSegments); 1 to 64. */
+  segments?: number;
+  /** The hours whose requests-served counts to read (none when absent): the scan reads no other attribute of counts. */
+  servedHours?: readonly number[];
+  call?: StoreCallOptions;
+}
+
+/** Every connection's record in one pass, for the console: a parallel scan, never one read per connection. */
+export interface RecordScan {
+  scanRecords(opts?: ScanOptions): Promise<RecordSummary[]>;
+}
+
+/**
+ * Where the instances add up the requests they served: one write adds a connection's count to its hour and drops
+ * the hours no reader looks at any more. Called at most once every few minutes per connection and instance.
+ */
+export interface ServedCounts {
+  addServed(connection: string, hour: number, count: number, call?: StoreCallOptions): Promise<void>;
+}
+
 export interface SecretValue {
   /** The parsed JSON value of the secret. */
   value: unknown;

@@ -111,19 +111,28 @@ describe('token-broker CLI: answers', { timeout: 90_000 }, () => {
 });
 
 describe('token-broker CLI: status', { timeout: 90_000 }, () => {
-  it('prints a table over every connection an admin administers, or JSON; nothing secret; a caller gets exit 3', async () => {
+  it('prints a table over every connection, unhealthy first, or JSON; nothing secret; a caller gets exit 3', async () => {
     const token = JSON.parse((await cli(['token', 'jwt', '--json'])).stdout) as { access_token: string };
     registerSecret(token.access_token);
     const table = await cli(['status'], { as: ADMIN });
     expect(table).toMatchObject({ code: 0, stderr: '' });
     const [header, ...rows] = table.stdout.trim().split('\n');
-    expect(header).toMatch(/^CONNECTION +TOKEN EXPIRES +MINTED +BY +SECRET +COOLDOWN +LAST FAILURE$/);
-    expect(rows.map((r) => r.split(/ +/)[0])).toEqual(['digitaleo', 'jwt']);
-    expect(rows[1]).toMatch(/^jwt +\d{4}-\d\d-\d\dT\S+ +\d{4}-\d\d-\d\dT\S+ +\S+ +[0-9a-f]{12} +- +-$/);
+    expect(header).toMatch(/^CONNECTION +STATE +SINCE \/ LEFT +TOKEN EXPIRES +MINTED +BY +PREWARM +SECRET +LAST FAILURE +REQUESTS 1H$/);
+    expect(rows.map((r) => r.split(/ +/).slice(0, 2))).toEqual([
+      ['digitaleo', 'no-token'],
+      ['jwt', 'serving'],
+    ]);
+    expect(rows[1]).toMatch(/^jwt +serving +- +\d{4}-\d\d-\d\dT\S+ +\d{4}-\d\d-\d\dT\S+ +\S+ +off +[0-9a-f]{12} +- +\d+$/);
+    const all = JSON.parse((await cli(['status', '--json'], { as: ADMIN })).stdout) as { connection: string; state: string }[];
+    expect(all.map((c) => [c.connection, c.state])).toEqual([
+      ['digitaleo', 'no-token'],
+      ['jwt', 'serving'],
+    ]);
+    expect(JSON.stringify(all)).not.toContain('fingerprint');
     const json = await cli(['status', 'jwt', '--json'], { as: ADMIN });
     const [jwt] = JSON.parse(json.stdout) as { connection: string; token: { fingerprint: string } }[];
     expect(jwt).toMatchObject({ connection: 'jwt', static: false, token: { fingerprint: expect.stringMatching(/^[0-9a-f]{12}$/) as unknown } });
-    for (const out of [table.stdout, json.stdout]) {
+    for (const out of [table.stdout, json.stdout, JSON.stringify(all)]) {
       expect(out).not.toContain(token.access_token);
       for (const value of Object.values(secretFor(files.vendor, 'jwt'))) expect(out).not.toContain(value);
     }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { startDynalite, type RunningDynalite } from '../lib/local/dynalite';
 import { startTable } from './support/harness';
-import { describeTokenStoreContract } from './support/store-contract';
+import { describeConsoleStoreContract, describeTokenStoreContract } from './support/store-contract';
 
 let db: RunningDynalite;
 beforeAll(async () => {
@@ -14,3 +14,5 @@ afterAll(async () => {
 
 describeTokenStoreContract('DynamoDB (dynalite)', async () => (await startTable(db)).store);
 describeTokenStoreContract('in memory', () => Promise.resolve(new MemoryTokenStore()));
+describeConsoleStoreContract('DynamoDB (dynalite)', async () => (await startTable(db)).store);
+describeConsoleStoreContract('in memory', () => Promise.resolve(new MemoryTokenStore()));

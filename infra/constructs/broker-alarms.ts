@@ -62,6 +62,8 @@ const brokerMetric = (name: MetricName, dimensions: Record<string, string> = {})
 
 export class BrokerAlarms extends Construct {
   readonly alarms: Alarm[] = [];
+  /** The broker's one dashboard: the console (broker-console.ts) adds its widgets to it. */
+  readonly dashboard: Dashboard;
 
   constructor(scope: Construct, id: string, props: BrokerAlarmsProps) {
     super(scope, id);
@@ -116,7 +118,7 @@ export class BrokerAlarms extends Construct {
       'A pre-warm or rotation invocation failed for good: see the dead-letter queue',
     );
 
-    const dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `token-broker-${props.stage}` });
+    const dashboard = (this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: `token-broker-${props.stage}` }));
     dashboard.addWidgets(
       new TextWidget({
         markdown: `# token-broker (${props.stage})\nTokens served by source, vendor exchanges, failures and cooldowns; the API; the functions.`,

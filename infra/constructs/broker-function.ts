@@ -40,8 +40,8 @@ export interface BrokerFunctionProps {
   logRetention?: RetentionDays;
   /** Record X-Ray segments for the invocations an upstream (the API stage) sampled; false: no tracing at all. */
   tracing?: boolean;
-  /** The execution role's name (functionRoleName): the key's policy lets only those roles wrap token keys. */
-  roleName: string;
+  /** The execution role's name (functionRoleName): the key's policy lets only those roles wrap token keys. None: CDK names it. */
+  roleName?: string;
 }
 
 export class BrokerFunction extends NodejsFunction {
@@ -51,7 +51,7 @@ export class BrokerFunction extends NodejsFunction {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     const role = new Role(scope, `${id}ServiceRole`, {
-      roleName: props.roleName,
+      ...(props.roleName ? { roleName: props.roleName } : {}),
       assumedBy: new ServicePrincipal('lambda.amazonaws.com'),
       description: `token-broker ${id} function: its own log group, the table, the key, its secrets`,
     });

@@ -5,6 +5,7 @@ import {
   DynamoDBClient,
   GetItemCommand,
   ResourceNotFoundException,
+  ScanCommand,
   UpdateItemCommand,
   UpdateTimeToLiveCommand,
   type AttributeValue,
@@ -14,11 +15,16 @@ import { TABLE_KEY, TTL_ATTRIBUTE } from '../contract';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { checkTimeLeft } from '../budget';
 import { StoreUnavailableError } from '../errors';
+import { consoleProjection, servedOf, servedUpdate } from './dynamodb-console';
 import type {
   ConnectionRecord,
   LeaseClaim,
   LeaseOutcome,
   RecordedFailure,
+  RecordScan,
+  RecordSummary,
+  ScanOptions,
+  ServedCounts,
   StoreCallOptions,
   StoredToken,
   TokenMatch,
@@ -44,7 +50,8 @@ const LEASE_ATTRIBUTES = ['fence', 'leaseHolder', 'leaseUntil'];
 // document client's marshalling (and its module) keeps both the hot path and the cold start short.
 const S = (v: string): AttributeValue => ({ S: v });
 const N = (v: number): AttributeValue => ({ N: String(v) });
-const itemKey = (c: string) => ({ [TABLE_KEY]: S(`token#${c}`) });
+const ITEM_PREFIX = 'token#';
+const itemKey = (c: string) => ({ [TABLE_KEY]: S(`${ITEM_PREFIX}${c}`) });
 const num = (a: AttributeValue | undefined) => (a?.N === undefined ? undefined : Number(a.N));
 const str = (a: AttributeValue | undefined) => a?.S ?? '';
 
@@ -139,7 +146,26 @@ export async function tableCall<T>(what: string, totalMs: number, call: StoreCal
   }
 }
 
-export class DynamoTokenStore implements TokenStore {
+/** Every attribute recordOf reads but the ciphertext: what a console scan projects. */
+const CLEAR_ATTRIBUTES = [TABLE_KEY, 'mintedAt', ...TOKEN_ATTRIBUTES.filter((a) => a !== 'ct'), ...LEASE_ATTRIBUTES, 'failureCode', 'failureStatus', 'failureError', 'failedAt', 'coolUntil'];
+const NOT_READ = new Uint8Array();
+
+/** A scanned item as the console sees it, without the ciphertext; undefined for an item that is not a token item. */
+function summaryOf(item: Record<string, AttributeValue>): RecordSummary | undefined {
+  const key = item[TABLE_KEY]?.S;
+  if (!key?.startsWith(ITEM_PREFIX)) return undefined;
+  const connection = key.slice(ITEM_PREFIX.length);
+  // The scan left the ciphertext out: a stand-in lets recordOf read the token's clear metadata as it always does.
+  const { token, ...rest } = recordOf(connection, item.expiresAt ? { ...item, ct: { B: NOT_READ } } : item);
+  const summary: RecordSummary = { connection, ...rest, served: servedOf(item) };
+  if (token) {
+    const { ciphertext: _sealed, ...clear } = token;
+    summary.token = clear;
+  }
+  return summary;
+}
+
+export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
   constructor(
     private readonly client: Pick<DynamoDBClient, 'send'>,
     private readonly table: string,
@@ -273,6 +299,44 @@ export class DynamoTokenStore implements TokenStore {
           };
     // The mint time stays: it is the high-water mark no later token may fall below.
     return this.conditional('delete a token', connection, { remove: TOKEN_ATTRIBUTES, ...condition }, call);
+  }
+
+  /** Every token item, by parallel scan: each segment pages on by itself (console.ts reads 10,000 in one call). */
+  async scanRecords(opts: ScanOptions = {}): Promise<RecordSummary[]> {
+    const total = Math.min(64, Math.max(1, Math.floor(opts.segments ?? 8)));
+    const segment = async (n: number) => {
+      const found: RecordSummary[] = [];
+      let start: Record<string, AttributeValue> | undefined;
+      // Bounded: 1 MB a page, so 1,000 pages a segment is far past any table of connections.
+      for (let page = 0; page < 1000; page++) {
+        const out = await this.call('scan the records', opts.call, (abortSignal) =>
+          this.client.send(
+            new ScanCommand({
+              TableName: this.table,
+              Segment: n,
+              TotalSegments: total,
+              ...consoleProjection(CLEAR_ATTRIBUTES, opts.servedHours ?? []),
+              ...(start ? { ExclusiveStartKey: start } : {}),
+            }),
+            { abortSignal },
+          ),
+        );
+        for (const item of out.Items ?? []) {
+          const summary = summaryOf(item);
+          if (summary) found.push(summary);
+        }
+        start = out.LastEvaluatedKey;
+        if (!start) break;
+      }
+      return found;
+    };
+    return (await Promise.all(Array.from({ length: total }, (_, n) => segment(n)))).flat();
+  }
+
+  async addServed(connection: string, hour: number, count: number, call?: StoreCallOptions): Promise<void> {
+    await this.call('count requests', call, (abortSignal) =>
+      this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(connection), ...servedUpdate(hour, count) }), { abortSignal }),
+    );
   }
 }
 

@@ -4,6 +4,10 @@ import type {
   LeaseClaim,
   LeaseOutcome,
   RecordedFailure,
+  RecordScan,
+  RecordSummary,
+  ScanOptions,
+  ServedCounts,
   StoreCallOptions,
   StoredToken,
   TokenMatch,
@@ -18,8 +22,10 @@ import type {
 
 const copy = (r: ConnectionRecord): ConnectionRecord => structuredClone(r);
 
-export class MemoryTokenStore implements TokenStore {
+export class MemoryTokenStore implements TokenStore, RecordScan, ServedCounts {
   private readonly records = new Map<string, ConnectionRecord>();
+  /** Requests served, by connection and hour, as DynamoDB keeps them: the current hour and the one before. */
+  private readonly served = new Map<string, Map<number, number>>();
 
   private async turn(call: StoreCallOptions | undefined, what: string): Promise<void> {
     checkTimeLeft(call, what);
@@ -90,5 +96,29 @@ export class MemoryTokenStore implements TokenStore {
     // The mint time stays: it is the high-water mark no later token may fall below.
     delete r.token;
     return true;
+  }
+
+  async scanRecords(opts: ScanOptions = {}): Promise<RecordSummary[]> {
+    await this.turn(opts.call, 'scan the records');
+    const ids = new Set([...this.records.keys(), ...this.served.keys()]);
+    return [...ids].map((connection) => {
+      const { token, ...rest } = copy(this.records.get(connection) ?? {});
+      const asked = new Set(opts.servedHours ?? []);
+      const hours = [...(this.served.get(connection) ?? new Map<number, number>())].filter(([h]) => asked.has(h)).sort(([a], [b]) => a - b);
+      const summary: RecordSummary = { connection, ...rest, served: hours.map(([hour, count]) => ({ hour, count })) };
+      if (token) {
+        const { ciphertext: _sealed, ...clear } = token;
+        summary.token = clear;
+      }
+      return summary;
+    });
+  }
+
+  async addServed(connection: string, hour: number, count: number, call?: StoreCallOptions): Promise<void> {
+    await this.turn(call, 'count requests');
+    const hours = this.served.get(connection) ?? new Map<number, number>();
+    hours.set(hour, (hours.get(hour) ?? 0) + count);
+    for (const h of hours.keys()) if (h < hour - 1 && h >= hour - 24) hours.delete(h);
+    this.served.set(connection, hours);
   }
 }

@@ -7,6 +7,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../adapters/powertools';
 import { DynamoConnectionRegistry } from '../adapters/connections-table';
+import { UNHURRIED_BUDGET } from '../adapters/aws';
 import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/dynamodb';
 import { FileSecretSource } from '../adapters/file-secrets';
 import type { Broker } from '../broker';
@@ -20,7 +21,8 @@ import { LocalKeyRing } from '../crypto';
 import { ConfigurationError } from '../errors';
 import { readCredentials } from '../exchange';
 import { createHttpClient, nodeHttpClient, type HttpClient } from '../http';
-import type { TokenStore } from '../ports';
+import type { RecordScan, ServedCounts, TokenStore } from '../ports';
+import { consolePage } from '../console/page';
 import { startDynalite, type RunningDynalite } from './dynalite';
 import { readJsonFile } from './json-file';
 import { DEMO_ACCOUNTS, SandboxVendor } from './sandbox-vendor';
@@ -53,6 +55,8 @@ export type HandlerFactory = (deps: {
   logger: Logger;
   metrics: Metrics;
   connections: { catalog: ConnectionCatalog; changes: ConnectionChanges };
+  store?: RecordScan & ServedCounts;
+  clock?: Clock;
 }) => ProxyHandler;
 
 export interface LocalOptions {
@@ -62,11 +66,16 @@ export interface LocalOptions {
 
 export interface LocalBroker {
   url: string;
+  /** The operator's console: every connection's health, on the loopback listener, without SigV4. */
+  consoleUrl: string;
   region: string;
   broker: Broker;
   demo?: DemoInfo;
   close(): Promise<void>;
 }
+
+/** The local console reloads itself this often. */
+const CONSOLE_REFRESH_SECONDS = 5;
 
 const DEMO_CALLER_ARN = 'arn:aws:iam::000000000000:role/demo-caller';
 const DEMO_ADMIN_ARN = 'arn:aws:iam::000000000000:role/demo-admin';
@@ -311,7 +320,10 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       options: { refreshAhead: 'background' },
     });
     const connections = { catalog: wired.catalog, changes: wired.changes(broker, store) };
-    const handler = makeHandler({ broker, logger, metrics, connections });
+    const handler = makeHandler({ broker, logger, metrics, connections, store, clock });
+    // The console reads the whole table in one scan: on the embedded table, on a busy machine, that is load, not an outage.
+    const scanner = new DynamoTokenStore(createDynamoClient(dynamoConfig, UNHURRIED_BUDGET), tableName, UNHURRIED_BUDGET.totalMs);
+    const consoleSource = { connections: async () => [...config.connections, ...(await wired.catalog.allRegistered())], records: scanner };
     const server: RunningServer = await startLocalServer({
       handler: (event, context) => handler(event, context),
       callers,
@@ -319,6 +331,14 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       clock,
       port,
       onRefused: (reason) => logger.info('signature refused', { reason }),
+      console: (query) =>
+        consolePage(consoleSource, {
+          query: Object.fromEntries(query),
+          now: clock.now(),
+          nav: { kind: 'page', path: '/console' },
+          render: { document: true, refreshSeconds: CONSOLE_REFRESH_SECONDS },
+          read: { segments: 1, timeoutMs: UNHURRIED_BUDGET.totalMs },
+        }),
     }).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'EADDRINUSE') {
         throw new ConfigurationError(`port ${port} is already in use: set PORT to a free port (PORT=0 picks one)`);
@@ -328,7 +348,7 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
     });
     closers.push(() => server.close());
     closers.push(() => broker.drain());
-    return { url: server.url, region, broker, ...(demo ? { demo } : {}), close: closeAll };
+    return { url: server.url, consoleUrl: `${server.url}/console`, region, broker, ...(demo ? { demo } : {}), close: closeAll };
   } catch (err) {
     await closeAll();
     throw err;

@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import type { Clock } from '../clock';
+import { isLoopbackHost } from '../config';
 import { InvalidRequestError, isBrokerError, problemResponse } from '../errors';
 import { verifySigV4, type CallerKey } from '../sigv4';
 
@@ -22,6 +23,32 @@ export interface LocalServerOptions {
   maxBodyBytes?: number;
   /** Told why a signature was refused (the caller only ever sees 401). */
   onRefused?: (reason: string) => void;
+  /**
+   * The operator's console (GET /console): HTML for the page's query. Served without SigV4 (a browser cannot sign),
+   * so only on a loopback listener and only to a loopback peer.
+   */
+  console?: (query: URLSearchParams) => Promise<string>;
+}
+
+const CONSOLE_PATH = '/console';
+
+/** GET /console for a loopback peer: the page, or undefined when this request is not the console's. */
+async function consoleAnswer(req: http.IncomingMessage, opts: LocalServerOptions, host: string): Promise<APIGatewayProxyResult | undefined> {
+  const [path = '/', query = ''] = (req.url ?? '/').split('?', 2);
+  if (!opts.console || req.method !== 'GET' || (path !== CONSOLE_PATH && path !== `${CONSOLE_PATH}/`)) return undefined;
+  if (!isLoopbackHost(host) || !isLoopbackHost(req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '')) return undefined;
+  const html = await opts.console(new URLSearchParams(query));
+  return {
+    statusCode: 200,
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      // The page's one inline script reloads it; nothing else may run, load or frame it.
+      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+      'x-content-type-options': 'nosniff',
+    },
+    body: html,
+  };
 }
 
 export interface RunningServer {
@@ -156,6 +183,8 @@ export async function startLocalServer(opts: LocalServerOptions): Promise<Runnin
       if (refused) return;
       void (async () => {
         try {
+          const page = await consoleAnswer(req, opts, opts.host ?? '127.0.0.1');
+          if (page) return send(res, page);
           const body = Buffer.concat(chunks);
           const target = req.url ?? '/';
           const now = opts.clock.now();

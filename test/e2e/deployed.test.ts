@@ -219,8 +219,10 @@ afterAll(async () => {
 
 describe('the deployed bundles', () => {
   it('are the three functions on nodejs22.x, each with the handler and environment the template names', () => {
-    expect(Object.keys(assembly.functions).sort()).toEqual(['Http', 'Prewarm', 'Rotation']);
-    for (const f of Object.values(assembly.functions)) {
+    // And the console's widget (test/infra/console.test.ts): it reads the table and is told no key.
+    expect(Object.keys(assembly.functions).sort()).toEqual(['ConsoleWidget', 'Http', 'Prewarm', 'Rotation']);
+    expect(Object.keys(fn('ConsoleWidget').environment)).not.toContain('BROKER_KEY_ID');
+    for (const f of ['Http', 'Prewarm', 'Rotation'].map(fn)) {
       expect(f.runtime).toBe('nodejs22.x');
       expect(f.environment).toMatchObject({ BROKER_CONFIG: 'broker.config.json' });
       expect(Object.keys(f.environment)).toEqual(expect.arrayContaining(['BROKER_TABLE', 'BROKER_KEY_ID']));

@@ -17,6 +17,7 @@ describe('OpenAPI document', () => {
       '/v1/connections/{id}/token',
       '/v1/connections/{id}/token/invalidate',
       '/v1/connections/{id}/verify',
+      '/v1/status',
     ]);
     const change = doc.paths['/v1/connections/{id}'];
     expect(Object.keys(change.put.responses).sort()).toEqual(['200', '201', '400', '401', '403', '409', '412', '503']);

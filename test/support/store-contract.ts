@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../../lib/errors';
-import type { LeaseClaim, StoredToken, TokenStore } from '../../lib/ports';
+import type { LeaseClaim, RecordScan, ServedCounts, StoredToken, TokenStore } from '../../lib/ports';
 
 // The contract every TokenStore keeps, run against each of them (test/stores.test.ts): the DynamoDB store on
 // dynalite and the in-memory store. A simulation on the memory store is only worth something if both pass.
@@ -179,6 +179,54 @@ export function describeTokenStoreContract(name: string, open: () => Promise<Tok
       expect(await store.read('d')).toEqual({});
       expect((await store.acquireLease('d', claim('b'))).acquired).toBe(true);
       expect(await store.putToken(token(NOW, { connection: 'd' }), 'a')).toBe(false);
+    });
+  });
+}
+
+/** What the console (issue 21) adds to a store: every record in one scan, and the requests served by hour. */
+export function describeConsoleStoreContract(name: string, open: () => Promise<TokenStore & RecordScan & ServedCounts>): void {
+  describe(`console store contract: ${name}`, () => {
+    it('scans every record, in any number of segments, without the ciphertext', async () => {
+      const store = await open();
+      const ids = Array.from({ length: 30 }, (_, i) => `c${i}`);
+      for (const id of ids) {
+        await store.acquireLease(id, claim(`f-${id}`));
+        await store.putToken(token(NOW, { connection: id, fingerprint: `fp-${id}` }), `f-${id}`);
+      }
+      await store.acquireLease('c0', claim('again', NOW + 20_000));
+      await store.recordFailure('c0', 'again', { code: 'vendor_timeout', at: NOW + 20_000, coolUntil: NOW + 50_000 });
+      for (const segments of [1, 7]) {
+        const scanned = await store.scanRecords({ segments });
+        expect(scanned.map((r) => r.connection).sort()).toEqual([...ids].sort());
+        const c0 = scanned.find((r) => r.connection === 'c0')!;
+        expect(c0.failure).toEqual({ code: 'vendor_timeout', at: NOW + 20_000, coolUntil: NOW + 50_000 });
+        expect(c0.token).toEqual({ ...token(NOW, { connection: 'c0', fingerprint: 'fp-c0' }), ciphertext: undefined });
+        expect(scanned.every((r) => r.token !== undefined && !('ciphertext' in r.token))).toBe(true);
+      }
+    });
+
+    it('adds requests served to their hour, keeps the hour before, drops older ones', async () => {
+      const store = await open();
+      const hour = 493_000;
+      await store.addServed('c', hour - 3, 9);
+      await store.addServed('c', hour - 1, 4);
+      await store.addServed('c', hour, 5);
+      await store.addServed('c', hour, 2);
+      const [c] = await store.scanRecords({ servedHours: [hour - 3, hour - 1, hour] });
+      expect(c!.served).toEqual([
+        { hour: hour - 1, count: 4 },
+        { hour, count: 7 },
+      ]);
+      expect(c!.token).toBeUndefined();
+      expect((await store.scanRecords({ servedHours: [hour] }))[0]!.served).toEqual([{ hour, count: 7 }]);
+      expect((await store.scanRecords())[0]!.served).toEqual([]);
+      // A record with counts alone reads as no token, no lease, no failure.
+      expect(await store.read('c')).toEqual({});
+    });
+
+    it('refuses a scan with no time left', async () => {
+      const store = await open();
+      await expect(store.scanRecords({ call: { timeoutMs: 0 } })).rejects.toBeInstanceOf(StoreUnavailableError);
     });
   });
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { TokenBrokerClient, TokenBrokerError, type ConnectionDefinition, type ConnectionStatus } from './index';
+import { TokenBrokerClient, TokenBrokerError, type ConnectionDefinition, type ConnectionStatus, type StatusPage } from './index';
 import { defaultRegion } from './region';
 
 // `token-broker <command>`: the client for operators and scripts. Results go to stdout, errors to stderr, and the
@@ -95,7 +95,7 @@ const COMMANDS = {
   status: {
     usage: 'token-broker status [connection ...] [--json]',
     about: 'Admins: each connection\'s health (token expiry, minting, secret fingerprint, cooldown, last failure); ' +
-      'with no connection named, every connection this identity administers.',
+      'with no connection named, every connection, unhealthy first: the console\'s view as a table.',
   },
 } as const;
 
@@ -173,6 +173,41 @@ function statusRow(s: ConnectionStatus): string[] {
 }
 
 const STATUS_HEADER = ['CONNECTION', 'TOKEN EXPIRES', 'MINTED', 'BY', 'SECRET', 'COOLDOWN', 'LAST FAILURE'];
+
+/** Pages of GET /v1/status, read to the end (bounded: 10,000 pages is far past any broker's connections). */
+async function everyConnectionsHealth(client: TokenBrokerClient): Promise<StatusPage['connections']> {
+  const all: StatusPage['connections'] = [];
+  let next: string | undefined;
+  for (let page = 0; page < 10_000; page++) {
+    const got = await client.statusPage({ limit: 1000, ...(next === undefined ? {} : { next }) });
+    all.push(...got.connections);
+    next = got.next;
+    if (next === undefined) break;
+  }
+  return all;
+}
+
+const HEALTH_HEADER = ['CONNECTION', 'STATE', 'SINCE / LEFT', 'TOKEN EXPIRES', 'MINTED', 'BY', 'PREWARM', 'SECRET', 'LAST FAILURE', 'REQUESTS 1H'];
+
+/** The console's row as text: the same columns, for admins at a shell. */
+function healthRow(h: StatusPage['connections'][number]): string[] {
+  const token = h.token as { expires_at?: string; minted_at?: string; minted_by?: string } | undefined;
+  const cooldown = h.cooldown as { code?: string; until?: string } | undefined;
+  const failure = h.last_failure as { code?: string; at?: string; vendor_status?: number } | undefined;
+  const detail = h.state === 'cooling-down' ? `${when(cooldown?.code)} until ${when(cooldown?.until)}` : h.state === 'failing' ? `since ${when(failure?.at)}` : '-';
+  return [
+    h.connection,
+    h.state,
+    detail,
+    h.static === true ? 'static' : when(token?.expires_at),
+    when(token?.minted_at),
+    when(token?.minted_by),
+    h.prewarm === true ? 'on' : 'off',
+    when(h.secret_version),
+    failure ? `${when(failure.code)}${failure.vendor_status === undefined ? '' : ` (${failure.vendor_status})`} at ${when(failure.at)}` : '-',
+    typeof h.served_last_hour === 'number' ? String(h.served_last_hour) : '-',
+  ];
+}
 
 export async function runCli(argv: string[], io: CliIo = processIo): Promise<number> {
   let parsed;
@@ -299,7 +334,12 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         return EXIT.ok;
       }
       case 'status': {
-        const ids = args.length > 0 ? args : (await client.listConnections({ admin: true })).map((c) => c.id);
+        if (args.length === 0) {
+          const all = await everyConnectionsHealth(client);
+          print(all, all.length === 0 ? '(none)' : table([HEALTH_HEADER, ...all.map(healthRow)]));
+          return EXIT.ok;
+        }
+        const ids = args;
         const results = await mapBounded(ids, 4, (id) =>
           client.status(id).then(
             (s) => ({ id, s }),

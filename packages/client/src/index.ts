@@ -111,6 +111,14 @@ export interface ConnectionDescription {
 /** An admin's view of one connection's health (GET /v1/connections/{id}/status): nothing secret. */
 export type ConnectionStatus = { connection: string } & Record<string, unknown>;
 
+/** One page of every connection's health (GET /v1/status), unhealthy first: nothing secret. */
+export interface StatusPage {
+  connections: ({ connection: string; state: string } & Record<string, unknown>)[];
+  total: number;
+  /** Pass it back for the following page; absent on the last. */
+  next?: string;
+}
+
 /** The problem codes the broker and its API Gateway answer with, and the client's own. */
 export type ProblemCode =
   | 'invalid_request'
@@ -437,6 +445,15 @@ export class TokenBrokerClient {
   /** Admins: the connection's health, nothing secret. */
   async status(connection: string): Promise<ConnectionStatus> {
     return (await this.call('GET', `${connectionPath(connection)}/status`)) as ConnectionStatus;
+  }
+
+  /** Admins: every connection's health, unhealthy first, a page at a time (`next` from the previous page). */
+  async statusPage(opts: { limit?: number; next?: string } = {}): Promise<StatusPage> {
+    const query = new URLSearchParams();
+    if (opts.limit !== undefined) query.set('limit', String(opts.limit));
+    if (opts.next !== undefined) query.set('next', opts.next);
+    const qs = query.toString();
+    return (await this.call('GET', `/v1/status${qs ? `?${qs}` : ''}`)) as StatusPage;
   }
 
   private mint(connection: string, minTtl: number): Promise<BrokerToken> {
