@@ -3,6 +3,7 @@ import type { Connection } from './config';
 import { BrokerError, ConfigurationError, ForbiddenError, InvalidRequestError, RateLimitedError, StoreUnavailableError, VendorTimeoutError } from './errors';
 import { mintToken, readCredentials, type TokenSet } from './exchange';
 import { fingerprint } from './fingerprint';
+import { MAX_LIFETIME_SECONDS } from './token-response';
 import { mint, unavailable } from './minting';
 import type { IssuedToken, Parts, Want } from './parts';
 import { canUse, isAdmin } from './policy';
@@ -31,6 +32,11 @@ export interface ConnectionStatus {
   cooldown?: { until: number; code: string };
   lastFailure?: { code: string; at: number; vendorStatus?: number };
   lease?: { holder: string; until: number };
+}
+
+/** An epoch-ms time from the table, within [0, latest]. */
+function believable(ms: number, latest: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), latest) : 0;
 }
 
 export class Admin {
@@ -79,8 +85,11 @@ export class Admin {
       throw err;
     }
     if (!current || current.fingerprint !== fp) return false;
-    const cutoff = parts.clock.now() - parts.opts.invalidateMinAgeMs;
-    if (current.mintedAt >= cutoff) {
+    const now = parts.clock.now();
+    const cutoff = now - parts.opts.invalidateMinAgeMs;
+    // A mint time beyond the clocks' skew was forged (the token no longer opens with it): evicted at once.
+    const forged = current.mintedAt > now + parts.opts.clockSkewMs;
+    if (current.mintedAt >= cutoff && !forged) {
       throw new RateLimitedError(`${id}: its token was minted moments ago; it can be invalidated shortly`, {
         retryAfter: Math.max(1, Math.ceil((current.mintedAt - cutoff) / 1000)),
         context: { connection: id },
@@ -88,7 +97,8 @@ export class Admin {
     }
     let deleted: boolean;
     try {
-      deleted = await atTable(budget, (call) => parts.store.deleteToken(id, { fingerprint: fp, mintedBefore: cutoff }, call));
+      const match = forged ? { fingerprint: fp } : { fingerprint: fp, mintedBefore: cutoff };
+      deleted = await atTable(budget, (call) => parts.store.deleteToken(id, match, call));
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw unavailable(parts, connection, err);
       throw err;
@@ -154,11 +164,15 @@ export class Admin {
     if (connection.dialect.grantType === 'static') return { ...base, static: true };
     const record = await parts.store.read(connection.id);
     const status: ConnectionStatus = { ...base, static: false };
+    // Times as a broker could have written them: the table's writer may have put anything there (a year 275760,
+    // a number no date can hold), and the answer must stay a 200 that makes sense.
+    const now = parts.clock.now();
+    const skewed = now + parts.opts.clockSkewMs;
     const t = record.token;
     if (t) {
       status.token = {
-        expiresAt: t.expiresAt,
-        mintedAt: t.mintedAt,
+        expiresAt: believable(t.expiresAt, now + MAX_LIFETIME_SECONDS * 1000),
+        mintedAt: believable(t.mintedAt, skewed),
         mintedBy: t.mintedBy,
         fingerprint: t.fingerprint,
         secretVersion: fingerprint(t.secretVersion),
@@ -167,9 +181,12 @@ export class Admin {
     const cooldown = parts.cooldowns.fromTable(connection.id, record.failure);
     if (cooldown) status.cooldown = { until: cooldown.until, code: cooldown.code };
     const f = record.failure;
-    if (f) status.lastFailure = { code: f.code, at: f.at, ...(f.vendorStatus === undefined ? {} : { vendorStatus: f.vendorStatus }) };
+    if (f) {
+      status.lastFailure = { code: f.code, at: believable(f.at, skewed), ...(f.vendorStatus === undefined ? {} : { vendorStatus: f.vendorStatus }) };
+    }
     const l = record.lease;
-    if (l && l.until > parts.clock.now()) status.lease = { holder: l.holder, until: l.until };
+    // A lease beyond belief is no lease (lib/lease.ts): the next mint takes it over.
+    if (l && l.until > now && !parts.lease.beyondBelief(l.until)) status.lease = { holder: l.holder, until: l.until };
     return status;
   }
 

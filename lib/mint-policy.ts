@@ -55,7 +55,9 @@ export function mayStartUnderBudget(
 
 /** A forced mint is refused while the current token is younger than forcedMintIntervalMs. */
 export function forcedMintBound(parts: Parts, connection: Connection, current: HeldToken, minTtl: number): void {
-  const wait = current.mintedAt + parts.opts.forcedMintIntervalMs - parts.clock.now();
+  // Never longer than the interval, whatever mint time the token carries.
+  const interval = parts.opts.forcedMintIntervalMs;
+  const wait = Math.min(current.mintedAt + interval - parts.clock.now(), interval);
   if (wait <= 0) return;
   parts.metrics.count('ForcedMintsRefused', 1);
   throw new RateLimitedError(

@@ -99,8 +99,11 @@ export class LeasedMint {
     } catch (err) {
       throw await this.fail(err);
     }
-    // The table refuses a token older than its own: with clocks a little apart, stay above its high-water mark.
-    const mintedAt = Math.max(parts.clock.now(), (lease.record.mintedAt ?? 0) + 1);
+    // The table refuses a token older than its own: with clocks a little apart, stay above its high-water mark. A
+    // mark beyond the clocks' skew was forged; inherited, it would make every later token look minted in the future.
+    const now = parts.clock.now();
+    const mark = lease.record.mintedAt ?? 0;
+    const mintedAt = Math.max(now, mark <= now + parts.opts.clockSkewMs ? mark + 1 : 0);
     const held = toHeld(parts, connection, minted, mintedAt);
     parts.cooldowns.end(connection.id);
     // Held in memory when the table took it, and also when KMS or the table could not be reached: this instance's

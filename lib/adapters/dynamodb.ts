@@ -13,6 +13,7 @@ import {
 import { TABLE_KEY, TTL_ATTRIBUTE } from '../contract';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { checkTimeLeft } from '../budget';
+import { CLOCK_SKEW_MS } from '../clock';
 import { StoreUnavailableError } from '../errors';
 import type {
   ConnectionRecord,
@@ -220,9 +221,10 @@ export class DynamoTokenStore implements TokenStore {
         [TTL_ATTRIBUTE]: N(Math.ceil(t.expiresAt / 1000) + TOKEN_TTL_GRACE_SECONDS),
       },
       remove: [...LEASE_ATTRIBUTES, 'coolUntil'],
-      // Only the lease's holder stores, and never a token older than the one stored.
-      condition: '#fence = :fence AND (attribute_not_exists(#mintedAt) OR #mintedAt < :mintedAt)',
-      values: { ':fence': S(fence), ':mintedAt': N(t.mintedAt) },
+      // Only the lease's holder stores, and never a token older than the one stored (a mint time beyond the clocks'
+      // skew was forged, not stored by a broker: it does not count).
+      condition: '#fence = :fence AND (attribute_not_exists(#mintedAt) OR #mintedAt < :mintedAt OR #mintedAt > :forged)',
+      values: { ':fence': S(fence), ':mintedAt': N(t.mintedAt), ':forged': N(t.mintedAt + CLOCK_SKEW_MS) },
     }, call);
   }
 
