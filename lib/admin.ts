@@ -40,6 +40,9 @@ function believable(ms: number, latest: number): number {
 }
 
 export class Admin {
+  /** When this instance last refreshed or verified each connection, keyed by what and which. */
+  private readonly lastAsked = new Map<string, number>();
+
   constructor(
     private readonly parts: Parts,
     private readonly tokens: TokenPath,
@@ -118,10 +121,13 @@ export class Admin {
       const { held, source } = await fromSecret(parts, connection, { freshSecret: true });
       return issue(parts, connection, held, source);
     }
+    this.bound('refresh', connection);
     const started = parts.clock.now();
     const budget = this.budget();
     // A token another instance mints meanwhile will do; the one in place when the admin asked will not.
     const previous = (await atTable(budget, (call) => parts.store.read(connection.id, call)).catch(() => ({ token: undefined }))).token;
+    // Fleet-wide: a token minted within the interval (another instance's refresh, say) is fresh enough.
+    if (previous) this.refuseWithin(connection, 'refreshed', previous.mintedAt);
     const fresh: Want = (t) => t.mintedAt >= started && t.fingerprint !== previous?.fingerprint;
     const served = await mint(parts, connection, fresh, { wait: true, ignoreCooldown: true, freshSecret: true, budget });
     if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`);
@@ -133,7 +139,9 @@ export class Admin {
    * stored or returned but the outcome.
    */
   async verify(callerArn: string, connectionId: string, versionStage: string): Promise<{ expiresIn: number }> {
-    return this.verifyConnection(await this.authorizeAdmin(callerArn, connectionId), versionStage);
+    const connection = await this.authorizeAdmin(callerArn, connectionId);
+    this.bound(`verify ${versionStage}`, connection);
+    return this.verifyConnection(connection, versionStage);
   }
 
   /** verify without the authorization: the rotation function's testSecret step. */
@@ -188,6 +196,24 @@ export class Admin {
     // A lease beyond belief is no lease (lib/lease.ts): the next mint takes it over.
     if (l && l.until > now && !parts.lease.beyondBelief(l.until)) status.lease = { holder: l.holder, until: l.until };
     return status;
+  }
+
+  /** At most one of these (a refresh, a verify of one version stage) per connection per adminIntervalMs here. */
+  private bound(what: string, connection: Connection): void {
+    const key = `${what}\u0000${connection.id}`;
+    const last = this.lastAsked.get(key);
+    if (last !== undefined) this.refuseWithin(connection, what === 'refresh' ? 'refreshed' : 'verified', last);
+    this.lastAsked.set(key, this.parts.clock.now());
+  }
+
+  private refuseWithin(connection: Connection, what: string, at: number): void {
+    const interval = this.parts.opts.adminIntervalMs;
+    const wait = Math.min(at + interval - this.parts.clock.now(), interval);
+    if (wait <= 0) return;
+    throw new RateLimitedError(`${connection.id}: ${what} moments ago; at most once a second`, {
+      retryAfter: Math.max(1, Math.ceil(wait / 1000)),
+      context: { connection: connection.id },
+    });
   }
 
   private budget(): RequestBudget {

@@ -351,14 +351,14 @@ describe('forced mints', () => {
     expect(w.vendor.exchanges('jwt')).toBe(2);
   });
 
-  it("an admin's refresh is not bounded", async () => {
+  it("an admin's refresh is not held to the forced-mint bound, only to one a second", async () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock, {}, 3600);
     const admin = 'arn:aws:iam::111111111111:role/admin';
     const b = w.broker({ config: { ...w.config, admins: [admin] } });
     await b.getToken(CALLER, 'jwt');
     for (let i = 0; i < 3; i++) {
-      clock.advance(100);
+      clock.advance(1_000);
       await b.refresh(admin, 'jwt');
     }
     expect(w.vendor.exchanges('jwt')).toBe(4);
@@ -866,5 +866,50 @@ describe('connections come from the catalog', () => {
     // Back again: the instance held nothing for it, so it looks at the table.
     known.add('jwt');
     expect(await b.getToken(CALLER, 'jwt')).toMatchObject({ source: 'table', fingerprint: first.fingerprint });
+  });
+});
+
+describe('refresh ahead is bounded (issue 22)', () => {
+  it('a token that lives no longer than refreshBefore draws no refresh: plain reads do not mint', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 600 }, 300);
+    const b = w.broker({ random: () => 0.999 });
+    await b.getToken(CALLER, 'jwt', 0);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(100);
+      await b.getToken(CALLER, 'jwt', 0);
+    }
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+  });
+
+  it('inside the window, refreshes obey the forced-mint bound: reads every 100 ms for 10 s mint at most once more', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 125 }, 130);
+    const b = w.broker({ random: () => 0.999 });
+    await b.getToken(CALLER, 'jwt', 0);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(100);
+      await b.getToken(CALLER, 'jwt', 0);
+    }
+    expect(w.vendor.exchanges('jwt')).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('admin refresh and verify are bounded (issue 22)', () => {
+  it('at most one refresh per connection per second, across instances, and one verify per connection per second', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const config = { ...w.config, admins: [ADMIN] };
+    const [a, b] = [w.broker({ config }), w.broker({ config })];
+    await a.refresh(ADMIN, 'jwt');
+    expect((await expectCode(a.refresh(ADMIN, 'jwt'), 'rate_limited')).retryAfter).toBe(1);
+    expect((await expectCode(b.refresh(ADMIN, 'jwt'), 'rate_limited')).retryAfter).toBe(1);
+    await a.verify(ADMIN, 'jwt', 'AWSCURRENT');
+    expect((await expectCode(a.verify(ADMIN, 'jwt', 'AWSCURRENT'), 'rate_limited')).retryAfter).toBe(1);
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    clock.advance(1_000);
+    await b.refresh(ADMIN, 'jwt');
+    await a.verify(ADMIN, 'jwt', 'AWSCURRENT');
+    expect(w.vendor.exchanges('jwt')).toBe(4);
   });
 });
