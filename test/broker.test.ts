@@ -314,7 +314,7 @@ describe('the fenced lease', () => {
 describe('forced mints', () => {
   it('50 requests with min_ttl=3590 on 3600 s tokens cause one forced exchange per 10 s, the rest 429 with Retry-After', async () => {
     const clock = new ManualClock(T0);
-    const w = await worldOf(clock, {}, 3600);
+    const w = await worldOf(clock, { maxTtl: 3600 }, 3600);
     const brokers = [w.broker(), w.broker(), w.broker()];
     await brokers[0]!.getToken(CALLER, 'digitaleo');
     const outcomes: (string | number)[] = [];
@@ -911,5 +911,19 @@ describe('admin refresh and verify are bounded (issue 22)', () => {
     await b.refresh(ADMIN, 'jwt');
     await a.verify(ADMIN, 'jwt', 'AWSCURRENT');
     expect(w.vendor.exchanges('jwt')).toBe(4);
+  });
+});
+
+describe('min_ttl above the connection maxTtl (issue 22)', () => {
+  it('answers 400 invalid_request saying the cap, as a min_ttl above the vendor lifetime is answered', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { maxTtl: 900 }, 3600);
+    const b = w.broker();
+    const err = await expectCode(b.getToken(CALLER, 'jwt', 901), 'invalid_request');
+    expect(err.message).toMatch(/jwt: tokens are handed out for at most 900 s \(maxTtl\), so min_ttl 901 cannot be met/);
+    expect(w.vendor.received()).toBe(0);
+    expect((await b.getToken(CALLER, 'jwt', 900)).expiresIn).toBe(900);
+    // Unknown and forbidden still look the same.
+    await expectCode(b.getToken('arn:aws:iam::111111111111:role/stranger', 'jwt', 901), 'forbidden');
   });
 });

@@ -27,7 +27,7 @@ afterEach(async () => {
 async function worldOf(clock: ManualClock, prewarm = false): Promise<World> {
   world = await startWorld(
     clock,
-    (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', callers: [CALLER], prewarm })],
+    (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', callers: [CALLER], prewarm, maxTtl: 3600 })],
     { lifetime: 3600 },
     (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
   );

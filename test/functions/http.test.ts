@@ -340,7 +340,7 @@ describe('vendor failures as problem codes', () => {
       r.writeHead(status, { 'content-type': 'application/json', ...headers });
       r.end(body);
     });
-  const ask = async (minTtl = '3500') =>
+  const ask = async (minTtl = '300') =>
     call({ method: 'GET', path: '/v1/connections/digitaleo-prod/token', userArn: CAMPAIGNS, query: { min_ttl: minTtl } });
 
   it.each([
