@@ -927,3 +927,20 @@ describe('min_ttl above the connection maxTtl (issue 22)', () => {
     await expectCode(b.getToken('arn:aws:iam::111111111111:role/stranger', 'jwt', 901), 'forbidden');
   });
 });
+
+describe('a token too large for the table (issue 22)', () => {
+  it("a 450 KB vendor token is that connection's vendor_protocol_error, not table trouble for the others", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { prewarm: true });
+    const b = w.broker();
+    w.vendor.fail('digitaleo', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: 'x'.repeat(450_000), token_type: 'Bearer', expires_in: 300 }));
+    });
+    const err = await expectCode(b.getToken(CALLER, 'digitaleo'), 'vendor_protocol_error');
+    expect(err.message).toMatch(/^digitaleo: the vendor's answer was not a usable token/);
+    // The other connections of this instance are served as ever: the table is not taken for down.
+    expect((await b.getToken(CALLER, 'jwt')).source).toBe('vendor');
+    expect((await w.table.store.read('digitaleo')).lease).toBeUndefined();
+  });
+});

@@ -14,7 +14,7 @@ import { TABLE_KEY, TTL_ATTRIBUTE } from '../contract';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { checkTimeLeft } from '../budget';
 import { CLOCK_SKEW_MS } from '../clock';
-import { StoreUnavailableError } from '../errors';
+import { StoreUnavailableError, VendorProtocolError } from '../errors';
 import type {
   ConnectionRecord,
   LeaseClaim,
@@ -141,6 +141,8 @@ export class DynamoTokenStore implements TokenStore {
     } catch (err) {
       if (isConditionFailure(err)) throw err;
       const name = (err as { name?: string }).name ?? 'error';
+      // The only request of ours DynamoDB can find invalid is an item over its 400 KB: the token's fault, not the table's.
+      if (name === 'ValidationException') throw new VendorProtocolError(`the token table refused the item (${name}): it is too large`, { cause: err });
       throw new StoreUnavailableError(`the token table failed to ${what} (${name})`, { cause: err });
     }
   }
