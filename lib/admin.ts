@@ -3,6 +3,7 @@ import type { Connection } from './config';
 import { BrokerError, ConfigurationError, ForbiddenError, InvalidRequestError, RateLimitedError, StoreUnavailableError, VendorTimeoutError } from './errors';
 import { mintToken, readCredentials, type TokenSet } from './exchange';
 import { fingerprint } from './fingerprint';
+import { MAX_LIFETIME_SECONDS } from './token-response';
 import { mint, unavailable } from './minting';
 import type { IssuedToken, Parts, Want } from './parts';
 import { canUse, isAdmin } from './policy';
@@ -33,7 +34,15 @@ export interface ConnectionStatus {
   lease?: { holder: string; until: number };
 }
 
+/** An epoch-ms time from the table, within [0, latest]. */
+function believable(ms: number, latest: number): number {
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), latest) : 0;
+}
+
 export class Admin {
+  /** When this instance last refreshed or verified each connection, keyed by what and which. */
+  private readonly lastAsked = new Map<string, number>();
+
   constructor(
     private readonly parts: Parts,
     private readonly tokens: TokenPath,
@@ -79,8 +88,11 @@ export class Admin {
       throw err;
     }
     if (!current || current.fingerprint !== fp) return false;
-    const cutoff = parts.clock.now() - parts.opts.invalidateMinAgeMs;
-    if (current.mintedAt >= cutoff) {
+    const now = parts.clock.now();
+    const cutoff = now - parts.opts.invalidateMinAgeMs;
+    // A mint time beyond the clocks' skew was forged (the token no longer opens with it): evicted at once.
+    const forged = current.mintedAt > now + parts.opts.clockSkewMs;
+    if (current.mintedAt >= cutoff && !forged) {
       throw new RateLimitedError(`${id}: its token was minted moments ago; it can be invalidated shortly`, {
         retryAfter: Math.max(1, Math.ceil((current.mintedAt - cutoff) / 1000)),
         context: { connection: id },
@@ -88,7 +100,8 @@ export class Admin {
     }
     let deleted: boolean;
     try {
-      deleted = await atTable(budget, (call) => parts.store.deleteToken(id, { fingerprint: fp, mintedBefore: cutoff }, call));
+      const match = forged ? { fingerprint: fp } : { fingerprint: fp, mintedBefore: cutoff };
+      deleted = await atTable(budget, (call) => parts.store.deleteToken(id, match, call));
     } catch (err) {
       if (err instanceof StoreUnavailableError) throw unavailable(parts, connection, err);
       throw err;
@@ -108,10 +121,13 @@ export class Admin {
       const { held, source } = await fromSecret(parts, connection, { freshSecret: true });
       return issue(parts, connection, held, source);
     }
+    this.bound('refresh', connection);
     const started = parts.clock.now();
     const budget = this.budget();
     // A token another instance mints meanwhile will do; the one in place when the admin asked will not.
     const previous = (await atTable(budget, (call) => parts.store.read(connection.id, call)).catch(() => ({ token: undefined }))).token;
+    // Fleet-wide: a token minted within the interval (another instance's refresh, say) is fresh enough.
+    if (previous) this.refuseWithin(connection, 'refreshed', previous.mintedAt);
     const fresh: Want = (t) => t.mintedAt >= started && t.fingerprint !== previous?.fingerprint;
     const served = await mint(parts, connection, fresh, { wait: true, ignoreCooldown: true, freshSecret: true, budget });
     if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`);
@@ -123,7 +139,9 @@ export class Admin {
    * stored or returned but the outcome.
    */
   async verify(callerArn: string, connectionId: string, versionStage: string): Promise<{ expiresIn: number }> {
-    return this.verifyConnection(await this.authorizeAdmin(callerArn, connectionId), versionStage);
+    const connection = await this.authorizeAdmin(callerArn, connectionId);
+    this.bound(`verify ${versionStage}`, connection);
+    return this.verifyConnection(connection, versionStage);
   }
 
   /** verify without the authorization: the rotation function's testSecret step. */
@@ -154,11 +172,15 @@ export class Admin {
     if (connection.dialect.grantType === 'static') return { ...base, static: true };
     const record = await parts.store.read(connection.id);
     const status: ConnectionStatus = { ...base, static: false };
+    // Times as a broker could have written them: the table's writer may have put anything there (a year 275760,
+    // a number no date can hold), and the answer must stay a 200 that makes sense.
+    const now = parts.clock.now();
+    const skewed = now + parts.opts.clockSkewMs;
     const t = record.token;
     if (t) {
       status.token = {
-        expiresAt: t.expiresAt,
-        mintedAt: t.mintedAt,
+        expiresAt: believable(t.expiresAt, now + MAX_LIFETIME_SECONDS * 1000),
+        mintedAt: believable(t.mintedAt, skewed),
         mintedBy: t.mintedBy,
         fingerprint: t.fingerprint,
         secretVersion: fingerprint(t.secretVersion),
@@ -167,10 +189,31 @@ export class Admin {
     const cooldown = parts.cooldowns.fromTable(connection.id, record.failure);
     if (cooldown) status.cooldown = { until: cooldown.until, code: cooldown.code };
     const f = record.failure;
-    if (f) status.lastFailure = { code: f.code, at: f.at, ...(f.vendorStatus === undefined ? {} : { vendorStatus: f.vendorStatus }) };
+    if (f) {
+      status.lastFailure = { code: f.code, at: believable(f.at, skewed), ...(f.vendorStatus === undefined ? {} : { vendorStatus: f.vendorStatus }) };
+    }
     const l = record.lease;
-    if (l && l.until > parts.clock.now()) status.lease = { holder: l.holder, until: l.until };
+    // A lease beyond belief is no lease (lib/lease.ts): the next mint takes it over.
+    if (l && l.until > now && !parts.lease.beyondBelief(l.until)) status.lease = { holder: l.holder, until: l.until };
     return status;
+  }
+
+  /** At most one of these (a refresh, a verify of one version stage) per connection per adminIntervalMs here. */
+  private bound(what: string, connection: Connection): void {
+    const key = `${what}\u0000${connection.id}`;
+    const last = this.lastAsked.get(key);
+    if (last !== undefined) this.refuseWithin(connection, what === 'refresh' ? 'refreshed' : 'verified', last);
+    this.lastAsked.set(key, this.parts.clock.now());
+  }
+
+  private refuseWithin(connection: Connection, what: string, at: number): void {
+    const interval = this.parts.opts.adminIntervalMs;
+    const wait = Math.min(at + interval - this.parts.clock.now(), interval);
+    if (wait <= 0) return;
+    throw new RateLimitedError(`${connection.id}: ${what} moments ago; at most once a second`, {
+      retryAfter: Math.max(1, Math.ceil(wait / 1000)),
+      context: { connection: connection.id },
+    });
   }
 
   private budget(): RequestBudget {

@@ -53,7 +53,7 @@ export class Broker {
       lease: new Lease({ store: deps.store, clock: deps.clock, holder: instanceId, random, options: opts }),
       cooldowns: new Cooldowns(deps.clock, opts),
       tableHealth: new TableHealth(deps.clock, opts),
-      instance: new Instance(deps.clock),
+      instance: new Instance(deps.clock, opts.clockSkewMs),
     };
     this.config = deps.config;
     this.instanceId = instanceId;

@@ -14,6 +14,12 @@ export function abortReason(signal: AbortSignal): Error {
   return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`);
 }
 
+/**
+ * How far apart the fleet's clocks may be. A time a broker wrote (a lease's end, a mint time) later than this past
+ * the reader's clock was not written by a broker: the table's writer forged it, and it is not believed.
+ */
+export const CLOCK_SKEW_MS = 5_000;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep: (ms, signal) =>

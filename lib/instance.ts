@@ -21,7 +21,11 @@ export class Instance {
   /** Refreshes the answer does not wait for (refreshAhead 'background'). */
   readonly background = new Set<Promise<unknown>>();
 
-  constructor(private readonly clock: Clock) {}
+  constructor(
+    private readonly clock: Clock,
+    /** How far apart the fleet's clocks may be: no high-water mark is noted beyond it. */
+    private readonly skewMs: number,
+  ) {}
 
   /** The token held for this connection, and when it was put in memory. */
   recall(connection: string): { held: HeldToken; cachedAt: number } | undefined {
@@ -50,7 +54,9 @@ export class Instance {
   }
 
   noteNewest(held: { connection: string; mintedAt: number }): void {
-    if ((this.newest.get(held.connection) ?? -Infinity) < held.mintedAt) this.newest.set(held.connection, held.mintedAt);
+    // A mint time in the future past the clocks' skew would refuse every genuine token until then: noted no later.
+    const mintedAt = Math.min(held.mintedAt, this.clock.now() + this.skewMs);
+    if ((this.newest.get(held.connection) ?? -Infinity) < mintedAt) this.newest.set(held.connection, mintedAt);
   }
 
   /** How many tasks are still running: after a Lambda handler answers, this must be 0. */

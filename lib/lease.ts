@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { atTable, type RequestBudget } from './budget';
-import type { Clock } from './clock';
+import { CLOCK_SKEW_MS, type Clock } from './clock';
 import type { ConnectionRecord, RecordedFailure, StoreCallOptions, StoredToken, TokenStore } from './ports';
 
 // The mint lease: so that one instance of the fleet exchanges with a vendor while the others wait for its token.
@@ -16,6 +16,8 @@ export interface LeaseOptions {
   /** Backoff between looks at the table while another instance mints (full jitter over [cap/2, cap]). */
   waitBackoffBaseMs: number;
   waitBackoffCapMs: number;
+  /** How far apart the fleet's clocks may be: a lease ending later than now + leaseMs + this no broker wrote. */
+  clockSkewMs: number;
 }
 
 export const LEASE_DEFAULTS: LeaseOptions = {
@@ -23,6 +25,7 @@ export const LEASE_DEFAULTS: LeaseOptions = {
   maxWaitMs: 20_000,
   waitBackoffBaseMs: 25,
   waitBackoffCapMs: 400,
+  clockSkewMs: CLOCK_SKEW_MS,
 };
 
 /** The most looks at the table one wait makes, whatever the clock does. */
@@ -60,6 +63,21 @@ export class Lease {
    * long); absent, the lease is taken whatever the cooldown. `budget`: the request's, when a caller is waiting.
    */
   async acquire(connection: string, opts: { cooldownCeiling?: number }, budget?: RequestBudget): Promise<Acquisition> {
+    const first = await this.claim(connection, opts, budget);
+    const forged = first.held ? undefined : first.record.lease;
+    if (!forged || !this.beyondBelief(forged.until)) return first;
+    // No broker writes a lease that long (a table writer did): it is given back by its own fence, and taken once more.
+    await atTable(budget, (call) => this.parts.store.releaseLease(connection, forged.fence, call));
+    return this.claim(connection, opts, budget);
+  }
+
+  /** A lease ending later than a lease taken now could, even on a clock clockSkewMs ahead. */
+  beyondBelief(until: number): boolean {
+    const { clock, options } = this.parts;
+    return until > clock.now() + options.leaseMs + options.clockSkewMs;
+  }
+
+  private async claim(connection: string, opts: { cooldownCeiling?: number }, budget?: RequestBudget): Promise<Acquisition> {
     const { store, clock, holder, options } = this.parts;
     const now = clock.now();
     const fence = randomUUID();

@@ -10,8 +10,9 @@ import type { HeldToken } from './ports';
 //   - nobody but the pre-warm run, an admin or a rotation mints during a cooldown;
 //   - a caller mints only while its request budget leaves room for the exchange (lib/budget.ts);
 //   - a pre-warmed connection's token is the pre-warm run's to replace while the table browns out;
-//   - refresh ahead draws only inside the refreshBefore window, never during a mint or a cooldown, and never for a
-//     pre-warmed connection in Lambda.
+//   - refresh ahead draws only inside the refreshBefore window, never during a mint or a cooldown, never for a
+//     pre-warmed connection in Lambda, never for a token that lives no longer than the window, and at most once
+//     per connection per forcedMintIntervalMs, as a forced mint.
 // A refusal is either an error the caller is answered with (rate_limited, the cooldown's), or a reason to serve
 // in degraded mode (the token held in memory, or 503).
 
@@ -55,7 +56,9 @@ export function mayStartUnderBudget(
 
 /** A forced mint is refused while the current token is younger than forcedMintIntervalMs. */
 export function forcedMintBound(parts: Parts, connection: Connection, current: HeldToken, minTtl: number): void {
-  const wait = current.mintedAt + parts.opts.forcedMintIntervalMs - parts.clock.now();
+  // Never longer than the interval, whatever mint time the token carries.
+  const interval = parts.opts.forcedMintIntervalMs;
+  const wait = Math.min(current.mintedAt + interval - parts.clock.now(), interval);
   if (wait <= 0) return;
   parts.metrics.count('ForcedMintsRefused', 1);
   throw new RateLimitedError(
@@ -70,8 +73,13 @@ export function forcedMintBound(parts: Parts, connection: Connection, current: H
  */
 export function drawsRefresh(parts: Parts, connection: Connection, held: HeldToken): boolean {
   const window = connection.refreshBefore * 1000;
-  const left = held.expiresAt - parts.clock.now();
+  const now = parts.clock.now();
+  const left = held.expiresAt - now;
   if (window <= 0 || left > window || parts.instance.mints.has(connection.id) || parts.cooldowns.active(connection.id)) return false;
+  // A token that lives no longer than the window is inside it from birth: refreshing it ahead would mint on every read.
+  if (held.lifetime * 1000 <= window) return false;
+  // The same bound as a forced mint: at most one per connection per forcedMintIntervalMs.
+  if (now - held.mintedAt < parts.opts.forcedMintIntervalMs) return false;
   // In Lambda, a pre-warmed connection is the pre-warm run's to refresh.
   if (parts.opts.refreshAhead === 'in-request' && connection.prewarm) return false;
   return -Math.log(1 - parts.random()) * (window / 4) >= left;

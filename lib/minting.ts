@@ -1,6 +1,6 @@
 import type { Connection } from './config';
 import { DecryptionError, openToken, sealToken } from './crypto';
-import { BrokerError, ConfigurationError, DependencyUnavailableError, StoreUnavailableError, VendorTimeoutError } from './errors';
+import { BrokerError, ConfigurationError, DependencyUnavailableError, StoreUnavailableError, VendorProtocolError, VendorTimeoutError } from './errors';
 import type { HeldLease } from './lease';
 import { forcedMintBound, mayStartUnderBudget } from './mint-policy';
 import type { MintPlan, Parts, Served, Want } from './parts';
@@ -99,9 +99,13 @@ export class LeasedMint {
     } catch (err) {
       throw await this.fail(err);
     }
-    // The table refuses a token older than its own: with clocks a little apart, stay above its high-water mark.
-    const mintedAt = Math.max(parts.clock.now(), (lease.record.mintedAt ?? 0) + 1);
+    // The table refuses a token older than its own: with clocks a little apart, stay above its high-water mark. A
+    // mark beyond the clocks' skew was forged; inherited, it would make every later token look minted in the future.
+    const now = parts.clock.now();
+    const mark = lease.record.mintedAt ?? 0;
+    const mintedAt = Math.max(now, mark <= now + parts.opts.clockSkewMs ? mark + 1 : 0);
     const held = toHeld(parts, connection, minted, mintedAt);
+    if (storedSize(held) > MAX_STORED_TOKEN_BYTES) throw await this.fail(tooLarge(connection));
     parts.cooldowns.end(connection.id);
     // Held in memory when the table took it, and also when KMS or the table could not be reached: this instance's
     // next callers then need no exchange of their own. Not when the table refused it (the lease was lost): the table
@@ -130,6 +134,8 @@ export class LeasedMint {
     try {
       kept = await parts.lease.store(lease, sealed, plan.budget);
     } catch (err) {
+      // An item the table will not take (lib/adapters/dynamodb.ts): this connection's, not the table's trouble.
+      if (err instanceof VendorProtocolError) throw await this.fail(tooLarge(this.connection));
       // The table did not answer: the next mint stores one.
       if (!(err instanceof DependencyUnavailableError)) throw err;
       parts.log.warn('a minted token could not be stored', { connection: held.connection, reason: err.message });
@@ -178,6 +184,23 @@ export class LeasedMint {
   async release(): Promise<void> {
     await this.parts.lease.release(this.lease, this.plan.budget).catch(() => false);
   }
+}
+
+/**
+ * The most a token (with its refresh token) may take, in bytes: its sealed item must fit DynamoDB's 400 KB item
+ * limit with its envelope and attributes. A larger one is the vendor's protocol error, documented in docs/api.md.
+ */
+export const MAX_STORED_TOKEN_BYTES = 350_000;
+
+function storedSize(held: HeldToken): number {
+  return Buffer.byteLength(held.accessToken) + Buffer.byteLength(held.refreshToken ?? '');
+}
+
+function tooLarge(connection: Connection): VendorProtocolError {
+  return new VendorProtocolError(
+    `${connection.id}: the vendor's token is larger than the broker stores (${MAX_STORED_TOKEN_BYTES} bytes with its refresh token)`,
+    { context: { connection: connection.id } },
+  );
 }
 
 /**

@@ -28,6 +28,8 @@ export interface BrokerOptions extends LeaseOptions, CooldownOptions, BudgetOpti
   invalidateMinAgeMs: number;
   /** A mint a caller forces (a min_ttl the current token cannot meet) happens at most once per this, fleet-wide. */
   forcedMintIntervalMs: number;
+  /** An admin's refresh (fleet-wide) and verify (per instance) of one connection: at most one per this. */
+  adminIntervalMs: number;
   /**
    * Who refreshes a token inside its refreshBefore window. 'in-request' (Lambda: nothing may run after the
    * answer): the request that draws the refresh mints before answering, and connections that are pre-warmed are
@@ -49,6 +51,7 @@ export const BROKER_DEFAULTS: BrokerOptions = {
   safetyMarginSeconds: 10,
   invalidateMinAgeMs: 10_000,
   forcedMintIntervalMs: 10_000,
+  adminIntervalMs: 1_000,
   refreshAhead: 'in-request',
   storeRetryAfterSeconds: 5,
   prewarmIntervalMs: PREWARM_INTERVAL_SECONDS * 1000,

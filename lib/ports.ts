@@ -110,7 +110,8 @@ export interface TokenStore {
   acquireLease(connection: string, claim: LeaseClaim, call?: StoreCallOptions): Promise<LeaseOutcome>;
   /**
    * Stores the token and gives the lease back, in one write, if `fence` still holds the lease and the token was
-   * minted after every token stored before. False when refused (the lease was lost, or the token is older).
+   * minted after every token stored before (a high-water mark more than CLOCK_SKEW_MS after the token's own mint
+   * time excepted: no broker wrote it). False when refused (the lease was lost, or the token is older).
    */
   putToken(token: StoredToken, fence: string, call?: StoreCallOptions): Promise<boolean>;
   /** Records a failed exchange (and its cooldown) and gives the lease back, if `fence` still holds it. */

@@ -23,6 +23,13 @@ export class TokenPath {
       throw new InvalidRequestError(`min_ttl must be an integer from ${MIN_TTL.min} to ${MIN_TTL.max}`);
     }
     const connection = await this.authorize(callerArn, connectionId);
+    // Handed out for at most maxTtl: a longer min_ttl would be answered 200 with less, and the caller back at once.
+    if (minTtl > connection.maxTtl) {
+      throw new InvalidRequestError(
+        `${connection.id}: tokens are handed out for at most ${connection.maxTtl} s (maxTtl), so min_ttl ${minTtl} cannot be met`,
+        { context: { connection: connection.id } },
+      );
+    }
     return this.tokenFor(connection, minTtl);
   }
 

@@ -215,8 +215,9 @@ describe('single-flight', () => {
   it('gives up with vendor_timeout when the lease holder neither finishes nor lets its lease lapse in time', async () => {
     const clock = new ManualClock(T0, true);
     const w = await worldOf(clock);
-    await w.table.store.acquireLease('jwt', holding('slow-instance', clock.now(), 3_600_000));
-    await expectCode(w.broker().getToken(CALLER, 'jwt'), 'vendor_timeout');
+    // A lease as long as a broker writes (a longer one is no lease: test/forged-table.test.ts), a wait shorter.
+    await w.table.store.acquireLease('jwt', holding('slow-instance', clock.now(), 15_000));
+    await expectCode(w.broker({ options: { maxWaitMs: 5_000 } }).getToken(CALLER, 'jwt'), 'vendor_timeout');
     expect(w.vendor.received()).toBe(0);
   });
 });
@@ -313,7 +314,7 @@ describe('the fenced lease', () => {
 describe('forced mints', () => {
   it('50 requests with min_ttl=3590 on 3600 s tokens cause one forced exchange per 10 s, the rest 429 with Retry-After', async () => {
     const clock = new ManualClock(T0);
-    const w = await worldOf(clock, {}, 3600);
+    const w = await worldOf(clock, { maxTtl: 3600 }, 3600);
     const brokers = [w.broker(), w.broker(), w.broker()];
     await brokers[0]!.getToken(CALLER, 'digitaleo');
     const outcomes: (string | number)[] = [];
@@ -350,14 +351,14 @@ describe('forced mints', () => {
     expect(w.vendor.exchanges('jwt')).toBe(2);
   });
 
-  it("an admin's refresh is not bounded", async () => {
+  it("an admin's refresh is not held to the forced-mint bound, only to one a second", async () => {
     const clock = new ManualClock(T0);
     const w = await worldOf(clock, {}, 3600);
     const admin = 'arn:aws:iam::111111111111:role/admin';
     const b = w.broker({ config: { ...w.config, admins: [admin] } });
     await b.getToken(CALLER, 'jwt');
     for (let i = 0; i < 3; i++) {
-      clock.advance(100);
+      clock.advance(1_000);
       await b.refresh(admin, 'jwt');
     }
     expect(w.vendor.exchanges('jwt')).toBe(4);
@@ -865,5 +866,81 @@ describe('connections come from the catalog', () => {
     // Back again: the instance held nothing for it, so it looks at the table.
     known.add('jwt');
     expect(await b.getToken(CALLER, 'jwt')).toMatchObject({ source: 'table', fingerprint: first.fingerprint });
+  });
+});
+
+describe('refresh ahead is bounded (issue 22)', () => {
+  it('a token that lives no longer than refreshBefore draws no refresh: plain reads do not mint', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 600 }, 300);
+    const b = w.broker({ random: () => 0.999 });
+    await b.getToken(CALLER, 'jwt', 0);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(100);
+      await b.getToken(CALLER, 'jwt', 0);
+    }
+    expect(w.vendor.exchanges('jwt')).toBe(1);
+  });
+
+  it('inside the window, refreshes obey the forced-mint bound: reads every 100 ms for 10 s mint at most once more', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { refreshBefore: 125 }, 130);
+    const b = w.broker({ random: () => 0.999 });
+    await b.getToken(CALLER, 'jwt', 0);
+    for (let i = 0; i < 100; i++) {
+      clock.advance(100);
+      await b.getToken(CALLER, 'jwt', 0);
+    }
+    expect(w.vendor.exchanges('jwt')).toBeLessThanOrEqual(2);
+  });
+});
+
+describe('admin refresh and verify are bounded (issue 22)', () => {
+  it('at most one refresh per connection per second, across instances, and one verify per connection per second', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const config = { ...w.config, admins: [ADMIN] };
+    const [a, b] = [w.broker({ config }), w.broker({ config })];
+    await a.refresh(ADMIN, 'jwt');
+    expect((await expectCode(a.refresh(ADMIN, 'jwt'), 'rate_limited')).retryAfter).toBe(1);
+    expect((await expectCode(b.refresh(ADMIN, 'jwt'), 'rate_limited')).retryAfter).toBe(1);
+    await a.verify(ADMIN, 'jwt', 'AWSCURRENT');
+    expect((await expectCode(a.verify(ADMIN, 'jwt', 'AWSCURRENT'), 'rate_limited')).retryAfter).toBe(1);
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+    clock.advance(1_000);
+    await b.refresh(ADMIN, 'jwt');
+    await a.verify(ADMIN, 'jwt', 'AWSCURRENT');
+    expect(w.vendor.exchanges('jwt')).toBe(4);
+  });
+});
+
+describe('min_ttl above the connection maxTtl (issue 22)', () => {
+  it('answers 400 invalid_request saying the cap, as a min_ttl above the vendor lifetime is answered', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { maxTtl: 900 }, 3600);
+    const b = w.broker();
+    const err = await expectCode(b.getToken(CALLER, 'jwt', 901), 'invalid_request');
+    expect(err.message).toMatch(/jwt: tokens are handed out for at most 900 s \(maxTtl\), so min_ttl 901 cannot be met/);
+    expect(w.vendor.received()).toBe(0);
+    expect((await b.getToken(CALLER, 'jwt', 900)).expiresIn).toBe(900);
+    // Unknown and forbidden still look the same.
+    await expectCode(b.getToken('arn:aws:iam::111111111111:role/stranger', 'jwt', 901), 'forbidden');
+  });
+});
+
+describe('a token too large for the table (issue 22)', () => {
+  it("a 450 KB vendor token is that connection's vendor_protocol_error, not table trouble for the others", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock, { prewarm: true });
+    const b = w.broker();
+    w.vendor.fail('digitaleo', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: 'x'.repeat(450_000), token_type: 'Bearer', expires_in: 300 }));
+    });
+    const err = await expectCode(b.getToken(CALLER, 'digitaleo'), 'vendor_protocol_error');
+    expect(err.message).toMatch(/^digitaleo: the vendor's answer was not a usable token/);
+    // The other connections of this instance are served as ever: the table is not taken for down.
+    expect((await b.getToken(CALLER, 'jwt')).source).toBe('vendor');
+    expect((await w.table.store.read('digitaleo')).lease).toBeUndefined();
   });
 });

@@ -14,7 +14,8 @@ import {
 import { TABLE_KEY, TTL_ATTRIBUTE } from '../contract';
 import { DYNAMODB_BUDGET, clientSettings, withinDeadline, type CallBudget } from './aws';
 import { checkTimeLeft } from '../budget';
-import { StoreUnavailableError } from '../errors';
+import { CLOCK_SKEW_MS } from '../clock';
+import { StoreUnavailableError, VendorProtocolError } from '../errors';
 import { consoleProjection, servedOf, servedUpdate } from './dynamodb-console';
 import type {
   ConnectionRecord,
@@ -173,8 +174,17 @@ export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
     private readonly totalMs = DYNAMODB_BUDGET.totalMs,
   ) {}
 
-  private call<T>(what: string, call: StoreCallOptions | undefined, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
-    return tableCall(what, this.totalMs, call, fn);
+  /** One call within the store's own budget, or the caller's (what is left of a request's), whichever is shorter. */
+  private async call<T>(what: string, call: StoreCallOptions | undefined, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    try {
+      return await tableCall(what, this.totalMs, call, fn);
+    } catch (err) {
+      // The only request of ours DynamoDB can find invalid is an item over its 400 KB: the token's fault, not the table's.
+      if (err instanceof StoreUnavailableError && (err.cause as { name?: string } | undefined)?.name === 'ValidationException') {
+        throw new VendorProtocolError('the token table refused the item (ValidationException): it is too large', { cause: err.cause });
+      }
+      throw err;
+    }
   }
 
   /** An UpdateItem that answers false when its condition does not hold. */
@@ -253,9 +263,10 @@ export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
         [TTL_ATTRIBUTE]: N(Math.ceil(t.expiresAt / 1000) + TOKEN_TTL_GRACE_SECONDS),
       },
       remove: [...LEASE_ATTRIBUTES, 'coolUntil'],
-      // Only the lease's holder stores, and never a token older than the one stored.
-      condition: '#fence = :fence AND (attribute_not_exists(#mintedAt) OR #mintedAt < :mintedAt)',
-      values: { ':fence': S(fence), ':mintedAt': N(t.mintedAt) },
+      // Only the lease's holder stores, and never a token older than the one stored (a mint time beyond the clocks'
+      // skew was forged, not stored by a broker: it does not count).
+      condition: '#fence = :fence AND (attribute_not_exists(#mintedAt) OR #mintedAt < :mintedAt OR #mintedAt > :forged)',
+      values: { ':fence': S(fence), ':mintedAt': N(t.mintedAt), ':forged': N(t.mintedAt + CLOCK_SKEW_MS) },
     }, call);
   }
 

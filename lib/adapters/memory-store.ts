@@ -1,4 +1,5 @@
 import { checkTimeLeft } from '../budget';
+import { CLOCK_SKEW_MS } from '../clock';
 import type {
   ConnectionRecord,
   LeaseClaim,
@@ -58,7 +59,8 @@ export class MemoryTokenStore implements TokenStore, RecordScan, ServedCounts {
   async putToken(token: StoredToken, fence: string, call?: StoreCallOptions): Promise<boolean> {
     await this.turn(call, 'write a token');
     const r = this.get(token.connection);
-    if (r.lease?.fence !== fence || (r.mintedAt !== undefined && r.mintedAt >= token.mintedAt)) return false;
+    const older = r.mintedAt !== undefined && r.mintedAt >= token.mintedAt && r.mintedAt <= token.mintedAt + CLOCK_SKEW_MS;
+    if (r.lease?.fence !== fence || older) return false;
     r.token = structuredClone(token);
     r.mintedAt = token.mintedAt;
     delete r.lease;

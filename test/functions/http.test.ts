@@ -45,7 +45,8 @@ beforeAll(async () => {
   );
   const broker = world.broker({
     config: { ...world.config, admins: [ADMIN] },
-    options: { exchange: { retries: 0, deadlineMs: 300 }, invalidateMinAgeMs: 1_000 },
+    // One broker for every route test: the admin bound of one refresh a second is test/broker.test.ts's.
+    options: { exchange: { retries: 0, deadlineMs: 300 }, invalidateMinAgeMs: 1_000, adminIntervalMs: 0 },
   });
   handle = makeHandler({ broker, logger: createLogger(), metrics: createMetrics() });
 });
@@ -339,7 +340,7 @@ describe('vendor failures as problem codes', () => {
       r.writeHead(status, { 'content-type': 'application/json', ...headers });
       r.end(body);
     });
-  const ask = async (minTtl = '3500') =>
+  const ask = async (minTtl = '300') =>
     call({ method: 'GET', path: '/v1/connections/digitaleo-prod/token', userArn: CAMPAIGNS, query: { min_ttl: minTtl } });
 
   it.each([

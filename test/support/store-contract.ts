@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { CLOCK_SKEW_MS } from '../../lib/clock';
 import { StoreUnavailableError } from '../../lib/errors';
 import type { LeaseClaim, RecordScan, ServedCounts, StoredToken, TokenStore } from '../../lib/ports';
 
@@ -80,6 +81,18 @@ export function describeTokenStoreContract(name: string, open: () => Promise<Tok
       expect(await store.putToken(token(NOW + 5_000), 'b')).toBe(false);
       expect((await store.read('c')).token?.mintedAt).toBe(NOW + 5_000);
       expect(await store.putToken(token(NOW + 5_001), 'b')).toBe(true);
+    });
+
+    it('does not count a high-water mark beyond the clocks skew (a forged one) against a token', async () => {
+      const store = await open();
+      await store.acquireLease('c', claim('a'));
+      expect(await store.putToken(token(NOW + CLOCK_SKEW_MS), 'a')).toBe(true);
+      await store.acquireLease('c', claim('b'));
+      // Within the skew: a genuine mark of a clock ahead of this one, which a token must stay above.
+      expect(await store.putToken(token(NOW), 'b')).toBe(false);
+      // Beyond it: no broker wrote it.
+      expect(await store.putToken(token(NOW - 1), 'b')).toBe(true);
+      expect((await store.read('c')).mintedAt).toBe(NOW - 1);
     });
 
     it('keeps the mint time as a high-water mark when a token is deleted', async () => {
