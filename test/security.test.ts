@@ -12,6 +12,10 @@ import { signRequest } from '../lib/sigv4';
 import { secretFor, vendorConnectionInput } from './support/connections';
 import { lambdaContext, restEvent } from './support/events';
 import { startWorld, type World } from './support/harness';
+import { registryOn } from './support/registered';
+import { wireConnections } from '../lib/connection-changes';
+import { secretsFileRule } from '../lib/secret-rules';
+import { FileSecretSource } from '../lib/adapters/file-secrets';
 import { leaks, registerSecret } from './support/secrets-registry';
 
 // The HTTP surface under generated input: 10,000 requests through the very handler Lambda runs, with a healthy
@@ -48,8 +52,18 @@ beforeAll(async () => {
       broken: { stages: { AWSCURRENT: { tokn: BROKEN_VALUE } } },
     }),
   );
-  const broker = world.broker({ config: { ...world.config, admins: [ADMIN] } });
-  handle = makeHandler({ broker, logger: createLogger(), metrics: createMetrics() });
+  // Wired as functions/runtime.ts wires it: both sources of connections, so the admin routes are reachable too.
+  const file = { ...world.config, admins: [ADMIN] };
+  const wired = wireConnections({
+    file,
+    registry: registryOn(world),
+    clock,
+    rule: secretsFileRule(new FileSecretSource(world.secretsPath), world.secretsPath),
+    parse: { allowLoopbackHttp: true },
+  });
+  const broker = world.broker({ config: file, connections: wired.catalog });
+  const connections = { catalog: wired.catalog, changes: wired.changes(broker, world.table.store) };
+  handle = makeHandler({ broker, logger: createLogger(), metrics: createMetrics(), connections });
   server = await startLocalServer({
     handler: (e, c) => handle(e, c),
     callers: new Map([[KEY.accessKeyId, { secretAccessKey: KEY.secretAccessKey, arn: CALLER }]]),
