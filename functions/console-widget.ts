@@ -1,11 +1,13 @@
 import type { Context } from 'aws-lambda';
 import type { CallBudget } from '../lib/adapters/aws';
+import { DynamoConnectionRegistry } from '../lib/adapters/connections-table';
 import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
 import { systemClock, type Clock } from '../lib/clock';
 import type { ConsoleSource } from '../lib/console/health';
 import { consolePage } from '../lib/console/page';
 import { esc } from '../lib/console/render';
 import { loadConfig } from '../lib/config';
+import { ConnectionCatalog } from '../lib/connections';
 import { BUNDLED_CONFIG_FILE, ENV } from '../lib/contract';
 import { ConfigurationError } from '../lib/errors';
 
@@ -88,12 +90,23 @@ function required(name: string): string {
 
 let built: ReturnType<typeof makeHandler> | undefined;
 
+/**
+ * What the deployed widget reads, from its environment: the bundled connections file and the token table, whose
+ * items hold the connections registered through the API too (read by a scan, which the widget's grant covers).
+ */
+export function sourceFromEnvironment(): ConsoleSource {
+  const config = loadConfig(process.env[ENV.config] ?? BUNDLED_CONFIG_FILE);
+  const dynamo = createDynamoClient({}, SCAN_BUDGET);
+  const table = required(ENV.table);
+  const catalog = new ConnectionCatalog(config, new DynamoConnectionRegistry(dynamo, table, SCAN_BUDGET.totalMs), systemClock);
+  return {
+    connections: async () => [...config.connections, ...(await catalog.allRegistered())],
+    records: new DynamoTokenStore(dynamo, table, SCAN_BUDGET.totalMs),
+  };
+}
+
 /** Lambda's entry point: the connections file and the table client are read once per instance. */
 export const handler = async (event: WidgetEvent, context: Context): Promise<string> => {
-  built ??= (() => {
-    const config = loadConfig(process.env[ENV.config] ?? BUNDLED_CONFIG_FILE);
-    const store = new DynamoTokenStore(createDynamoClient({}, SCAN_BUDGET), required(ENV.table), SCAN_BUDGET.totalMs);
-    return makeHandler({ source: { connections: () => config.connections, records: store } });
-  })();
+  built ??= makeHandler({ source: sourceFromEnvironment() });
   return built(event, context);
 };

@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeHandler, type WidgetEvent } from '../../functions/console-widget';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeHandler, sourceFromEnvironment, type WidgetEvent } from '../../functions/console-widget';
+import { DynamoConnectionRegistry } from '../../lib/adapters/connections-table';
+import { createDynamoClient } from '../../lib/adapters/dynamodb';
+import { ENV } from '../../lib/contract';
 import { parseConfig } from '../../lib/config';
 import { HOUR_MS } from '../../lib/console/health';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
@@ -139,5 +145,30 @@ describe('the console widget function', () => {
     expect(html).not.toContain('<script');
     await browser.page.setContent(html);
     expect(await attributes(browser.page, 'tbody tr', 'data-connection')).toHaveLength(4);
+  });
+});
+
+describe("the deployed widget's source", () => {
+  it('lists the connections registered through the API beside the file\'s, from the same table', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'widget-source-'));
+    const file = join(dir, 'broker.config.json');
+    writeFileSync(file, JSON.stringify({ connections: [{ id: 'billing', dialect: 'oauth2', tokenUrl: 'https://vendor.example/token', secretId: 'broker/billing' }] }));
+    const table = await startTable(db);
+    const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
+    const registry = new DynamoConnectionRegistry(createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials }), table.name);
+    const definition = { id: 'tenant-42', dialect: 'oauth2', tokenUrl: 'https://vendor.example/token', secretId: 'token-broker/test/tenant-42' };
+    await registry.put({ id: 'tenant-42', definition, etag: 'etag-1', changedAt: NOW, changedBy: 'arn:aws:iam::111111111111:role/admin' });
+    const env = { [ENV.config]: file, [ENV.table]: table.name, AWS_ENDPOINT_URL_DYNAMODB: db.endpoint, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'local', AWS_SECRET_ACCESS_KEY: 'local' };
+    const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+    Object.assign(process.env, env);
+    try {
+      const ids = (await sourceFromEnvironment().connections()).map((c) => c.id);
+      expect(ids).toEqual(['billing', 'tenant-42']);
+    } finally {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 });
