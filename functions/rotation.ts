@@ -1,10 +1,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Broker } from '../lib/broker';
-import type { Connection } from '../lib/config';
+import { systemClock, type Clock } from '../lib/clock';
+import type { ConnectionCatalog } from '../lib/connections';
 import { ROTATION_EVENTS, SECRET_EVENT_SOURCE, type MetricName } from '../lib/contract';
 import { StoreUnavailableError, isBrokerError } from '../lib/errors';
-import { sameSecret } from '../lib/secrets';
+import { SecretUsers } from '../lib/secret-users';
 import { lambdaEntry, withPowertools } from './entry';
 
 // Two ways in:
@@ -14,11 +15,15 @@ import { lambdaEntry, withPowertools } from './entry';
 // - A Secrets Manager rotation function's `testSecret` step ({Step, SecretId, ClientRequestToken}): every
 //   connection using the secret exchanges with its AWSPENDING version, nothing cached; a failure fails the step,
 //   so a bad secret never becomes current.
+// Both reach the file's connections and the registered ones (issue 19) whose secretId names the secret.
 
 export interface RotationDeps {
   broker: Broker;
   logger: Logger;
   metrics: Metrics;
+  /** The registered connections (issue 19): listed once per catalog window, not once per event. */
+  connections?: { catalog: Pick<ConnectionCatalog, 'allRegistered'> };
+  clock?: Clock;
 }
 
 interface CloudTrailEvent {
@@ -66,15 +71,15 @@ function secretsNamed(e: CloudTrailEvent): string[] {
 
 export function makeRotationHandler(deps: RotationDeps) {
   const { broker, logger, metrics } = deps;
-  const using = (secret: string): Connection[] =>
-    broker.config.connections.filter((c) => sameSecret(c.secretId, secret));
+  const users = new SecretUsers(broker.config.connections, deps.connections?.catalog, deps.clock ?? systemClock);
 
   return async (event: unknown): Promise<RotationReport> => {
     if (isRotationStep(event)) {
       if (event.Step !== 'testSecret') {
         throw new Error(`the broker implements only the testSecret step of a rotation, not ${event.Step}`);
       }
-      const connections = using(event.SecretId);
+      // Once a rotation, and it decides whether a secret becomes current: the table is read afresh.
+      const connections = await users.of([event.SecretId], { fresh: true });
       for (const c of connections) {
         try {
           await broker.verifyConnection(c, 'AWSPENDING');
@@ -96,7 +101,7 @@ export function makeRotationHandler(deps: RotationDeps) {
       return { ignored: true, reason: 'not a Secrets Manager change event' };
     }
     const named = secretsNamed(e);
-    const connections = broker.config.connections.filter((c) => named.some((s) => sameSecret(c.secretId, s)));
+    const connections = await users.of(named);
     if (connections.length === 0) {
       logger.info('a secret no connection uses changed; ignored', { eventName: name, secrets: named });
       return { ignored: true, reason: 'no connection uses this secret' };

@@ -190,12 +190,13 @@ describe('token-broker CLI: exit codes, errors on stderr only', { timeout: 90_00
 });
 
 /** The CLI in this process (no Node start-up per run): what it printed, and its exit code. */
-async function inProcess(args: string[], opts: { as?: Identity; url?: string } = {}): Promise<Run> {
+async function inProcess(args: string[], opts: { as?: Identity; url?: string; input?: string } = {}): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const code = await runCli(args, {
     stdout: (t) => void (stdout += `${t}\n`),
     stderr: (t) => void (stderr += `${t}\n`),
+    readStdin: () => Promise.resolve(opts.input ?? ''),
     env: { TOKEN_BROKER_URL: opts.url ?? local.url, HOME: home, AWS_CONFIG_FILE: join(home, 'none') },
     client: { credentials: opts.as ?? CALLER, maxRetries: 0 },
   });
@@ -217,6 +218,22 @@ describe('token-broker CLI, as a new user tries it', () => {
     }
     // A token is not admin-only: the same answer keeps its own words.
     expect((await inProcess(['token', 'digitaleo'], { as: OTHER })).stderr).not.toContain('needs an admin');
+  });
+
+  it("a --min-ttl above the connection's maxTtl says the cap, as a usage error", async () => {
+    const run = await inProcess(['token', 'jwt', '--min-ttl', '1000']);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain('invalid_request: jwt: tokens are handed out for at most 900 s (maxTtl), so min_ttl 1000 cannot be met');
+    expect(run.code).toBe(2);
+  });
+
+  it('connections put or delete by a caller says an admin is needed', async () => {
+    const definition = JSON.stringify({ dialect: 'oauth2', tokenUrl: 'https://vendor.example/token', secretId: 'jwt' });
+    for (const args of [['connections', 'put', 'cli-admin', '-'], ['connections', 'delete', 'cli-admin'], ['connections', 'get', 'cli-admin']]) {
+      const run = await inProcess(args, { input: definition });
+      expect(run.code, args.join(' ')).toBe(3);
+      expect(run.stderr, args.join(' ')).toContain(`connections ${args[1]} needs an admin of the broker`);
+    }
   });
 
   it("an unknown option gets the command's help; --version says the client's version", async () => {

@@ -250,6 +250,17 @@ describe('client: typed errors', () => {
     expect(bad).toMatchObject({ status: 401, code: 'unauthenticated' });
   });
 
+  it("a min_ttl above the connection's maxTtl is the broker's 400, naming the cap, and is not retried", async () => {
+    const { calls, fetch: f } = counting();
+    // jwt is handed out for at most 900 s (the default maxTtl); 1000 is within what the client itself accepts.
+    const err = await new TokenBrokerClient({ baseUrl: local.url, credentials: CALLER, fetch: f }).getToken('jwt', { minTtl: 1000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TokenBrokerError);
+    expect(err).toMatchObject({ status: 400, code: 'invalid_request', retryable: false });
+    expect((err as TokenBrokerError).detail).toContain('at most 900 s (maxTtl)');
+    expect((err as TokenBrokerError).message).toContain('min_ttl 1000 cannot be met');
+    expect(calls).toEqual(['GET /v1/connections/jwt/token 400']);
+  });
+
   it.each([
     [403, { message: 'Missing Authentication Token' }, 'forbidden'],
     [401, { message: 'Unauthorized' }, 'unauthenticated'],

@@ -7,6 +7,10 @@ import { secretFor, vendorConnectionInput } from '../support/connections';
 import { cloudTrailApiCall, cloudTrailServiceEvent } from '../support/events';
 import { startWorld, type World } from '../support/harness';
 import { registerSecret } from '../support/secrets-registry';
+import { FileSecretSource } from '../../lib/adapters/file-secrets';
+import type { ConnectionRegistry } from '../../lib/ports';
+import { secretsFileRule } from '../../lib/secret-rules';
+import { ADMIN_ARN, CALLER_ARN as REGISTERED_CALLER, brokerInstance, registryOn } from '../support/registered';
 
 registerSecret('rotated-jwt-secret-1', 'not-at-vendor-yet', 'bad-pending');
 
@@ -88,6 +92,92 @@ describe('secret rotation events', () => {
     const report = await handler(rotationSucceeded);
     expect(report).toMatchObject({ connections: { jwt: { error: 'vendor_rejected_credentials' } } });
     expect((await w.table.store.read('jwt')).token).toBeUndefined();
+  });
+});
+
+/** The world's registry, counting the listings (the scans a secret change costs). */
+function countingRegistry(inner: ConnectionRegistry) {
+  const counted = { lists: 0 };
+  const registry: ConnectionRegistry = {
+    get: (id, call) => inner.get(id, call),
+    put: (entry, ifMatch) => inner.put(entry, ifMatch),
+    delete: (id, ifMatch) => inner.delete(id, ifMatch),
+    list: (page) => {
+      counted.lists++;
+      return inner.list(page);
+    },
+  };
+  return { registry, counted };
+}
+
+describe('registered connections (issue 19)', () => {
+  async function registeredWorld() {
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z');
+    // The file uses digitaleo's secret only: broker/jwt-test is used by the registered connection alone.
+    world = await startWorld(
+      clock,
+      (v) => [vendorConnectionInput(v, 'digitaleo', { id: 'digitaleo' })],
+      { lifetime: 3600 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt'), 'broker/digitaleo-test': secretFor(v, 'digitaleo') }),
+    );
+    const w = world;
+    const { registry, counted } = countingRegistry(registryOn(w));
+    const admin = brokerInstance(w, { clock, registry, rule: secretsFileRule(new FileSecretSource(w.secretsPath), w.secretsPath) });
+    const { id: _id, ...definition } = vendorConnectionInput(w.vendor, 'jwt', { secretId: 'broker/jwt-test', callers: [REGISTERED_CALLER] });
+    const put = await admin.call({ method: 'PUT', path: '/v1/connections/reg-jwt', userArn: ADMIN_ARN, body: JSON.stringify(definition) });
+    expect(put.statusCode).toBe(201);
+    // The rotation function is another instance: it knows the registered connection only through the table.
+    const other = brokerInstance(w, { clock, registry, rule: secretsFileRule(new FileSecretSource(w.secretsPath), w.secretsPath) });
+    const handler = makeRotationHandler({ broker: other.broker, logger: createLogger(), metrics: createMetrics(), connections: { catalog: other.catalog }, clock });
+    const rotate = (clientSecret: string) => {
+      const account = { client_id: 'demo-jwt-client', client_secret: clientSecret };
+      w.vendor.setAccount('jwt', account);
+      w.writeSecrets({ 'broker/jwt-test': account, 'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo') });
+    };
+    return { clock, w, admin, handler, rotate, counted };
+  }
+
+  it('a change of its secret (by name or ARN) evicts its old token and mints one with the new secret', async () => {
+    const { w, admin, handler, rotate } = await registeredWorld();
+    const old = await admin.broker.getToken(REGISTERED_CALLER, 'reg-jwt');
+    const oldVersion = (await w.table.store.read('reg-jwt')).token?.secretVersion;
+    rotate('rotated-jwt-secret-1');
+
+    expect(await handler(rotationSucceeded)).toEqual({ secret: ARN, connections: { 'reg-jwt': { evicted: true, minted: true } } });
+    const stored = (await w.table.store.read('reg-jwt')).token;
+    expect(stored?.secretVersion).not.toBe(oldVersion);
+    expect(stored?.fingerprint).not.toBe(old.fingerprint);
+    const byName = cloudTrailApiCall('PutSecretValue', { secretId: 'broker/jwt-test' });
+    expect(await handler(byName)).toEqual({ secret: 'broker/jwt-test', connections: { 'reg-jwt': { evicted: false, minted: false } } });
+    expect(w.vendor.exchanges('jwt')).toBe(2);
+  });
+
+  it('lists the table once per window for a burst of events, and again after it; a deleted one is then not matched', async () => {
+    const { clock, admin, handler, counted } = await registeredWorld();
+    const before = counted.lists;
+    const byName = cloudTrailApiCall('PutSecretValue', { secretId: 'broker/jwt-test' });
+    await Promise.all([handler(byName), handler(byName), handler(rotationSucceeded)]);
+    await handler(cloudTrailApiCall('PutSecretValue', { secretId: 'someone/else' }));
+    expect(counted.lists - before).toBe(1);
+
+    expect((await admin.call({ method: 'DELETE', path: '/v1/connections/reg-jwt', userArn: ADMIN_ARN })).statusCode).toBe(204);
+    clock.advance(30_000);
+    expect(await handler(byName)).toEqual({ ignored: true, reason: 'no connection uses this secret' });
+    expect(counted.lists - before).toBe(2);
+  });
+
+  it('testSecret verifies it with the AWSPENDING version, reading the table afresh', async () => {
+    const { w, handler, counted } = await registeredWorld();
+    await handler(cloudTrailApiCall('PutSecretValue', { secretId: 'someone/else' }));
+    const before = counted.lists;
+    w.writeSecrets({
+      'broker/jwt-test': { stages: { AWSCURRENT: secretFor(w.vendor, 'jwt'), AWSPENDING: { client_id: 'demo-jwt-client', client_secret: 'bad-pending' } } },
+      'broker/digitaleo-test': secretFor(w.vendor, 'digitaleo'),
+    });
+    await expect(handler({ Step: 'testSecret', SecretId: ARN, ClientRequestToken: 'v2' })).rejects.toThrow(
+      'testSecret failed for reg-jwt: vendor_rejected_credentials',
+    );
+    expect(counted.lists - before).toBe(1);
   });
 });
 

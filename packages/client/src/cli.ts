@@ -358,7 +358,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
       io.stderr(`token-broker ${command}: ${err.message}\n\n${commandHelp(command)}`);
       return EXIT.usage;
     }
-    io.stderr(`token-broker: ${describe(err, adminCommand(command, values.admin))}`);
+    io.stderr(`token-broker: ${describe(err, adminCommand(command, values.admin, args[0]))}`);
     return exitCodeOf(err);
   }
 }
@@ -410,8 +410,12 @@ async function readDefinition(source: string, readStdin: () => Promise<string>):
 }
 
 /** The command as named in a message, when only an admin may run it. */
-function adminCommand(command: Command, admin: boolean | undefined): string | undefined {
-  if (command === 'connections') return admin ? 'connections --admin' : undefined;
+function adminCommand(command: Command, admin: boolean | undefined, sub: string | undefined): string | undefined {
+  if (command === 'connections') {
+    // Registered connections are changed and described by admins only (docs/cli.md).
+    if (sub === 'put' || sub === 'get' || sub === 'delete') return `connections ${sub}`;
+    return admin ? 'connections --admin' : undefined;
+  }
   return ADMIN_ONLY.has(command) ? command : undefined;
 }
 
