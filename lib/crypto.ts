@@ -147,7 +147,8 @@ export class TokenCipher {
     // One GenerateDataKey at a time, however many encryptions wait for it.
     this.pendingKey ??= (async () => {
       try {
-        const bornAt = this.clock.now();
+        // Whole milliseconds: the envelope holds an integer, and KMS compares the context as a string.
+        const bornAt = Math.floor(this.clock.now());
         const fresh = await this.keyRing.generateDataKey(dataKeyContext(bornAt));
         const key = { plaintext: Buffer.from(fresh.plaintext), encrypted: Buffer.from(fresh.encrypted), bornAt };
         const id = keyId(key.encrypted, bornAt);
