@@ -11,14 +11,16 @@ import type { HeldToken, KeyRing, StoredToken } from './ports';
 // One data key serves the whole fleet for a while: an instance seals under the oldest data key it knows (made by
 // itself or unwrapped from a token it read) that is younger than the maximum age, so instances converge on one key
 // and each unwraps it once, instead of one KMS Decrypt per key per minting instance. A key's birth time travels in
-// the envelope, bound by the GCM tag, so a key cannot be kept in use past its age by editing the table.
+// the envelope and is part of the data key's KMS encryption context: KMS Decrypt fails for any other birth time, so
+// even whoever holds one data key cannot re-date it, keep it sealing past its age, or have it read past its window.
 //
-// Layout v2: version (1) | key born at, epoch ms (6, BE) | encrypted data key length (2, BE) | encrypted data key |
+// Layout v3: version (1) | key born at, epoch ms (6, BE) | encrypted data key length (2, BE) | encrypted data key |
 //            IV (12) | tag (16) | ciphertext
-// Layout v1 (still read, never written): version (1) | encrypted data key length (2, BE) | encrypted data key | ...
+// v1 and v2 envelopes (birth time not bound by KMS) are refused: the broker mints such a token again.
 
-const VERSION = 2;
-const V1 = 1;
+const VERSION = 3;
+/** A birth time this far ahead of this clock is not believed. */
+const BIRTH_SKEW_MS = 60_000;
 
 export class DecryptionError extends BrokerError {
   constructor(message: string, cause?: unknown) {
@@ -29,11 +31,21 @@ export class DecryptionError extends BrokerError {
 /** How long one data key seals tokens, from its birth, before a new one is asked for. */
 export const DATA_KEY_MAX_AGE_MS = 24 * 3_600_000;
 
+/** How long after a data key's birth an envelope sealed under it is still read: a token sealed at the end of the key's life is served a day more. */
+export const ENVELOPE_MAX_AGE_MS = 2 * DATA_KEY_MAX_AGE_MS;
+
 export interface TokenCipherOptions {
   /** How long one data key seals tokens, from its birth, before a new one is asked for. */
   dataKeyMaxAgeMs?: number;
+  /** How long after a data key's birth an envelope sealed under it is still read. */
+  envelopeMaxAgeMs?: number;
   /** How many decrypted data keys are remembered. */
   decryptedKeyCacheSize?: number;
+}
+
+/** A data key's KMS encryption context: the broker's, and the key's birth time, which KMS then vouches for. */
+export function dataKeyContext(bornAt: number): Record<string, string> {
+  return { ...ENCRYPTION_CONTEXT, bornAt: String(bornAt) };
 }
 
 type DataKey = { plaintext: Buffer; encrypted: Buffer; bornAt: number };
@@ -44,6 +56,7 @@ export class TokenCipher {
   private pendingKey: Promise<DataKey> | undefined;
   private readonly decrypted = new Map<string, Buffer>();
   private readonly maxAge: number;
+  private readonly envelopeMaxAge: number;
   private readonly cacheSize: number;
 
   constructor(
@@ -52,6 +65,7 @@ export class TokenCipher {
     opts: TokenCipherOptions = {},
   ) {
     this.maxAge = opts.dataKeyMaxAgeMs ?? DATA_KEY_MAX_AGE_MS;
+    this.envelopeMaxAge = opts.envelopeMaxAgeMs ?? Math.max(ENVELOPE_MAX_AGE_MS, this.maxAge);
     this.cacheSize = opts.decryptedKeyCacheSize ?? 64;
   }
 
@@ -70,28 +84,30 @@ export class TokenCipher {
 
   async decrypt(envelope: Uint8Array, aad: string): Promise<string> {
     const buf = Buffer.from(envelope.buffer, envelope.byteOffset, envelope.byteLength);
-    const version = buf.length > 0 ? buf.readUInt8(0) : 0;
-    const headerLength = version === VERSION ? 9 : version === V1 ? 3 : 0;
-    if (headerLength === 0 || buf.length < headerLength + 12 + 16) throw new DecryptionError('unknown envelope format');
+    const headerLength = 9;
+    if (buf.length < headerLength + 28 || buf.readUInt8(0) !== VERSION) throw new DecryptionError('unknown envelope format');
+    const bornAt = buf.readUIntBE(1, 6);
+    const age = this.clock.now() - bornAt;
+    // Checked before KMS is asked: a genuine envelope is never this old or from the future.
+    if (age >= this.envelopeMaxAge || age < -BIRTH_SKEW_MS) throw new DecryptionError('the envelope is sealed under a data key outside its window');
     const keyLength = buf.readUInt16BE(headerLength - 2);
     const keyEnd = headerLength + keyLength;
     if (buf.length < keyEnd + 28) throw new DecryptionError('truncated envelope');
     const encryptedKey = buf.subarray(headerLength, keyEnd);
     const iv = buf.subarray(keyEnd, keyEnd + 12);
     const tag = buf.subarray(keyEnd + 12, keyEnd + 28);
-    const { id, plaintext: key } = await this.dataKeyFor(encryptedKey);
+    const { id, plaintext: key } = await this.dataKeyFor(encryptedKey, bornAt);
     let plaintext: string;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, iv);
-      // v1 bound the item only; v2 binds the header too (the key's birth time).
-      decipher.setAAD(version === VERSION ? Buffer.concat([buf.subarray(0, headerLength), Buffer.from(aad, 'utf8')]) : Buffer.from(aad, 'utf8'));
+      decipher.setAAD(Buffer.concat([buf.subarray(0, headerLength), Buffer.from(aad, 'utf8')]));
       decipher.setAuthTag(tag);
       plaintext = Buffer.concat([decipher.update(buf.subarray(keyEnd + 28)), decipher.final()]).toString('utf8');
     } catch (err) {
       throw new DecryptionError('the ciphertext does not belong to this item', err);
     }
-    // Only once the tag vouches for the birth time may the key seal this instance's tokens.
-    if (version === VERSION) this.offer(id, buf.readUIntBE(1, 6), () => ({ plaintext: key, encrypted: Buffer.from(encryptedKey) }));
+    // KMS vouched for the birth time (it is in the data key's context): the key may seal this instance's tokens.
+    this.offer(id, bornAt, () => ({ plaintext: key, encrypted: Buffer.from(encryptedKey) }));
     return plaintext;
   }
 
@@ -113,7 +129,7 @@ export class TokenCipher {
   private offer(id: string, bornAt: number, material: () => Omit<DataKey, 'bornAt'>) {
     const now = this.clock.now();
     // A birth time ahead of this clock by more than a little is not trusted to date the key.
-    if (now - bornAt >= this.maxAge || bornAt > now + 60_000) return;
+    if (now - bornAt >= this.maxAge || bornAt > now + BIRTH_SKEW_MS) return;
     // A key keeps the earliest birth time this instance has seen for it: an envelope that claims a later one (which
     // only someone holding the key can write) does not extend the key's life.
     const known = this.sealable.get(id);
@@ -131,9 +147,11 @@ export class TokenCipher {
     // One GenerateDataKey at a time, however many encryptions wait for it.
     this.pendingKey ??= (async () => {
       try {
-        const fresh = await this.keyRing.generateDataKey({ ...ENCRYPTION_CONTEXT });
-        const key = { plaintext: Buffer.from(fresh.plaintext), encrypted: Buffer.from(fresh.encrypted), bornAt: this.clock.now() };
-        const id = keyId(key.encrypted);
+        // Whole milliseconds: the envelope holds an integer, and KMS compares the context as a string.
+        const bornAt = Math.floor(this.clock.now());
+        const fresh = await this.keyRing.generateDataKey(dataKeyContext(bornAt));
+        const key = { plaintext: Buffer.from(fresh.plaintext), encrypted: Buffer.from(fresh.encrypted), bornAt };
+        const id = keyId(key.encrypted, bornAt);
         this.remember(id, key.plaintext);
         this.offer(id, key.bornAt, () => key);
         return key;
@@ -144,13 +162,13 @@ export class TokenCipher {
     return this.pendingKey;
   }
 
-  private async dataKeyFor(encrypted: Buffer): Promise<{ id: string; plaintext: Buffer }> {
-    const id = keyId(encrypted);
+  private async dataKeyFor(encrypted: Buffer, bornAt: number): Promise<{ id: string; plaintext: Buffer }> {
+    const id = keyId(encrypted, bornAt);
     const hit = this.decrypted.get(id);
     if (hit) return { id, plaintext: hit };
     let plaintext: Buffer;
     try {
-      plaintext = Buffer.from(await this.keyRing.decryptDataKey(encrypted, { ...ENCRYPTION_CONTEXT }));
+      plaintext = Buffer.from(await this.keyRing.decryptDataKey(encrypted, dataKeyContext(bornAt)));
     } catch (err) {
       throw new DecryptionError('the data key could not be decrypted', err);
     }
@@ -168,7 +186,8 @@ export class TokenCipher {
   }
 }
 
-const keyId = (encrypted: Buffer) => createHash('sha256').update(encrypted).digest('base64');
+/** A data key as KMS knows it: its wrapped form and the birth time it was wrapped with (one is useless without the other). */
+const keyId = (encrypted: Buffer, bornAt: number) => `${createHash('sha256').update(encrypted).digest('base64')}@${bornAt}`;
 
 /**
  * What a stored token's ciphertext is bound to: its item and every attribute a reader acts on (expiry, mint time,

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { ManualClock } from '../lib/clock';
 import { ENCRYPTION_CONTEXT } from '../lib/contract';
-import { DATA_KEY_MAX_AGE_MS, LocalKeyRing, TokenCipher } from '../lib/crypto';
+import { DATA_KEY_MAX_AGE_MS, LocalKeyRing, TokenCipher, dataKeyContext } from '../lib/crypto';
 import type { KeyRing } from '../lib/ports';
 
 class CountingKeyRing implements KeyRing {
@@ -106,12 +106,16 @@ describe('token encryption', () => {
     const clock = new ManualClock();
     const ring = new LocalKeyRing();
     const ct = Buffer.from(await new TokenCipher(ring, clock).encrypt('tok', 'aad'));
-    const younger = Buffer.from(ct);
-    younger.writeUIntBE(ct.readUIntBE(1, 6) + DATA_KEY_MAX_AGE_MS, 1, 6);
-    await expect(new TokenCipher(ring, clock).decrypt(younger, 'aad')).rejects.toThrow(/does not belong/);
+    const older = Buffer.from(ct);
+    older.writeUIntBE(ct.readUIntBE(1, 6) - 3_600_000, 1, 6);
+    // The birth time is in the data key's encryption context: KMS (here the local ring) refuses another one.
+    await expect(new TokenCipher(ring, clock).decrypt(older, 'aad')).rejects.toThrow(/data key could not be decrypted/);
+    const future = Buffer.from(ct);
+    future.writeUIntBE(ct.readUIntBE(1, 6) + DATA_KEY_MAX_AGE_MS, 1, 6);
+    await expect(new TokenCipher(ring, clock).decrypt(future, 'aad')).rejects.toThrow(/outside its window/);
   });
 
-  it('an envelope that re-dates a known key does not extend its life here', async () => {
+  it('an envelope that re-dates a known key is refused, and does not extend its life here', async () => {
     const clock = new ManualClock();
     const local = new LocalKeyRing();
     const ring = new CountingKeyRing(local);
@@ -122,7 +126,7 @@ describe('token encryption', () => {
     // Someone holding the key's plaintext writes an envelope under it claiming it was born just now.
     const buf = Buffer.from(first);
     const keyLength = buf.readUInt16BE(7);
-    const dk = Buffer.from(await local.decryptDataKey(buf.subarray(9, 9 + keyLength), { ...ENCRYPTION_CONTEXT }));
+    const dk = Buffer.from(await local.decryptDataKey(buf.subarray(9, 9 + keyLength), dataKeyContext(buf.readUIntBE(1, 6))));
     const header = Buffer.from(buf.subarray(0, 9));
     header.writeUIntBE(clock.now(), 1, 6);
     const iv = randomBytes(12);
@@ -130,13 +134,13 @@ describe('token encryption', () => {
     c.setAAD(Buffer.concat([header, Buffer.from('aad')]));
     const body = Buffer.concat([c.update('b'), c.final()]);
     const redated = Buffer.concat([header, buf.subarray(9, 9 + keyLength), iv, c.getAuthTag(), body]);
-    expect(await reader.decrypt(redated, 'aad')).toBe('b');
+    await expect(reader.decrypt(redated, 'aad')).rejects.toThrow(/data key could not be decrypted/);
     clock.advance(60_000);
     await reader.encrypt('next', 'aad');
     expect(ring.generated).toBe(2);
   });
 
-  it('still reads the first envelope layout, without sealing under its key', async () => {
+  it('refuses the earlier envelope layouts, whose birth time KMS did not vouch for (the token is minted again)', async () => {
     const clock = new ManualClock();
     const local = new LocalKeyRing();
     const ring = new CountingKeyRing(local);
@@ -150,8 +154,10 @@ describe('token encryption', () => {
     header.writeUInt16BE(dk.encrypted.length, 1);
     const v1 = Buffer.concat([header, Buffer.from(dk.encrypted), iv, c.getAuthTag(), body]);
     const cipher = new TokenCipher(ring, clock);
-    expect(await cipher.decrypt(v1, 'aad')).toBe('v1-token');
-    await cipher.encrypt('next', 'aad');
+    await expect(cipher.decrypt(v1, 'aad')).rejects.toThrow(/unknown envelope format/);
+    const v2 = Buffer.from(await cipher.encrypt('next', 'aad'));
+    v2.writeUInt8(2, 0);
+    await expect(new TokenCipher(ring, clock).decrypt(v2, 'aad')).rejects.toThrow(/unknown envelope format/);
     expect(ring.generated).toBe(1);
   });
 
@@ -164,7 +170,7 @@ describe('token encryption', () => {
 });
 
 describe('KMS key ring', () => {
-  it('asks GenerateDataKey and Decrypt with the key id and the broker encryption context', async () => {
+  it("asks GenerateDataKey and Decrypt with the key id and the broker encryption context, the key's birth time in it", async () => {
     const sent: unknown[] = [];
     const client = {
       send: (cmd: unknown) => {
@@ -175,12 +181,14 @@ describe('KMS key ring', () => {
       },
     };
     const ring = new KmsKeyRing('arn:aws:kms:eu-west-1:111111111111:key/k', client);
-    const cipher = new TokenCipher(ring, new ManualClock());
+    const clock = new ManualClock();
+    const cipher = new TokenCipher(ring, clock);
     const ct = await cipher.encrypt('tok', 'aad');
-    expect(await new TokenCipher(ring, new ManualClock()).decrypt(ct, 'aad')).toBe('tok');
+    expect(await new TokenCipher(ring, clock).decrypt(ct, 'aad')).toBe('tok');
     const [gen, dec] = sent as [GenerateDataKeyCommand, DecryptCommand];
-    expect(gen.input).toEqual({ KeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k', KeySpec: 'AES_256', EncryptionContext: ENCRYPTION_CONTEXT });
-    expect(dec.input).toMatchObject({ KeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k', EncryptionContext: ENCRYPTION_CONTEXT });
+    const context = { ...ENCRYPTION_CONTEXT, bornAt: String(clock.now()) };
+    expect(gen.input).toEqual({ KeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k', KeySpec: 'AES_256', EncryptionContext: context });
+    expect(dec.input).toMatchObject({ KeyId: 'arn:aws:kms:eu-west-1:111111111111:key/k', EncryptionContext: context });
   });
 
   it('turns a KMS failure into service_unavailable', async () => {

@@ -1,9 +1,12 @@
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeHandler } from '../functions/http';
 import { createLogger, createMetrics } from '../lib/adapters/powertools';
 import { ManualClock } from '../lib/clock';
+import { DATA_KEY_MAX_AGE_MS, DecryptionError, ENVELOPE_MAX_AGE_MS, LocalKeyRing, TokenCipher } from '../lib/crypto';
 import { LEASE_DEFAULTS } from '../lib/lease';
+import type { KeyRing } from '../lib/ports';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { lambdaContext, restEvent } from './support/events';
 import { expectCode } from './support/expect';
@@ -150,5 +153,61 @@ describe('bad dates in the table never make a 500', () => {
     const latest = new Date(clock.now() + 3 * 366 * 86_400_000).toISOString();
     for (const date of res.body.match(/\d{4,}-\d\d-\d\dT[^"]*/g) ?? []) expect(date <= latest).toBe(true);
     expect(res.body).not.toContain('275760');
+  });
+});
+
+describe('a leaked data key and a rewritten birth time', () => {
+  /** A key ring that also hands out each new data key to a test that plays the one who leaked it. */
+  function leakingKeyRing() {
+    const ring = new LocalKeyRing();
+    const leaked: Buffer[] = [];
+    const keyRing: KeyRing = {
+      generateDataKey: async (context) => {
+        const key = await ring.generateDataKey(context);
+        leaked.push(Buffer.from(key.plaintext));
+        return key;
+      },
+      decryptDataKey: (encrypted, context) => ring.decryptDataKey(encrypted, context),
+    };
+    return { keyRing, leaked };
+  }
+
+  /** An envelope like `genuine` (same wrapped data key) that claims `bornAt`, sealed with the leaked key. */
+  function plant(genuine: Uint8Array, dataKey: Buffer, bornAt: number, plaintext: string, aad: string): Uint8Array {
+    const buf = Buffer.from(genuine);
+    const header = Buffer.from(buf.subarray(0, 9));
+    header.writeUIntBE(bornAt, 1, 6);
+    const wrapped = buf.subarray(9, 9 + buf.readUInt16BE(7));
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', dataKey, iv).setAAD(Buffer.concat([header, Buffer.from(aad)]));
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return Buffer.concat([header, wrapped, iv, cipher.getAuthTag(), body]);
+  }
+
+  it('an envelope that re-dates an old data key is refused by a fresh instance, and new tokens get a new key', async () => {
+    const clock = new ManualClock(T0);
+    const { keyRing, leaked } = leakingKeyRing();
+    const genuine = await new TokenCipher(keyRing, clock).encrypt('genuine', 'token#jwt|a');
+    expect(leaked).toHaveLength(1);
+    // Two days on, the key is past its age; the planter claims it was born just now.
+    clock.advance(2 * DATA_KEY_MAX_AGE_MS);
+    const planted = plant(genuine, leaked[0]!, clock.now(), 'planted', 'token#jwt|b');
+    const fresh = new TokenCipher(keyRing, clock);
+    await expect(fresh.decrypt(planted, 'token#jwt|b')).rejects.toBeInstanceOf(DecryptionError);
+    // What the fresh instance seals next is under a data key nobody leaked.
+    const next = Buffer.from(await fresh.encrypt('next', 'token#jwt|c'));
+    expect(leaked).toHaveLength(2);
+    expect(next.subarray(9, 9 + next.readUInt16BE(7)).equals(Buffer.from(genuine).subarray(9, 9 + Buffer.from(genuine).readUInt16BE(7)))).toBe(false);
+  });
+
+  it('an envelope under a leaked key is served no longer than the key may be read, whatever it claims', async () => {
+    const clock = new ManualClock(T0);
+    const { keyRing, leaked } = leakingKeyRing();
+    const genuine = await new TokenCipher(keyRing, clock).encrypt('genuine', 'token#jwt|a');
+    const bornAt = Buffer.from(genuine).readUIntBE(1, 6);
+    clock.advance(ENVELOPE_MAX_AGE_MS);
+    // The birth time stays the true one (anything else fails at KMS); the planted envelope is still refused.
+    const planted = plant(genuine, leaked[0]!, bornAt, 'planted', 'token#jwt|b');
+    await expect(new TokenCipher(keyRing, clock).decrypt(planted, 'token#jwt|b')).rejects.toBeInstanceOf(DecryptionError);
   });
 });

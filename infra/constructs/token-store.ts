@@ -17,8 +17,11 @@ export function functionRoleName(stage: string, region: string, fn: (typeof BROK
   return `token-broker-${stage}-${region}-${fn.toLowerCase()}`;
 }
 
-/** Every KMS action that leaves a caller knowing a key the broker's key wraps (the ones the key policy denies). */
-export const KEY_WRAPPING_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*'] as const;
+/**
+ * Every KMS action that leaves a caller knowing a key the broker's key wraps, or a token data key it unwraps (the
+ * ones the key policy denies): Decrypt too, so a data key read from the table is unwrapped by the functions only.
+ */
+export const KEY_WRAPPING_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*', 'kms:Decrypt'] as const;
 
 /** The only DynamoDB actions the broker's code uses (lib/adapters/dynamodb.ts). */
 export const TABLE_ITEM_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'] as const;
@@ -39,7 +42,7 @@ export class TokenStore extends Construct {
       alias: `alias/token-broker-${props.stage}`,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // Only the broker's functions (their three roles, by ARN) may obtain a data key with the broker's encryption context,
+    // Only the broker's functions (their three roles, by ARN) may obtain or unwrap a data key with the broker's encryption context,
     // however IAM policies elsewhere in the account grant this key: the fleet adopts the oldest data key it reads
     // from the table, so a key planted by anyone else would seal real tokens under a key its planter knows. The role
     // ARN is what the condition reads, not a tag: a session tag or a tag on a user can be set by more principals
@@ -48,7 +51,7 @@ export class TokenStore extends Construct {
     for (const [k, v] of Object.entries(ENCRYPTION_CONTEXT)) context[`kms:EncryptionContext:${k}`] = v;
     this.key.addToResourcePolicy(
       new PolicyStatement({
-        sid: 'OnlyTheBrokerFunctionsWrapTokenKeys',
+        sid: 'OnlyTheBrokerFunctionsUseTokenKeys',
         effect: Effect.DENY,
         principals: [new AnyPrincipal()],
         actions: [...KEY_WRAPPING_ACTIONS],

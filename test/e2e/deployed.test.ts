@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
-import { GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { App } from 'aws-cdk-lib';
@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app';
 import { ensureTable } from '../../lib/adapters/dynamodb';
 import { ENCRYPTION_CONTEXT, ENV } from '../../lib/contract';
+import { dataKeyContext } from '../../lib/crypto';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor } from '../../lib/local/sandbox-vendor';
 import { ACCOUNT, REGION, roleCredentials, startKms, startSecretsManager } from '../support/aws-services';
@@ -386,6 +387,10 @@ describe('the deployed bundles', () => {
       role(`ops/${http}`),
       role(http, '222222222222'),
     ];
+    // A data key the functions wrapped, as the table holds it: its birth time is part of its encryption context.
+    const envelope = Buffer.from((await tokenItem('e2e-jwt'))!.ct!.B!);
+    const wrapped = envelope.subarray(9, 9 + envelope.readUInt16BE(7));
+    const context = dataKeyContext(envelope.readUIntBE(1, 6));
     for (const [i, arn] of planters.entries()) {
       const planter = roleCredentials(`planter${i}`);
       kms.trust(planter);
@@ -396,6 +401,10 @@ describe('the deployed bundles', () => {
           client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { ...ENCRYPTION_CONTEXT } })),
           arn,
         ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+        // Nor may it unwrap the fleet's data key it read from the table.
+        await expect(client.send(new DecryptCommand({ KeyId: kms.keyId, CiphertextBlob: wrapped, EncryptionContext: context })), arn).rejects.toMatchObject({
+          name: 'AccessDeniedException',
+        });
         // Only the broker's context is refused: any other use of the key stays IAM's to decide.
         const other = await client.send(new GenerateDataKeyCommand({ KeyId: kms.keyId, KeySpec: 'AES_256', EncryptionContext: { app: 'another-app' } }));
         expect(other.CiphertextBlob?.length).toBeGreaterThan(0);
