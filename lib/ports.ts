@@ -101,8 +101,18 @@ export interface StoreCallOptions {
  * The token table (DynamoDB in AWS, memory-store.ts in tests and simulations). Both pass the same contract tests
  * (test/store-contract.ts). Every write that depends on the lease is conditioned on its fencing token.
  */
+/** A read's options: its deadline, and how consistent it must be. */
+export interface ReadOptions extends StoreCallOptions {
+  /**
+   * False: an eventually consistent read (DynamoDB bills it half a read unit), which may miss a write made within
+   * about a second. Only for a first look that a stale answer cannot mislead into a mint: every path that decides
+   * to mint reads again, consistently, through the lease (docs/token-lifecycle.md). Absent or true: strongly consistent.
+   */
+  consistent?: boolean;
+}
+
 export interface TokenStore {
-  read(connection: string, call?: StoreCallOptions): Promise<ConnectionRecord>;
+  read(connection: string, call?: ReadOptions): Promise<ConnectionRecord>;
   /**
    * Takes the lease when nobody holds a live one and no honoured cooldown runs. Either way returns the record as
    * it is after the attempt.

@@ -6,7 +6,7 @@ import { callerMayMint, drawsRefresh } from './mint-policy';
 import { degraded, mint, openStored, unavailable } from './minting';
 import type { IssuedToken, MintPlan, Parts, Served, Want } from './parts';
 import { canUse } from './policy';
-import type { HeldToken, StoredToken, TokenSource } from './ports';
+import type { HeldToken, TokenSource } from './ports';
 import { fromSecret } from './secret-exchange';
 
 // getToken, in the order a request flows:
@@ -71,14 +71,13 @@ export class TokenPath {
   private async lookUp(connection: Connection, needUntil: number, minTtl: number, budget: RequestBudget): Promise<Served> {
     const { parts } = this;
     const want: Want = (t) => t.expiresAt >= needUntil;
-    let stored: StoredToken | undefined;
+    let current: HeldToken | undefined;
     try {
-      stored = (await atTable(budget, (call) => parts.store.read(connection.id, call))).token;
+      current = await this.look(connection, want, budget);
     } catch (err) {
       if (err instanceof StoreUnavailableError) return degraded(parts, connection, want, err);
       throw err;
     }
-    const current = await openStored(parts, stored);
     if (current && want(current)) {
       parts.instance.remember(current);
       return { held: current, source: 'table' };
@@ -94,6 +93,24 @@ export class TokenPath {
     if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`, { context: { connection: connection.id } });
     if (served.held.expiresAt < needUntil) throw this.unsatisfiable(connection, served.held.lifetime, minTtl);
     return served;
+  }
+
+  /**
+   * The table's token for this request. The first look is eventually consistent, at half DynamoDB's price: a token
+   * that will do is served from it (one just replaced or invalidated may be, within about a second: see
+   * docs/token-lifecycle.md). Anything else is looked at again, consistently, before it decides a refusal or a mint:
+   * a replica's stale view never makes this request mint, nor refuses it a token another instance just stored.
+   */
+  private async look(connection: Connection, want: Want, budget: RequestBudget): Promise<HeldToken | undefined> {
+    const { parts } = this;
+    const read = (consistent: boolean) => atTable(budget, (call) => parts.store.read(connection.id, { ...call, consistent }));
+    const seen = (await read(false)).token;
+    // Older than a token this instance has seen: a replica behind, not a token put back (that is for openStored to tell).
+    if (seen && !parts.instance.isStale(seen)) {
+      const current = await openStored(parts, seen);
+      if (current && want(current)) return current;
+    }
+    return openStored(parts, (await read(true)).token);
   }
 
   /**

@@ -1,4 +1,6 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoTokenStore } from '../lib/adapters/dynamodb';
 import { StoreUnavailableError, VendorProtocolError } from '../lib/errors';
 import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { startDynalite, type RunningDynalite } from '../lib/local/dynalite';
@@ -30,5 +32,30 @@ describe('DynamoDB: an item over 400 KB', () => {
     const err = await store.putToken(token, 'f').then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(VendorProtocolError);
     expect(err).not.toBeInstanceOf(StoreUnavailableError);
+  });
+});
+
+describe('DynamoDB: how consistent a read is asked', () => {
+  it('sends ConsistentRead false only when the read asks for eventual consistency, true otherwise', async () => {
+    const { name } = await startTable(db);
+    const client = new DynamoDBClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const sent: unknown[] = [];
+    // The request as it leaves for dynalite: its JSON body, after the SDK built it.
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const body = (args.request as { body?: unknown }).body;
+        const text = typeof body === 'string' ? body : body instanceof Uint8Array ? Buffer.from(body).toString() : undefined;
+        sent.push(text === undefined ? typeof body : (JSON.parse(text) as { ConsistentRead?: unknown }).ConsistentRead);
+        return next(args);
+      },
+      { step: 'finalizeRequest' },
+    );
+    const store = new DynamoTokenStore(client, name);
+    // dynalite answers both kinds (an empty record here), as DynamoDB does.
+    expect(await store.read('c', { consistent: false })).toEqual({});
+    await store.read('c', { consistent: true });
+    await store.read('c');
+    client.destroy();
+    expect(sent).toEqual([false, true, true]);
   });
 });

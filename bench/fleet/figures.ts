@@ -149,7 +149,7 @@ export function fleetSummary(r: FleetResult): string[] {
   return [
     `${n(r.requests)} token requests over ${r.options.connections} connections in a simulated day (${(r.wallMs / 1000).toFixed(0)} s wall); answered from ${sources}; errors: ${errors || 'none'}.`,
     `${n(r.instances.started)} Lambda execution environments started (cold starts), at most ${n(r.instances.peakAlive)} alive and ${n(r.instances.peakBusy)} busy at once, ${r.instances.instanceHours.toFixed(0)} instance-hours; latency p99 ${ms(r.latencyP99Ms)}, max ${ms(r.latencyMaxMs)}.`,
-    `DynamoDB: ${n(r.dynamodb.rru)} RRU and ${n(r.dynamodb.wru)} WRU billed, ${n(r.dynamodb.failedCalls)} calls failed (brownout); calls by method: ${Object.entries(r.dynamodb.calls)
+    `DynamoDB: ${n(r.dynamodb.rru)} RRU and ${n(r.dynamodb.wru)} WRU billed (${n(r.tally['dynamodb.reads.eventual'] ?? 0)} of ${n(r.dynamodb.reads)} reads eventually consistent, at half a unit), ${n(r.dynamodb.failedCalls)} calls failed (brownout); calls by method: ${Object.entries(r.dynamodb.calls)
       .map(([k, v]) => `${k} ${n(v)}`)
       .join(', ')}.`,
   ];

@@ -64,3 +64,10 @@ export const HANDLER_OVERHEAD_MS = 2;
 export const IDLE_REAP_MS = { min: 5 * 60_000, max: 15 * 60_000 } as const;
 /** Environments are also recycled after some hours even when busy; AWS documents no figure (assumed 2–4 h). */
 export const MAX_ENVIRONMENT_LIFE_MS = { min: 2 * 3_600_000, max: 4 * 3_600_000 } as const;
+
+/**
+ * How far behind an eventually consistent read may answer: DynamoDB says all copies of an item are usually
+ * consistent within a second of a write. The simulation answers every such read with the record as it stood that
+ * long ago (the worst case, each time), so what the cheaper read costs in extra lease calls is counted.
+ */
+export const EVENTUAL_READ_LAG_MS = 1_000;

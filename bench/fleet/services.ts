@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { ManualClock } from '../../lib/clock';
 import { LocalKeyRing } from '../../lib/crypto';
 import { StoreUnavailableError } from '../../lib/errors';
-import type { KeyRing, SecretRead, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
+import type { KeyRing, ReadOptions, SecretRead, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
 import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
 import { checkTimeLeft } from '../../lib/budget';
 import { secretBatches } from '../../lib/adapters/secrets-manager';
@@ -106,10 +106,20 @@ function callTimeoutOf(method: string, args: unknown[]): number | undefined {
   return at === undefined ? undefined : (args[at] as StoreCallOptions | undefined)?.timeoutMs;
 }
 
+/** A read asked eventually consistent (lib/ports.ts ReadOptions): DynamoDB bills it half a read unit per 4 KB. */
+const isEventual = (method: string, args: unknown[]) => method === 'read' && (args[CALL_OPTIONS_AT.read] as ReadOptions | undefined)?.consistent === false;
+
+/** Read request units as on-demand DynamoDB bills them: 1 per 4 KB (rounded up) strongly consistent, half that eventually. */
+export function readUnits(bytes: number, eventual: boolean): number {
+  const units = Math.max(1, Math.ceil(bytes / 4096));
+  return eventual ? units / 2 : units;
+}
+
 /**
  * Any TokenStore behind DynamoDB's latency, the deadlines and retries lib/adapters/aws.ts gives its client (per
  * attempt and per call, or the shorter deadline a request's budget gives the call), and its billing:
- * a strongly consistent read costs 1 RRU per 4 KB, a write 1 WRU per KB, throttled attempts nothing.
+ * a strongly consistent read costs 1 RRU per 4 KB, an eventually consistent one half that, a write 1 WRU per KB,
+ * throttled attempts nothing.
  * An attempt abandoned at the deadline may still have reached the table (half of them do).
  */
 export function simulatedTable(inner: TokenStore, env: SimEnv): TokenStore {
@@ -126,6 +136,7 @@ export function simulatedTable(inner: TokenStore, env: SimEnv): TokenStore {
 async function callTable(env: SimEnv, method: string, args: unknown[], op: () => Promise<unknown>): Promise<unknown> {
   const { clock, rng, tally } = env;
   const read = isRead(method);
+  const eventual = isEventual(method, args);
   const budget = DYNAMODB_BUDGET;
   const timeoutMs = callTimeoutOf(method, args);
   if (timeoutMs !== undefined && timeoutMs <= 0) tally.add('dynamodb.noTimeLeft');
@@ -136,7 +147,7 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
   const left = () => totalMs - (clock.now() - started);
   tally.add(`dynamodb.calls.${method}`);
   const bill = (result: unknown) => {
-    if (read) tally.add('dynamodb.rru', Math.max(1, Math.ceil((bytesOf(result) + ITEM_OVERHEAD_BYTES) / 4096)));
+    if (read) tally.add('dynamodb.rru', readUnits(bytesOf(result) + ITEM_OVERHEAD_BYTES, eventual));
     else tally.add('dynamodb.wru', Math.max(1, Math.ceil((args.reduce<number>((n, a) => n + bytesOf(a), 0) + ITEM_OVERHEAD_BYTES) / 1024)));
   };
   // An attempt abandoned at its deadline may still have reached the table: half of them do, unanswered.
@@ -183,6 +194,7 @@ async function callTable(env: SimEnv, method: string, args: unknown[], op: () =>
     }
     const result = await apply();
     bill(result);
+    if (read) tally.add(eventual ? 'dynamodb.reads.eventual' : 'dynamodb.reads.consistent');
     if (read) tally.add('dynamodb.reads');
     else tally.add('dynamodb.writes');
     return result;

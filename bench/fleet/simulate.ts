@@ -7,11 +7,11 @@ import { Broker, BROKER_DEFAULTS } from '../../lib/broker';
 import { parseConfig, type BrokerConfig } from '../../lib/config';
 import { TokenCipher } from '../../lib/crypto';
 import { isBrokerError } from '../../lib/errors';
-import type { Metrics as MetricsPort, TokenSource, TokenStore } from '../../lib/ports';
+import type { Clock, Metrics as MetricsPort, TokenSource, TokenStore } from '../../lib/ports';
 import { CachedSecretSource } from '../../lib/secrets';
 import { Covers, ServiceAlone, idealContinuousTokens, idealOnDemandTokens, usableSeconds } from './ideal';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
-import { HANDLER_OVERHEAD_MS, IDLE_REAP_MS, LATENCY, MAX_ENVIRONMENT_LIFE_MS } from './latency';
+import { EVENTUAL_READ_LAG_MS, HANDLER_OVERHEAD_MS, IDLE_REAP_MS, LATENCY, MAX_ENVIRONMENT_LIFE_MS } from './latency';
 import { logNormal, quantile, seeded } from './random';
 import { SimClock, SimKeyRing, SimSecretsManager, Tally, activeRequest, requestContext, simulatedTable, type RequestTrace, type SimEnv } from './services';
 import { SimVendors, vendorHost } from './vendor';
@@ -125,10 +125,13 @@ export interface FleetResult {
   tally: Record<string, number>;
 }
 
+/** The table in memory, its eventually consistent reads as far behind as DynamoDB's may be. */
+export const laggingStore = (clock: Clock): TokenStore => new MemoryTokenStore({ clock, ms: EVENTUAL_READ_LAG_MS });
+
 export interface FleetOptions {
   workload?: WorkloadOptions;
-  /** The TokenStore every instance shares (before latency is injected). */
-  store?: () => TokenStore;
+  /** The TokenStore every instance shares (before latency is injected), given the simulation's clock. */
+  store?: (clock: Clock) => TokenStore;
   /** A line of progress (stderr in npm run bench). */
   progress?: (line: string) => void;
 }
@@ -217,7 +220,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     secrets.create(`broker/${c.id}`, c.id);
   }
   const keyRing = new SimKeyRing(env);
-  const store = simulatedTable((opts.store ?? (() => new MemoryTokenStore()))(), env);
+  const store = simulatedTable((opts.store ?? laggingStore)(clock), env);
   const config = brokerConfig(workload);
   const brokerRandom = seeded(o.seed + 2);
   let instanceCount = 0;

@@ -26,6 +26,7 @@ import type {
   RecordSummary,
   ScanOptions,
   ServedCounts,
+  ReadOptions,
   StoreCallOptions,
   StoredToken,
   TokenMatch,
@@ -205,9 +206,10 @@ export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
     }
   }
 
-  async read(connection: string, call?: StoreCallOptions): Promise<ConnectionRecord> {
+  async read(connection: string, call?: ReadOptions): Promise<ConnectionRecord> {
+    const ConsistentRead = call?.consistent ?? true;
     const out = await this.call('read a token', call, (abortSignal) =>
-      this.client.send(new GetItemCommand({ TableName: this.table, Key: itemKey(connection), ConsistentRead: true }), { abortSignal }),
+      this.client.send(new GetItemCommand({ TableName: this.table, Key: itemKey(connection), ConsistentRead }), { abortSignal }),
     );
     return recordOf(connection, out.Item);
   }

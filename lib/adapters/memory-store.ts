@@ -1,11 +1,12 @@
 import { checkTimeLeft } from '../budget';
-import { CLOCK_SKEW_MS } from '../clock';
+import { CLOCK_SKEW_MS, type Clock } from '../clock';
 import type {
   ConnectionRecord,
   LeaseClaim,
   LeaseOutcome,
   RecordedFailure,
   RecordScan,
+  ReadOptions,
   RecordSummary,
   ScanOptions,
   ServedCounts,
@@ -19,7 +20,14 @@ import type {
 // them), for tests and simulations that need many brokers and no server. Every call yields first (a microtask),
 // so concurrent callers interleave as they would over a network; records are copied in and out, as DynamoDB's
 // would be, so no caller holds a live reference to the table. It answers at once, so a call's deadline only
-// matters when none is left: then the call is refused, as the DynamoDB store refuses it.
+// matters when none is left: then the call is refused, as the DynamoDB store refuses it. Given a lag, an eventually
+// consistent read answers the record as it was that long ago (DynamoDB's worst case, about a second).
+
+/** How stale an eventually consistent read may be: a record as it stood up to `ms` before now, by `clock`. */
+export interface ReadLag {
+  clock: Clock;
+  ms: number;
+}
 
 const copy = (r: ConnectionRecord): ConnectionRecord => structuredClone(r);
 
@@ -27,21 +35,38 @@ export class MemoryTokenStore implements TokenStore, RecordScan, ServedCounts {
   private readonly records = new Map<string, ConnectionRecord>();
   /** Requests served, by connection and hour, as DynamoDB keeps them: the current hour and the one before. */
   private readonly served = new Map<string, Map<number, number>>();
+  /** Per connection, the record before each write of the last `lag.ms`, oldest first (only with a lag). */
+  private readonly before = new Map<string, { at: number; record: ConnectionRecord }[]>();
+
+  constructor(private readonly lag?: ReadLag) {}
 
   private async turn(call: StoreCallOptions | undefined, what: string): Promise<void> {
     checkTimeLeft(call, what);
     await Promise.resolve();
   }
 
+  /** The record a write is about to change (every caller but read is a write, or a conditional one). */
   private get(connection: string): ConnectionRecord {
     let r = this.records.get(connection);
     if (!r) this.records.set(connection, (r = {}));
+    if (this.lag) this.keepBefore(connection, r, this.lag);
     return r;
   }
 
-  async read(connection: string, call?: StoreCallOptions): Promise<ConnectionRecord> {
+  private keepBefore(connection: string, r: ConnectionRecord, lag: ReadLag): void {
+    const now = lag.clock.now();
+    const kept = (this.before.get(connection) ?? []).filter((b) => b.at > now - lag.ms);
+    kept.push({ at: now, record: copy(r) });
+    this.before.set(connection, kept);
+  }
+
+  async read(connection: string, call?: ReadOptions): Promise<ConnectionRecord> {
     await this.turn(call, 'read a token');
-    return copy(this.records.get(connection) ?? {});
+    const current = this.records.get(connection) ?? {};
+    if (!this.lag || call?.consistent !== false) return copy(current);
+    // The oldest state still inside the lag: what a replica that missed every write since may answer.
+    const since = this.lag.clock.now() - this.lag.ms;
+    return copy(this.before.get(connection)?.find((b) => b.at > since)?.record ?? current);
   }
 
   async acquireLease(connection: string, claim: LeaseClaim, call?: StoreCallOptions): Promise<LeaseOutcome> {

@@ -1,0 +1,127 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryTokenStore } from '../lib/adapters/memory-store';
+import { ManualClock } from '../lib/clock';
+import type { ReadOptions, TokenStore } from '../lib/ports';
+import { secretFor, vendorConnectionInput } from './support/connections';
+import { startWorld, type World } from './support/harness';
+
+// The token path's first look at the table is eventually consistent (half DynamoDB's price); everything that decides
+// a mint reads consistently (docs/token-lifecycle.md, "Eventually consistent first looks").
+
+const CALLER = 'arn:aws:iam::111111111111:role/caller';
+const INVALIDATOR = 'arn:aws:iam::111111111111:role/invalidator';
+
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+async function startJwtWorld(clock: ManualClock) {
+  world = await startWorld(
+    clock,
+    (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', callers: [CALLER, INVALIDATOR] })],
+    { lifetime: 3600 },
+    (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+  );
+  return world;
+}
+
+type Call = { method: string; consistent?: boolean };
+
+/** The store, with every call it gets written down: the method, and for a read whether it was asked consistent. */
+function recording(inner: TokenStore): { store: TokenStore; calls: Call[] } {
+  const calls: Call[] = [];
+  const store = new Proxy(inner, {
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop, target);
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) => {
+        const method = String(prop);
+        calls.push(method === 'read' ? { method, consistent: (args[1] as ReadOptions | undefined)?.consistent ?? true } : { method });
+        return (v as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  return { store, calls };
+}
+
+describe('consistency of the token path reads', () => {
+  it('a memory miss served from the table reads it once, eventually consistent', async () => {
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z', true);
+    const w = await startJwtWorld(clock);
+    await w.broker().getToken(CALLER, 'jwt');
+    const { store, calls } = recording(w.table.store);
+    const served = await w.broker({ store }).getToken(CALLER, 'jwt');
+    expect(served.source).toBe('table');
+    expect(calls).toEqual([{ method: 'read', consistent: false }]);
+  });
+
+  it('no token that will do: looked at again consistently, then the lease (which returns the record) before the mint', async () => {
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z', true);
+    const w = await startJwtWorld(clock);
+    const { store, calls } = recording(w.table.store);
+    const served = await w.broker({ store }).getToken(CALLER, 'jwt');
+    expect(served.source).toBe('vendor');
+    expect(calls.slice(0, 3)).toEqual([{ method: 'read', consistent: false }, { method: 'read', consistent: true }, { method: 'acquireLease' }]);
+    expect(calls.filter((c) => c.method === 'read' && c.consistent === false)).toHaveLength(1);
+    expect(w.vendor.received()).toBe(1);
+  });
+
+  it('the other readers (invalidation, status) stay strongly consistent', async () => {
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z', true);
+    const w = await startJwtWorld(clock);
+    const minted = await w.broker().getToken(CALLER, 'jwt');
+    clock.advance(60_000);
+    const { store, calls } = recording(w.table.store);
+    await w.broker({ store }).invalidate(INVALIDATOR, 'jwt', minted.accessToken);
+    const reads = calls.filter((c) => c.method === 'read');
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.every((c) => c.consistent)).toBe(true);
+  });
+});
+
+describe('a replica a second behind (eventually consistent reads answer the record as it was 1 s ago)', () => {
+  async function lagging() {
+    const clock = new ManualClock('2026-11-23T10:00:00.000Z', true);
+    const w = await startJwtWorld(clock);
+    const table = new MemoryTokenStore({ clock, ms: 1_000 });
+    return { clock, w, table };
+  }
+
+  it('never makes an extra mint: the stale view (no token) is read again consistently, and the stored token served', async () => {
+    const { w, table } = await lagging();
+    const first = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    expect(w.vendor.received()).toBe(1);
+    // Within the second: the eventually consistent read still shows no token.
+    expect((await table.read('jwt', { consistent: false })).token).toBeUndefined();
+    const { store, calls } = recording(table);
+    const second = await w.broker({ store }).getToken(CALLER, 'jwt');
+    expect(second.source).toBe('table');
+    expect(second.fingerprint).toBe(first.fingerprint);
+    expect(w.vendor.received()).toBe(1);
+    expect(calls.map((c) => c.method)).toEqual(['read', 'read']);
+  });
+
+  it('never makes an extra mint when many instances read the stale view at once', async () => {
+    const { w, table } = await lagging();
+    const first = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    const served = await Promise.all(Array.from({ length: 8 }, () => w.broker({ store: table }).getToken(CALLER, 'jwt')));
+    expect(new Set(served.map((s) => s.fingerprint))).toEqual(new Set([first.fingerprint]));
+    expect(w.vendor.received()).toBe(1);
+  });
+
+  it('may serve a token invalidated less than a second ago (the documented window); not once the second has passed', async () => {
+    const { clock, w, table } = await lagging();
+    const first = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    clock.advance(60_000);
+    expect(await w.broker({ store: table }).invalidate(INVALIDATOR, 'jwt', first.accessToken)).toBe(true);
+    const within = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    expect(within.fingerprint).toBe(first.fingerprint);
+    expect(w.vendor.received()).toBe(1);
+    clock.advance(1_001);
+    const after = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    expect(after.fingerprint).not.toBe(first.fingerprint);
+    expect(w.vendor.received()).toBe(2);
+  });
+});
