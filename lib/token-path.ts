@@ -73,7 +73,13 @@ export class TokenPath {
     const want: Want = (t) => t.expiresAt >= needUntil;
     let current: HeldToken | undefined;
     try {
-      current = await this.look(connection, want, budget);
+      let look = await this.look(connection, budget, false);
+      // A refusal is decided on the item as it is, not as a replica a second behind may show it (a token stored
+      // since would do). A mint needs no second look: the lease returns the item as it is, and serves what will do.
+      if (!look.consistent && look.current && !want(look.current) && this.refuses(look.current, needUntil)) {
+        look = await this.look(connection, budget, true);
+      }
+      current = look.current;
     } catch (err) {
       if (err instanceof StoreUnavailableError) return degraded(parts, connection, want, err);
       throw err;
@@ -96,21 +102,24 @@ export class TokenPath {
   }
 
   /**
-   * The table's token for this request. The first look is eventually consistent, at half DynamoDB's price: a token
-   * that will do is served from it (one just replaced or invalidated may be, within about a second: see
-   * docs/token-lifecycle.md). Anything else is looked at again, consistently, before it decides a refusal or a mint:
-   * a replica's stale view never makes this request mint, nor refuses it a token another instance just stored.
+   * The table's token for this request, from an eventually consistent read unless `consistent` (half DynamoDB's
+   * price: a token replaced or evicted within about a second may be served, see docs/token-lifecycle.md).
    */
-  private async look(connection: Connection, want: Want, budget: RequestBudget): Promise<HeldToken | undefined> {
+  private async look(connection: Connection, budget: RequestBudget, consistent: boolean): Promise<{ current?: HeldToken; consistent: boolean }> {
     const { parts } = this;
-    const read = (consistent: boolean) => atTable(budget, (call) => parts.store.read(connection.id, { ...call, consistent }));
-    const seen = (await read(false)).token;
-    // Older than a token this instance has seen: a replica behind, not a token put back (that is for openStored to tell).
-    if (seen && !parts.instance.isStale(seen)) {
-      const current = await openStored(parts, seen);
-      if (current && want(current)) return current;
-    }
-    return openStored(parts, (await read(true)).token);
+    const read = (c: boolean) => atTable(budget, (call) => parts.store.read(connection.id, { ...call, consistent: c }));
+    const seen = (await read(consistent)).token;
+    // Older than one this instance has seen: from a replica, more likely one behind than a token put back; the
+    // item as it is decides (openStored refuses a token put back).
+    if (!consistent && seen && parts.instance.isStale(seen)) return { current: await openStored(parts, (await read(true)).token), consistent: true };
+    return { current: await openStored(parts, seen), consistent };
+  }
+
+  /** Whether a token that does not do would get this request refused: too short-lived, or too young to replace. */
+  private refuses(current: HeldToken, needUntil: number): boolean {
+    const now = this.parts.clock.now();
+    if (current.lifetime * 1000 < needUntil - now) return true;
+    return current.expiresAt > now && current.mintedAt + this.parts.opts.forcedMintIntervalMs > now;
   }
 
   /**
