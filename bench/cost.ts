@@ -73,7 +73,7 @@ export const PRICE_SOURCES: [string, string][] = [
   ['API Gateway REST', '$3.50 per million (first 333 M/month), $2.80 (next 667 M), $2.38 (next 19 B), $1.51 beyond — aws.amazon.com/api-gateway/pricing'],
   ['API Gateway HTTP API', '$1.00 per million (first 300 M/month), $0.90 beyond, metered in 512 KB increments — same page'],
   ['Lambda', '$0.20 per million requests; arm64 $0.0000133334 per GB-s (first 7.5 B GB-s/month), $0.0000120001 (next 11.25 B), $0.0000106667 beyond; the INIT phase is billed like invocation time since 1 Aug 2025 — aws.amazon.com/lambda/pricing'],
-  ['DynamoDB on-demand', '$0.625 per million write request units, $0.125 per million read request units (a strongly consistent read of ≤ 4 KB is 1 RRU, a write of ≤ 1 KB is 1 WRU) — aws.amazon.com/dynamodb/pricing/on-demand'],
+  ['DynamoDB on-demand', '$0.625 per million write request units, $0.125 per million read request units (a strongly consistent read of ≤ 4 KB is 1 RRU, an eventually consistent one 0.5 RRU, a write of ≤ 1 KB is 1 WRU) — aws.amazon.com/dynamodb/pricing/on-demand'],
   ['KMS', '$1 per customer managed key per month, $0.03 per 10,000 requests — aws.amazon.com/kms/pricing'],
   ['Secrets Manager', '$0.40 per secret per month, $0.05 per 10,000 API calls — aws.amazon.com/secrets-manager/pricing'],
   ['CloudWatch Logs', '$0.50 per GB ingested (Standard class) — aws.amazon.com/cloudwatch/pricing'],

@@ -167,7 +167,7 @@ async function tableHit() {
     const raw = createDynamoClient({ endpoint: world.db.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
     const sides = {
       table: () => broker.getToken(CALLER, 'jwt'),
-      raw: () => raw.send(new GetItemCommand({ TableName: world.table.name, Key: { pk: { S: 'token#jwt' } }, ConsistentRead: true })),
+      raw: () => raw.send(new GetItemCommand({ TableName: world.table.name, Key: { pk: { S: 'token#jwt' } }, ConsistentRead: false })),
     };
     const perCall = async (fn: () => Promise<unknown>, n = 200) => {
       const t = performance.now();
@@ -190,9 +190,9 @@ async function tableHit() {
     }
     const ratio = median(ratios);
     note({
-      what: `warm hit from DynamoDB (consistent GetItem + decrypt), ${TABLE_ROUNDS} interleaved rounds of 200`,
+      what: `warm hit from DynamoDB (eventually consistent GetItem + decrypt, as the token path's first look), ${TABLE_ROUNDS} interleaved rounds of 200`,
       value: `${fmt(median(tableMs), 3)} ms`,
-      yardstick: `one raw GetItem ${fmt(median(rawMs), 3)} ms`,
+      yardstick: `one raw eventually consistent GetItem ${fmt(median(rawMs), 3)} ms`,
       ratio: `${fmt(ratio)}× (rounds ${fmt(Math.min(...ratios))}–${fmt(Math.max(...ratios))})`,
       goal: '≤ 1.2×',
       ok: ratio <= 1.2,

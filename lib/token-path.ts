@@ -74,11 +74,13 @@ export class TokenPath {
     let current: HeldToken | undefined;
     try {
       let look = await this.look(connection, budget, false);
-      // A refusal is decided on the item as it is, not as a replica a second behind may show it (a token stored
-      // since would do). A mint needs no second look: the lease returns the item as it is, and serves what will do.
-      if (!look.consistent && look.current && !want(look.current) && this.refuses(look.current, needUntil)) {
-        look = await this.look(connection, budget, true);
-      }
+      // A token that does not do is decided on the item as it is, not as a replica a second behind may show it:
+      // around a token's expiry, when the instances that miss it meet one that just refreshed it, by a second,
+      // consistent read (sparing the lease that crowd). At a slow table a mint goes straight to the lease, whose take
+      // returns the item as it is, and only a refusal waits for the second read. No token at all (a connection's
+      // first mint, or one just evicted) goes to the lease.
+      const stale = !look.consistent && look.current !== undefined && !want(look.current);
+      if (stale && (!budget.tableSlow || this.refuses(look.current!, needUntil))) look = await this.look(connection, budget, true);
       current = look.current;
     } catch (err) {
       if (err instanceof StoreUnavailableError) return degraded(parts, connection, want, err);

@@ -105,6 +105,20 @@ describe('a replica a second behind (eventually consistent reads answer the reco
     expect((await table.read('jwt')).lease).toBeUndefined();
   });
 
+  it('an expired token on the stale view, at a prompt table: read again consistently, the token just stored served, no lease taken', async () => {
+    const { clock, w, table } = await lagging(300);
+    await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    clock.advance(300_000);
+    const refreshed = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    expect(w.vendor.received()).toBe(2);
+    clock.advance(500);
+    const { store, calls } = recording(table);
+    const served = await w.broker({ store }).getToken(CALLER, 'jwt');
+    expect(served).toMatchObject({ source: 'table', fingerprint: refreshed.fingerprint });
+    expect(calls).toEqual([{ method: 'read', consistent: false }, { method: 'read', consistent: true }]);
+    expect(w.vendor.received()).toBe(2);
+  });
+
   it('never refuses on the stale view: a token too young to replace is looked at again, consistently, and the newer one served', async () => {
     const { clock, w, table } = await lagging(300);
     const config = { ...w.config, admins: [ADMIN] };
