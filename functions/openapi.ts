@@ -3,24 +3,16 @@ import {
   ConnectionChangeAnswer,
   ConnectionDefinition,
   ConnectionDescription,
-  ConnectionId,
   ConnectionList,
   InvalidateAnswer,
-  InvalidateBody,
-  ListLimit,
-  ListNext,
-  ListRole,
-  MinTtl,
   ProblemAnswer,
   RefreshAnswer,
   StatusAnswer,
-  StatusLimit,
   StatusListAnswer,
-  StatusNext,
   TokenAnswer,
   VerifyAnswer,
-  VerifyBody,
-} from './schemas';
+} from './answers';
+import { ConnectionId, InvalidateBody, ListLimit, ListNext, ListRole, MinTtl, StatusLimit, StatusNext, VerifyBody } from './schemas';
 
 // The OpenAPI 3 document of the HTTP API, generated from the zod schemas the handler validates with. The CDK stack
 // builds the API Gateway definition from it; `npm run openapi` rewrites openapi.json and a test keeps them equal.

@@ -606,6 +606,27 @@ describe('response parser properties', () => {
     }
   };
 
+  it("reads the vendor's error and error_description only when they are text", () => {
+    const refusal = (body: unknown) => {
+      try {
+        processTokenResponse(conn, { status: 400, headers: {}, body: Buffer.from(JSON.stringify(body)) }, 0);
+      } catch (e) {
+        return { code: (e as BrokerError).code, message: (e as Error).message, context: (e as BrokerError).context };
+      }
+      throw new Error('a 400 was accepted');
+    };
+    const said = refusal({ error: 'invalid_client', error_description: 'client unknown' });
+    expect(said.message).toBe('prop: the vendor refused the credentials (HTTP 400, invalid_client)');
+    expect(said.context).toMatchObject({ vendorError: 'invalid_client', vendorDescription: 'client unknown' });
+    for (const body of [{ error: 42, error_description: ['client unknown'] }, { error: null, error_description: { a: 1 } }, ['invalid_client'], 'invalid_client']) {
+      const odd = refusal(body);
+      expect(odd.code).toBe('vendor_rejected_credentials');
+      expect(odd.message).toBe('prop: the vendor refused the credentials (HTTP 400)');
+      expect(odd.context).not.toHaveProperty('vendorError');
+      expect(odd.context).not.toHaveProperty('vendorDescription');
+    }
+  });
+
   it('turns any JSON into a token or a typed error', () => {
     fc.assert(
       fc.property(fc.constantFrom(200, 201, 400, 401, 403, 404, 429, 500, 503), fc.jsonValue(), (status, json) =>
