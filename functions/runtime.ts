@@ -1,5 +1,6 @@
 import { DynamoConnectionRegistry } from '../lib/adapters/connections-table';
 import { DynamoTokenStore, createDynamoClient } from '../lib/adapters/dynamodb';
+import { DynamoRetiredMarks } from '../lib/adapters/dynamodb-marks';
 import { KmsKeyRing } from '../lib/adapters/kms';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../lib/adapters/powertools';
 import { SecretsManagerSource } from '../lib/adapters/secrets-manager';
@@ -51,6 +52,7 @@ export function lambdaRuntime(options: RuntimeOptions = {}) {
     config,
     connections: wired.catalog,
     store,
+    marks: new DynamoRetiredMarks(dynamo, required(ENV.marksTable)),
     secrets,
     keyRing: new KmsKeyRing(required(ENV.keyId)),
     logger: log,
@@ -58,6 +60,6 @@ export function lambdaRuntime(options: RuntimeOptions = {}) {
     // Nothing runs after a Lambda function answers: a refresh happens inside the request that draws it.
     options: { refreshAhead: 'in-request' },
   });
-  const connections = { catalog: wired.catalog, changes: wired.changes(broker, store) };
+  const connections = { catalog: wired.catalog, changes: wired.changes(broker) };
   return { broker, logger, metrics, config, store, secrets, connections };
 }

@@ -81,6 +81,7 @@ export function buildApp(app = new App(), environment: AppEnvironment = { accoun
     config,
     connectionsFile,
     table: stateful.store.table,
+    marks: stateful.store.marks,
     key: stateful.store.key,
     allowedAccounts: settings.allowedAccounts,
     ...(settings.organizationId ? { organizationId: settings.organizationId } : {}),

@@ -43,6 +43,8 @@ export interface BrokerStackProps extends StackProps {
   /** The validated connections file, bundled with every function. */
   connectionsFile: string;
   table: ITable;
+  /** The retired marks' table (the stateful stack's TokenStore.marks). */
+  marks: ITable;
   key: IKey;
   allowedAccounts: string[];
   organizationId?: string;
@@ -114,7 +116,7 @@ export class BrokerStack extends Stack {
       onFailure: this.deadLetters,
       retryAttempts: 2,
     });
-    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key).bindTokenKey(props.key).bindSecrets(secrets);
+    for (const fn of [http, prewarm, rotation]) fn.bindTable(props.table, props.key, props.marks).bindTokenKey(props.key).bindSecrets(secrets);
     prewarm.bindSecretBatchRead();
     Validations.of(http).acknowledge({
       id: 'Serverless::Serverless-LambdaDLQ',

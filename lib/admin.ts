@@ -98,7 +98,7 @@ export class Admin {
         context: { connection: id },
       });
     }
-    let deleted: boolean;
+    let deleted: number | undefined;
     try {
       const match = forged ? { fingerprint: fp } : { fingerprint: fp, mintedBefore: cutoff };
       deleted = await atTable(budget, (call) => parts.store.deleteToken(id, match, call));
@@ -106,11 +106,12 @@ export class Admin {
       if (err instanceof StoreUnavailableError) throw unavailable(parts, connection, err);
       throw err;
     }
-    if (deleted) {
-      parts.metrics.count('Invalidations', 1);
-      parts.log.info('token invalidated', { connection: id, fingerprint: fp });
-    }
-    return deleted;
+    if (deleted === undefined) return false;
+    // Retired fleet-wide: put back into the table, it is not served again, by a fresh instance either.
+    await parts.retired.retire(id, deleted);
+    parts.metrics.count('Invalidations', 1);
+    parts.log.info('token invalidated', { connection: id, fingerprint: fp });
+    return true;
   }
 
   /** An admin's "mint a new token now": through the lease, past the cooldown, with the secret read afresh. */
@@ -131,6 +132,8 @@ export class Admin {
     const fresh: Want = (t) => t.mintedAt >= started && t.fingerprint !== previous?.fingerprint;
     const served = await mint(parts, connection, fresh, { wait: true, ignoreCooldown: true, freshSecret: true, budget });
     if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`);
+    // The token it replaces is retired: an admin refreshes a token that must not be served again, put back or not.
+    if (previous && previous.mintedAt < served.held.mintedAt) await parts.retired.retire(connection.id, previous.mintedAt);
     return issue(parts, connection, served.held, served.source);
   }
 

@@ -4,6 +4,9 @@ import { PREWARM_HOLD_MARGIN_MS, type Parts } from './parts';
 import type { ConnectionRecord } from './ports';
 import { secretOf } from './secret-exchange';
 
+/** No token is minted with this secret version: deleting tokens "not of this version" deletes any. */
+const ANY_VERSION = '\u0000connection-changed';
+
 // What the broker does on its own schedule, not for a caller: the pre-warm run (functions/prewarm.ts) and the
 // rotation of a changed secret (functions/rotation.ts, and the pre-warm run when it notices a change).
 
@@ -60,13 +63,24 @@ export class Background {
    * A connection's secret changed: evict tokens minted with another version of it (everywhere: the table, and this
    * instance's memory; other instances' memory lapses within 30 s) and mint one with the new version. Idempotent.
    */
+  /** A connection was deleted or changed: its token, whatever it was minted with, is evicted and retired. */
+  async evictAll(id: string): Promise<boolean> {
+    const retired = await this.parts.store.deleteToken(id, { notSecretVersion: ANY_VERSION });
+    if (retired === undefined) return false;
+    await this.parts.retired.retire(id, retired);
+    return true;
+  }
+
   async rotate(connection: Connection): Promise<{ evicted: boolean; minted: boolean; secretVersion: string }> {
     const { parts } = this;
     const secret = await secretOf(parts, connection, { forceRefresh: true });
     const id = connection.id;
     parts.instance.drop(id, (held) => held.secretVersion !== secret.versionId);
     if (connection.dialect.grantType === 'static') return { evicted: false, minted: false, secretVersion: secret.versionId };
-    const evicted = await parts.store.deleteToken(id, { notSecretVersion: secret.versionId });
+    const retired = await parts.store.deleteToken(id, { notSecretVersion: secret.versionId });
+    // A token of the old secret is retired fleet-wide: put back, it would be served by a fresh instance.
+    if (retired !== undefined) await parts.retired.retire(id, retired);
+    const evicted = retired !== undefined;
     const current = (await parts.store.read(id)).token;
     if (current?.secretVersion === secret.versionId && current.expiresAt > parts.clock.now()) {
       return { evicted, minted: false, secretVersion: secret.versionId };

@@ -8,7 +8,8 @@ import { FileConnections } from './adapters/file-connections';
 import { Instance } from './instance';
 import { Lease } from './lease';
 import { BROKER_DEFAULTS, type BrokerDeps, type IssuedToken, type Parts } from './parts';
-import { noLogger, noMetrics, type ConnectionRecord } from './ports';
+import { noLogger, noMetrics, type ConnectionRecord, type RetiredMarks } from './ports';
+import { Retirements } from './retired';
 import { TokenPath } from './token-path';
 
 // The broker as its front ends see it (functions/, lib/local/, bench/): one object with the use cases' methods.
@@ -18,12 +19,16 @@ import { TokenPath } from './token-path';
 //   admin.ts       list, invalidate, refresh, verify, status
 //   background.ts  pre-warm and rotation
 //   instance.ts    what this instance remembers (tokens, high-water marks, work in flight)
+//   retired.ts     tokens retired for cause, fleet-wide: what no instance serves again
 // This file only builds their shared parts from the ports (lib/compose.ts builds the ports) and delegates.
 
 export { BROKER_DEFAULTS, PREWARM_HOLD_MARGIN_MS } from './parts';
 export type { BrokerDeps, BrokerOptions, IssuedToken, RefreshAhead } from './parts';
 export type { ConnectionStatus } from './admin';
 export type { PrewarmOutcome } from './background';
+
+/** No table of marks: what this instance retires, only it remembers (tests of other behaviour). */
+const NO_SHARED_MARKS: RetiredMarks = { readAll: () => Promise.resolve(new Map()), raise: () => Promise.resolve(), prune: () => Promise.resolve() };
 
 export class Broker {
   readonly config: BrokerConfig;
@@ -37,6 +42,9 @@ export class Broker {
     const opts = { ...BROKER_DEFAULTS, ...(deps.options ?? {}) };
     const instanceId = deps.instanceId ?? randomUUID();
     const random = deps.random ?? Math.random;
+    const instance = new Instance(deps.clock, opts.clockSkewMs);
+    const metrics = deps.metrics ?? noMetrics;
+    const log = deps.logger ?? noLogger;
     const parts: Parts = {
       config: deps.config,
       connections: deps.connections ?? new FileConnections(deps.config),
@@ -45,15 +53,16 @@ export class Broker {
       cipher: deps.cipher,
       clock: deps.clock,
       http: deps.http,
-      metrics: deps.metrics ?? noMetrics,
-      log: deps.logger ?? noLogger,
+      metrics,
+      log,
       random,
       instanceId,
       opts,
       lease: new Lease({ store: deps.store, clock: deps.clock, holder: instanceId, random, options: opts }),
       cooldowns: new Cooldowns(deps.clock, opts),
       tableHealth: new TableHealth(deps.clock, opts),
-      instance: new Instance(deps.clock, opts.clockSkewMs),
+      instance,
+      retired: new Retirements(deps.marks ?? NO_SHARED_MARKS, { clock: deps.clock, instance, log, metrics, skewMs: opts.clockSkewMs }),
     };
     this.config = deps.config;
     this.instanceId = instanceId;
@@ -113,6 +122,15 @@ export class Broker {
   /** A connection was deleted or changed: this instance serves nothing it held for it. */
   forget(connectionId: string): void {
     this.instance.forget(connectionId);
+  }
+
+  /**
+   * A connection was deleted or changed: its tokens are evicted from the table and retired, so that no instance
+   * serves one of them again, even put back. True if a token was evicted.
+   */
+  async evictTokens(connectionId: string): Promise<boolean> {
+    this.forget(connectionId);
+    return this.background.evictAll(connectionId);
   }
 
   /** Resolves when background refreshes started so far have settled (the local server's shutdown, tests). */

@@ -3,7 +3,7 @@ import { systemClock, type Clock } from './clock';
 import type { BrokerConfig } from './config';
 import { TokenCipher } from './crypto';
 import { nodeHttpClient, type HttpClient } from './http';
-import type { ConnectionCatalog, KeyRing, Logger, Metrics, SecretSource, TokenStore } from './ports';
+import type { ConnectionCatalog, KeyRing, Logger, Metrics, RetiredMarks, SecretSource, TokenStore } from './ports';
 import { CachedSecretSource } from './secrets';
 
 // The one place a broker is wired from its parts: the Lambda runtime (functions/runtime.ts), the local server
@@ -15,6 +15,11 @@ export interface BrokerParts {
   /** Where connections are looked up (authorization, admin routes): the config's file when absent. */
   connections?: ConnectionCatalog;
   store: TokenStore;
+  /**
+   * The retired marks: a table the token table's writers cannot write (the Lambda runtime's, the local server's).
+   * Absent, only this instance remembers what it retired (tests of other behaviour).
+   */
+  marks?: RetiredMarks;
   /** Where the vendor credentials come from; read through a per-instance cache (5 min). */
   secrets: SecretSource;
   /** KMS in AWS, a local key otherwise: the data keys of the token cipher. */
@@ -35,6 +40,7 @@ export function createBroker(parts: BrokerParts): Broker {
     config: parts.config,
     ...(parts.connections ? { connections: parts.connections } : {}),
     store: parts.store,
+    ...(parts.marks ? { marks: parts.marks } : {}),
     // A source already cached (the Lambda runtime shares it with the pre-warm run's batch read) is not cached twice.
     secrets: parts.secrets instanceof CachedSecretSource ? parts.secrets : new CachedSecretSource(parts.secrets, clock),
     cipher: new TokenCipher(parts.keyRing, clock),

@@ -11,7 +11,6 @@ import {
   type Logger,
   type Metrics,
   type RegisteredConnection,
-  type TokenStore,
 } from './ports';
 
 // An admin's changes to registered connections (PUT, GET, DELETE /v1/connections/{id}): authorize, validate as the
@@ -181,9 +180,6 @@ export function definitionOf(c: Connection): Record<string, unknown> {
   return { ...common, ...endpoint, ...engine };
 }
 
-/** No token is minted with this secret version: deleting tokens "not of this version" deletes any. */
-const ANY_VERSION = '\u0000connection-changed';
-
 /**
  * The two sources wired for one instance: the catalog (the broker's `connections`), then, once the broker exists,
  * the admin's changes, which drop the broker's copy of a changed connection's token.
@@ -202,15 +198,14 @@ export function wireConnections(parts: {
   const catalog = new ConnectionCatalog(parts.file, parts.registry, parts.clock, { ...parts.catalog, parse }, parts.logger);
   return {
     catalog,
-    changes(broker: { forget(id: string): void }, store: TokenStore): ConnectionChanges {
+    changes(broker: { forget(id: string): void; evictTokens(id: string): Promise<boolean> }): ConnectionChanges {
       catalog.onChange((id) => broker.forget(id));
       return new ConnectionChanges({
         ...parts,
         parse,
         catalog,
         evictTokens: async (id) => {
-          broker.forget(id);
-          await store.deleteToken(id, { notSecretVersion: ANY_VERSION });
+          await broker.evictTokens(id);
         },
       });
     },

@@ -9,6 +9,8 @@ export const ENV = {
   config: 'BROKER_CONFIG',
   /** The token table's name. */
   table: 'BROKER_TABLE',
+  /** The retired marks' table: only the broker's roles may write its items (lib/retired.ts). */
+  marksTable: 'BROKER_MARKS_TABLE',
   /** The KMS key that wraps the data keys of cached tokens. */
   keyId: 'BROKER_KEY_ID',
   /** Secrets whose name starts with this are readable by the functions through one wildcard grant (issue 19). */
@@ -40,6 +42,8 @@ export const METRIC_NAMES = [
   'Invalidations',
   'Verifications',
   'StaleTokensRefused',
+  'RetiredMarkReadFailures',
+  'RetiredMarkWriteFailures',
   'DecryptionFailures',
   'PrewarmOutcomes',
   'RotationEvictions',

@@ -205,10 +205,12 @@ function tooLarge(connection: Connection): VendorProtocolError {
 
 /**
  * Decrypts a stored token. Treated as absent: a ciphertext that does not belong to its item, and an authentic
- * item older than one this instance has already seen (an old item put back into the table).
+ * item older than one this instance has already seen or retired for cause fleet-wide (an old item put back).
  */
 export async function openStored(parts: Parts, stored: StoredToken | undefined): Promise<HeldToken | undefined> {
   if (!stored) return undefined;
+  // A fresh instance has seen no newer token: the connection's retired mark tells it which ones not to serve.
+  await parts.retired.check(stored.connection);
   if (parts.instance.isStale(stored)) {
     parts.metrics.count('StaleTokensRefused', 1);
     parts.log.warn('the table holds a token older than one already seen; ignoring it', { connection: stored.connection });

@@ -9,7 +9,8 @@ import type { ExchangeOptions } from './exchange';
 import type { HttpClient } from './http';
 import type { Instance } from './instance';
 import { LEASE_DEFAULTS, type Lease, type LeaseOptions } from './lease';
-import type { ConnectionCatalog, HeldToken, Logger, Metrics, SecretSource, TokenSource, TokenStore } from './ports';
+import type { ConnectionCatalog, HeldToken, Logger, Metrics, RetiredMarks, SecretSource, TokenSource, TokenStore } from './ports';
+import type { Retirements } from './retired';
 
 // What the broker's use cases (token-path, admin, background) share: its options, its ports, the mechanisms
 // (lease, cooldowns, table health) and the instance's memory, built once per broker (lib/broker.ts) and passed in.
@@ -98,6 +99,11 @@ export interface BrokerDeps {
   /** Where connections are looked up: the file's when absent. */
   connections?: ConnectionCatalog;
   store: TokenStore;
+  /**
+   * The retired marks (lib/retired.ts): in AWS a table of their own that the token table's writers cannot write.
+   * Absent: this instance's memory only, which does not protect a fresh instance (tests of other behaviour).
+   */
+  marks?: RetiredMarks;
   secrets: SecretSource;
   cipher: TokenCipher;
   clock: Clock;
@@ -128,4 +134,6 @@ export interface Parts {
   cooldowns: Cooldowns;
   tableHealth: TableHealth;
   instance: Instance;
+  /** Tokens retired for cause, fleet-wide: what no instance serves again (lib/retired.ts). */
+  retired: Retirements;
 }

@@ -130,9 +130,27 @@ export interface TokenStore {
   releaseLease(connection: string, fence: string, call?: StoreCallOptions): Promise<boolean>;
   /**
    * Deletes the token if it still matches: the same fingerprint (and minted before `mintedBefore`, when given), or
-   * minted with any other secret version. The mint time stays as the high-water mark. True if deleted.
+   * minted with any other secret version. The mint time stays as the high-water mark. The deleted token's mint time
+   * (what the retired marks are raised to), or undefined when nothing matched.
    */
-  deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<boolean>;
+  deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<number | undefined>;
+}
+
+/**
+ * The retired marks: per connection, the newest mint time of a token retired for cause (invalidated, evicted by a
+ * rotation or a connection change, replaced by an admin's refresh). A token minted at or before it is never served
+ * again, by any instance, a fresh one included. Kept apart from the token table (in AWS, a table whose resource
+ * policy lets only the broker's own roles write it), so that whoever can write the token table, or restore it from a
+ * backup, cannot put a retired token back and lower its mark with it. All of them in one item, keyed by a hash of the
+ * connection's id (lib/retired.ts markKey), so that an instance reads every mark it needs in one call.
+ */
+export interface RetiredMarks {
+  /** Every mark, by markKey. */
+  readAll(call?: StoreCallOptions): Promise<Map<string, number>>;
+  /** Raises one mark to `mintedAt`; a mark already as high stays. */
+  raise(key: string, mintedAt: number, call?: StoreCallOptions): Promise<void>;
+  /** Removes marks that no longer matter, each only if it still has the value given. */
+  prune(marks: ReadonlyMap<string, number>, call?: StoreCallOptions): Promise<void>;
 }
 
 /**

@@ -64,7 +64,7 @@ function instance(size: keyof typeof sizes) {
   const registry = registryOn({ ...world, table: { ...world.table, name: t.name } });
   const wired = wireConnections({ file: { ...world.config, admins: [] }, registry, clock: systemClock, rule, logger: loggerPort(createLogger()) });
   const broker = world.broker({ connections: wired.catalog });
-  return makeHandler({ broker, logger: createLogger(), metrics: createMetrics(), connections: { catalog: wired.catalog, changes: wired.changes(broker, world.table.store) } });
+  return makeHandler({ broker, logger: createLogger(), metrics: createMetrics(), connections: { catalog: wired.catalog, changes: wired.changes(broker) } });
 }
 
 const event = (i: number) => restEvent({ method: 'GET', path: `/v1/connections/reg-${i}/token`, userArn: CALLER });

@@ -1,12 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { ManualClock } from '../lib/clock';
-import type { ReadOptions, TokenStore } from '../lib/ports';
+import type { ReadOptions, RetiredMarks, TokenStore } from '../lib/ports';
 import { secretFor, vendorConnectionInput } from './support/connections';
 import { startWorld, type World } from './support/harness';
 
 // The token path's first look at the table is eventually consistent (half DynamoDB's price); everything that decides
 // a mint reads consistently (docs/token-lifecycle.md, "Eventually consistent first looks").
+
+/** No table of marks: the consistent second read alone. */
+const NO_MARKS: RetiredMarks = { readAll: () => Promise.resolve(new Map()), raise: () => Promise.resolve(), prune: () => Promise.resolve() };
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
 const INVALIDATOR = 'arn:aws:iam::111111111111:role/invalidator';
@@ -129,10 +132,17 @@ describe('a replica a second behind (eventually consistent reads answer the reco
     const newest = (await table.read('jwt')).token!;
     clock.advance(500);
     // 288 s (plus the 10 s margin): the first token does not cover it and is too young to replace; the newer one does.
+    // Without the retired marks (which refuse the first token outright, below), the second, consistent read decides.
     const { store, calls } = recording(table);
-    const served = await w.broker({ store, config }).getToken(CALLER, 'jwt', 288);
+    const served = await w.broker({ store, config, marks: NO_MARKS }).getToken(CALLER, 'jwt', 288);
     expect(served.fingerprint).toBe(newest.fingerprint);
     expect(calls).toEqual([{ method: 'read', consistent: false }, { method: 'read', consistent: true }]);
+    expect(w.vendor.received()).toBe(2);
+    // With them, the refresh retired the first token: refused on sight, the lease's take returns the newer one.
+    const marked = recording(table);
+    const again = await w.broker({ store: marked.store, config }).getToken(CALLER, 'jwt', 288);
+    expect(again.fingerprint).toBe(newest.fingerprint);
+    expect(marked.calls.map((c) => c.method)).toEqual(['read', 'acquireLease', 'releaseLease']);
     expect(w.vendor.received()).toBe(2);
   });
 
@@ -144,17 +154,25 @@ describe('a replica a second behind (eventually consistent reads answer the reco
     expect(w.vendor.received()).toBe(1);
   });
 
-  it('may serve a token invalidated less than a second ago (the documented window); not once the second has passed', async () => {
+  it('may serve a token invalidated less than a second ago (the documented window) where the marks were read before; not once the second has passed', async () => {
     const { clock, w, table } = await lagging();
     const first = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    // An instance that has read the marks (serving the token from the table), and keeps its copy 1 ms only.
+    const warm = w.broker({ store: table, options: { memoryTtlMs: 1 } });
+    clock.advance(2_000);
+    expect((await warm.getToken(CALLER, 'jwt')).source).toBe('table');
     clock.advance(60_000);
     expect(await w.broker({ store: table }).invalidate(INVALIDATOR, 'jwt', first.accessToken)).toBe(true);
-    const within = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    const within = await warm.getToken(CALLER, 'jwt');
     expect(within.fingerprint).toBe(first.fingerprint);
     expect(w.vendor.received()).toBe(1);
+    // An instance that reads the marks after the invalidation refuses it at once, stale view or not.
+    const fresh = await w.broker({ store: table }).getToken(CALLER, 'jwt');
+    expect(fresh.fingerprint).not.toBe(first.fingerprint);
+    expect(w.vendor.received()).toBe(2);
     clock.advance(1_001);
-    const after = await w.broker({ store: table }).getToken(CALLER, 'jwt');
-    expect(after.fingerprint).not.toBe(first.fingerprint);
+    const after = await warm.getToken(CALLER, 'jwt');
+    expect(after.fingerprint).toBe(fresh.fingerprint);
     expect(w.vendor.received()).toBe(2);
   });
 });

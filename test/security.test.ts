@@ -62,7 +62,7 @@ beforeAll(async () => {
     parse: { allowLoopbackHttp: true },
   });
   const broker = world.broker({ config: file, connections: wired.catalog });
-  const connections = { catalog: wired.catalog, changes: wired.changes(broker, world.table.store) };
+  const connections = { catalog: wired.catalog, changes: wired.changes(broker) };
   handle = makeHandler({ broker, logger: createLogger(), metrics: createMetrics(), connections });
   server = await startLocalServer({
     handler: (e, c) => handle(e, c),

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { ManualClock } from '../../lib/clock';
 import { LocalKeyRing } from '../../lib/crypto';
 import { StoreUnavailableError } from '../../lib/errors';
-import type { KeyRing, ReadOptions, SecretRead, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
+import type { KeyRing, ReadOptions, RetiredMarks, SecretRead, SecretReadOptions, SecretSource, SecretValue, StoreCallOptions, TokenStore } from '../../lib/ports';
 import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
 import { checkTimeLeft } from '../../lib/budget';
 import { secretBatches } from '../../lib/adapters/secrets-manager';
@@ -91,14 +91,17 @@ function bytesOf(value: unknown, depth = 0): number {
 /** Store methods that only read; every other method is a (conditional) write. */
 const isRead = (method: string) => /^(get|read|peek|load|find)/i.test(method);
 
-/** Where each TokenStore method takes its call options (the deadline a request's budget gives the call). */
-const CALL_OPTIONS_AT: Record<keyof TokenStore, number> = {
+/** Where each TokenStore and RetiredMarks method takes its call options (the deadline a request's budget gives the call). */
+const CALL_OPTIONS_AT: Record<keyof TokenStore | keyof RetiredMarks, number> = {
   read: 1,
   acquireLease: 2,
   putToken: 2,
   recordFailure: 3,
   releaseLease: 2,
   deleteToken: 2,
+  readAll: 0,
+  raise: 2,
+  prune: 1,
 };
 
 function callTimeoutOf(method: string, args: unknown[]): number | undefined {
@@ -122,7 +125,7 @@ export function readUnits(bytes: number, eventual: boolean): number {
  * throttled attempts nothing.
  * An attempt abandoned at the deadline may still have reached the table (half of them do).
  */
-export function simulatedTable(inner: TokenStore, env: SimEnv): TokenStore {
+export function simulatedTable<T extends object>(inner: T, env: SimEnv): T {
   return new Proxy(inner, {
     get(target, prop) {
       const v: unknown = Reflect.get(target, prop, target);

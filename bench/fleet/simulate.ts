@@ -11,6 +11,7 @@ import type { Clock, Metrics as MetricsPort, TokenSource, TokenStore } from '../
 import { CachedSecretSource } from '../../lib/secrets';
 import { Covers, ServiceAlone, idealContinuousTokens, idealOnDemandTokens, usableSeconds } from './ideal';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
+import { MemoryRetiredMarks } from '../../lib/adapters/memory-marks';
 import { EVENTUAL_READ_LAG_MS, HANDLER_OVERHEAD_MS, IDLE_REAP_MS, LATENCY, MAX_ENVIRONMENT_LIFE_MS } from './latency';
 import { logNormal, quantile, seeded } from './random';
 import { SimClock, SimKeyRing, SimSecretsManager, Tally, activeRequest, requestContext, simulatedTable, type RequestTrace, type SimEnv } from './services';
@@ -221,6 +222,8 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
   }
   const keyRing = new SimKeyRing(env);
   const store = simulatedTable((opts.store ?? laggingStore)(clock), env);
+  // The retired marks: a second DynamoDB table, billed and browning out as the token table does.
+  const marks = simulatedTable(new MemoryRetiredMarks(), env);
   const config = brokerConfig(workload);
   const brokerRandom = seeded(o.seed + 2);
   let instanceCount = 0;
@@ -237,6 +240,7 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     new Broker({
       config,
       store,
+      marks,
       secrets: cached,
       cipher: new TokenCipher(keyRing, clock),
       clock,

@@ -106,6 +106,8 @@ export class BrokerAlarms extends Construct {
     alarm('Cooldowns', brokerMetric('Cooldowns'), 1, 'A connection is cooling down after a failed exchange: callers may be refused');
     alarm('StoreDegraded', brokerMetric('StoreDegraded'), 1, 'The token table did not answer in time: tokens are served from memory or refused with 503');
     alarm('DecryptionFailures', brokerMetric('DecryptionFailures'), 1, 'A cached token could not be decrypted (key access, key policy or a tampered item): it is re-minted');
+    alarm('RetiredMarks', brokerMetric('RetiredMarkWriteFailures'), 1, 'A retired token\'s mark could not be raised: were that token put back into the token table, a fresh instance could serve it');
+    alarm('RetiredMarkReads', brokerMetric('RetiredMarkReadFailures'), 5, 'The retired marks could not be read (5 or more in 5 minutes): tokens are served without them meanwhile');
     alarm('InternalErrors', internalErrors, 1, 'The broker answered 500 internal_error: a fault of its own, not a vendor failure passed on');
     for (const [name, fn] of Object.entries(props.functions)) {
       alarm(`${name}Errors`, fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }), 1, `The ${name} function failed (crash, timeout or out of memory)`);

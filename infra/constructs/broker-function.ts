@@ -143,10 +143,16 @@ export class BrokerFunction extends NodejsFunction {
     });
   }
 
-  /** BROKER_TABLE, and the item actions the broker uses on that table only (its key through DynamoDB only). */
-  bindTable(table: ITable, key: IKey): this {
+  /**
+   * BROKER_TABLE and BROKER_MARKS_TABLE, and the item actions the broker uses on those tables only: on the retired
+   * marks, read and raise (lib/adapters/dynamodb-marks.ts; that table's own resource policy lets no other principal
+   * write it). Their key through DynamoDB only.
+   */
+  bindTable(table: ITable, key: IKey, marks: ITable): this {
     this.addEnvironment(ENV.table, table.tableName);
+    this.addEnvironment(ENV.marksTable, marks.tableName);
     this.addToRolePolicy(new PolicyStatement({ actions: [...TABLE_ITEM_ACTIONS], resources: [table.tableArn] }));
+    this.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [marks.tableArn] }));
     this.addToRolePolicy(
       new PolicyStatement({
         // Only the actions whose requests carry the table's encryption context can match this condition.
@@ -155,7 +161,7 @@ export class BrokerFunction extends NodejsFunction {
         conditions: {
           StringEquals: {
             'kms:ViaService': `dynamodb.${Stack.of(this).region}.amazonaws.com`,
-            'kms:EncryptionContext:aws:dynamodb:tableName': table.tableName,
+            'kms:EncryptionContext:aws:dynamodb:tableName': [table.tableName, marks.tableName],
           },
         },
       }),

@@ -1,6 +1,6 @@
 import { Aws, RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import { AnyPrincipal, Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { AnyPrincipal, Effect, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { ENCRYPTION_CONTEXT, TABLE_KEY, TTL_ATTRIBUTE } from '../../lib/contract';
@@ -23,16 +23,42 @@ export function functionRoleName(stage: string, region: string, fn: (typeof BROK
  */
 export const KEY_WRAPPING_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*', 'kms:Decrypt'] as const;
 
+/** The ARNs of the broker functions' roles in this stack's account and region. */
+function brokerRoleArns(stage: string): string[] {
+  return BROKER_FUNCTIONS.map((fn) => `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${functionRoleName(stage, Aws.REGION, fn)}`);
+}
+
+/** The name of a stage's retired-marks table (lib/retired.ts): fixed, so that its own resource policy can name it. */
+export function marksTableName(stage: string): string {
+  return `token-broker-${stage}-marks`;
+}
+
+/**
+ * Every DynamoDB action that writes an item of a table: the retired marks' resource policy denies them to every
+ * principal but the broker's roles (a restore always creates a new table, which the broker does not read).
+ */
+export const ITEM_WRITE_ACTIONS = [
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:PartiQLInsert',
+  'dynamodb:PartiQLUpdate',
+  'dynamodb:PartiQLDelete',
+] as const;
+
 /** The only DynamoDB actions the broker's code uses (lib/adapters/dynamodb.ts). */
 export const TABLE_ITEM_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem'] as const;
 
 /**
  * The stateful part: the broker's customer-managed KMS key (rotated yearly) and the token table encrypted with it,
- * on demand, with TTL on the token items' `ttl`, point-in-time recovery, deletion protection, kept on delete.
+ * on demand, with TTL on the token items' `ttl`, point-in-time recovery, deletion protection, kept on delete; and the
+ * retired marks' table beside it, which only the broker's functions may write.
  */
 export class TokenStore extends Construct {
   readonly key: Key;
   readonly table: Table;
+  readonly marks: Table;
 
   constructor(scope: Construct, id: string, props: { stage: string }) {
     super(scope, id);
@@ -58,7 +84,7 @@ export class TokenStore extends Construct {
         resources: ['*'],
         conditions: {
           StringEquals: context,
-          ArnNotLike: { 'aws:PrincipalArn': BROKER_FUNCTIONS.map((fn) => `arn:${Aws.PARTITION}:iam::${Aws.ACCOUNT_ID}:role/${functionRoleName(props.stage, Aws.REGION, fn)}`) },
+          ArnNotLike: { 'aws:PrincipalArn': brokerRoleArns(props.stage) },
         },
       }),
     );
@@ -71,6 +97,33 @@ export class TokenStore extends Construct {
       encryptionKey: this.key,
       deletionProtection: true,
       removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // The retired marks (lib/retired.ts): whoever can write the token table, or restore it from a backup, must not be
+    // able to lower a mark with it. Its resource policy denies item writes to every principal but the broker's three
+    // roles, by ARN, whatever IAM policies elsewhere in the account grant; changing that policy (or deleting the
+    // table, which deletion protection also guards) is an administrator's act, kept apart from writing tokens.
+    const marksName = marksTableName(props.stage);
+    this.marks = new Table(this, 'Marks', {
+      tableName: marksName,
+      partitionKey: { name: TABLE_KEY, type: AttributeType.STRING },
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: this.key,
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      resourcePolicy: new PolicyDocument({
+        statements: [
+          new PolicyStatement({
+            sid: 'OnlyTheBrokerFunctionsWriteMarks',
+            effect: Effect.DENY,
+            principals: [new AnyPrincipal()],
+            actions: [...ITEM_WRITE_ACTIONS],
+            resources: [`arn:${Aws.PARTITION}:dynamodb:${Aws.REGION}:${Aws.ACCOUNT_ID}:table/${marksName}`],
+            conditions: { ArnNotLike: { 'aws:PrincipalArn': brokerRoleArns(props.stage) } },
+          }),
+        ],
+      }),
     });
   }
 }

@@ -1,13 +1,9 @@
 import {
   ConditionalCheckFailedException,
-  CreateTableCommand,
-  DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
-  ResourceNotFoundException,
   ScanCommand,
   UpdateItemCommand,
-  UpdateTimeToLiveCommand,
   type AttributeValue,
   type DynamoDBClientConfig,
 } from '@aws-sdk/client-dynamodb';
@@ -296,7 +292,7 @@ export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
     }, call);
   }
 
-  async deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<boolean> {
+  async deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<number | undefined> {
     const condition =
       'fingerprint' in match
         ? {
@@ -310,8 +306,24 @@ export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
             condition: 'attribute_exists(#ct) AND #secretVersion <> :v',
             values: { ':v': S(match.notSecretVersion) },
           };
-    // The mint time stays: it is the high-water mark no later token may fall below.
-    return this.conditional('delete a token', connection, { remove: TOKEN_ATTRIBUTES, ...condition }, call);
+    // The mint time stays: it is the high-water mark no later token may fall below (and, as it was, the answer).
+    try {
+      const out = await this.call('delete a token', call, (abortSignal) =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.table,
+            Key: itemKey(connection),
+            ...updateOf({ remove: TOKEN_ATTRIBUTES, ...condition }),
+            ReturnValues: 'ALL_OLD',
+          }),
+          { abortSignal },
+        ),
+      );
+      return num(out.Attributes?.mintedAt) ?? 0;
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
   }
 
   /** Every token item, by parallel scan: each segment pages on by itself (console.ts reads 10,000 in one call). */
@@ -350,45 +362,5 @@ export class DynamoTokenStore implements TokenStore, RecordScan, ServedCounts {
     await this.call('count requests', call, (abortSignal) =>
       this.client.send(new UpdateItemCommand({ TableName: this.table, Key: itemKey(connection), ...servedUpdate(hour, count) }), { abortSignal }),
     );
-  }
-}
-
-/** Creates the table (and its TTL) if it is missing: local mode and tests; in AWS the CDK stack owns it. */
-export async function ensureTable(client: DynamoDBClient, table: string): Promise<void> {
-  try {
-    await client.send(new DescribeTableCommand({ TableName: table }));
-    return;
-  } catch (err) {
-    if (!(err instanceof ResourceNotFoundException) && (err as { name?: string }).name !== 'ResourceNotFoundException') {
-      throw err;
-    }
-  }
-  try {
-    await client.send(
-      new CreateTableCommand({
-        TableName: table,
-        AttributeDefinitions: [{ AttributeName: TABLE_KEY, AttributeType: 'S' }],
-        KeySchema: [{ AttributeName: TABLE_KEY, KeyType: 'HASH' }],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
-  } catch (err) {
-    // Another local server created it first.
-    if ((err as { name?: string }).name !== 'ResourceInUseException') throw err;
-  }
-  for (let i = 0; i < 100; i++) {
-    const d = await client.send(new DescribeTableCommand({ TableName: table }));
-    if (d.Table?.TableStatus === 'ACTIVE') break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  try {
-    await client.send(
-      new UpdateTimeToLiveCommand({
-        TableName: table,
-        TimeToLiveSpecification: { AttributeName: TTL_ATTRIBUTE, Enabled: true },
-      }),
-    );
-  } catch {
-    // dynalite does not implement TTL; DynamoDB Local and AWS do. Reads check expiry themselves either way.
   }
 }

@@ -110,19 +110,19 @@ export class MemoryTokenStore implements TokenStore, RecordScan, ServedCounts {
     return true;
   }
 
-  async deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<boolean> {
+  async deleteToken(connection: string, match: TokenMatch, call?: StoreCallOptions): Promise<number | undefined> {
     await this.turn(call, 'delete a token');
     const r = this.get(connection);
     const t = r.token;
-    if (!t) return false;
+    if (!t) return undefined;
     const matches =
       'fingerprint' in match
         ? t.fingerprint === match.fingerprint && (match.mintedBefore === undefined || t.mintedAt < match.mintedBefore)
         : t.secretVersion !== match.notSecretVersion;
-    if (!matches) return false;
+    if (!matches) return undefined;
     // The mint time stays: it is the high-water mark no later token may fall below.
     delete r.token;
-    return true;
+    return t.mintedAt;
   }
 
   async scanRecords(opts: ScanOptions = {}): Promise<RecordSummary[]> {

@@ -8,7 +8,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../adapters/powertools';
 import { DynamoConnectionRegistry } from '../adapters/connections-table';
 import { UNHURRIED_BUDGET } from '../adapters/aws';
-import { DynamoTokenStore, createDynamoClient, ensureTable } from '../adapters/dynamodb';
+import { DynamoTokenStore, createDynamoClient } from '../adapters/dynamodb';
+import { ensureTable } from '../adapters/dynamodb-setup';
+import { DynamoRetiredMarks } from '../adapters/dynamodb-marks';
 import { FileSecretSource } from '../adapters/file-secrets';
 import type { Broker } from '../broker';
 import { systemClock, type Clock } from '../clock';
@@ -287,6 +289,9 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
     };
     const raw = new DynamoDBClient(dynamoConfig);
     await ensureTable(raw, tableName);
+    // The retired marks live apart from the tokens, as in AWS (where only the broker's roles may write them).
+    const marksTable = `${tableName}-marks`;
+    await ensureTable(raw, marksTable);
     raw.destroy();
 
     const logger = createLogger();
@@ -310,6 +315,7 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       config,
       connections: wired.catalog,
       store,
+      marks: new DynamoRetiredMarks(dynamo, marksTable),
       secrets,
       keyRing: new LocalKeyRing(localMasterKey(dataDir)),
       clock,
@@ -319,7 +325,7 @@ export async function startLocalMode(env: LocalEnv, makeHandler: HandlerFactory,
       // A long-running server may refresh after answering (Lambda may not: see BrokerOptions.refreshAhead).
       options: { refreshAhead: 'background' },
     });
-    const connections = { catalog: wired.catalog, changes: wired.changes(broker, store) };
+    const connections = { catalog: wired.catalog, changes: wired.changes(broker) };
     const handler = makeHandler({ broker, logger, metrics, connections, store, clock });
     // The console reads the whole table in one scan: on the embedded table, on a busy machine, that is load, not an outage.
     const scanner = new DynamoTokenStore(createDynamoClient(dynamoConfig, UNHURRIED_BUDGET), tableName, UNHURRIED_BUDGET.totalMs);

@@ -1,7 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DYNAMODB_BUDGET, KMS_BUDGET, SECRETS_MANAGER_BUDGET, type CallBudget } from '../../lib/adapters/aws';
-import { DynamoTokenStore, createDynamoClient, ensureTable } from '../../lib/adapters/dynamodb';
+import { DynamoTokenStore, createDynamoClient } from '../../lib/adapters/dynamodb';
+import { ensureTable } from '../../lib/adapters/dynamodb-setup';
 import { KmsKeyRing } from '../../lib/adapters/kms';
 import { SecretsManagerSource } from '../../lib/adapters/secrets-manager';
 import { DependencyUnavailableError, StoreUnavailableError } from '../../lib/errors';

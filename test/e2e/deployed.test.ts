@@ -1,16 +1,17 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand, PutItemCommand, type AttributeValue } from '@aws-sdk/client-dynamodb';
 import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { BatchGetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../infra/app';
-import { ensureTable } from '../../lib/adapters/dynamodb';
+import { ensureTable } from '../../lib/adapters/dynamodb-setup';
 import { ENCRYPTION_CONTEXT, ENV } from '../../lib/contract';
 import { dataKeyContext } from '../../lib/crypto';
+import { fingerprint as fingerprintOf } from '../../lib/fingerprint';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor } from '../../lib/local/sandbox-vendor';
 import { ACCOUNT, REGION, roleCredentials, startKms, startSecretsManager } from '../support/aws-services';
@@ -59,6 +60,7 @@ let byKey: Map<string, DeployedFunction>;
 /** Other callers of the stand-ins, by access key: the ARN of the role they stand for. */
 const roles = new Map<string, string>();
 let tableName: string;
+let marksName: string;
 let ttlAttribute: string;
 let certPath: string;
 const instances: FunctionInstance[] = [];
@@ -74,15 +76,29 @@ function fn(name: string): DeployedFunction {
   return f;
 }
 
+type TableProperties = { TableName?: string; TimeToLiveSpecification?: { AttributeName: string; Enabled: boolean } };
+
+/** The data stack's two tables: the tokens' (the one with TTL) and the retired marks'. */
+function tablesOf(data: Assembly['templates'][string]): { tokens: string; marks: string } {
+  const tables = Object.entries(data.Resources).filter(([, r]) => r.Type === 'AWS::DynamoDB::Table');
+  const ttl = (id: string) => (data.Resources[id]!.Properties as TableProperties).TimeToLiveSpecification !== undefined;
+  const tokens = tables.filter(([id]) => ttl(id)).map(([id]) => id);
+  const marks = tables.filter(([id]) => !ttl(id)).map(([id]) => id);
+  if (tokens.length !== 1 || marks.length !== 1) throw new Error(`expected a token table and a marks table, found ${tables.length} tables`);
+  return { tokens: tokens[0]!, marks: marks[0]! };
+}
+
 /** A fresh instance of a function: a new process, a cold start, with what Lambda and the template set. */
 async function instance(name: string): Promise<FunctionInstance> {
   const f = fn(name);
   const data = assembly.templates[`TokenBrokerData-${STAGE}`]!;
-  const tableId = logicalIdOf(data, 'AWS::DynamoDB::Table');
+  const { tokens, marks } = tablesOf(data);
   const keyId = logicalIdOf(data, 'AWS::KMS::Key');
   const env = resolveEnvironment(assembly, f, {
-    [`${tableId}.Ref`]: tableName,
-    [`${tableId}.Arn`]: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName}`,
+    [`${tokens}.Ref`]: tableName,
+    [`${tokens}.Arn`]: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName}`,
+    [`${marks}.Ref`]: marksName,
+    [`${marks}.Arn`]: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${marksName}`,
     [`${keyId}.Ref`]: kms.keyId.split('/').pop()!,
     [`${keyId}.Arn`]: kms.keyId,
   });
@@ -134,6 +150,16 @@ async function tokenItem(connection: string) {
   const client = new DynamoDBClient({ endpoint: db.endpoint, region: REGION, credentials: roleCredentials('test') });
   try {
     return (await client.send(new GetItemCommand({ TableName: tableName, Key: { pk: { S: `token#${connection}` } }, ConsistentRead: true }))).Item;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Writes a token item as it was, as whoever can write the token table would. */
+async function putItem(item: Record<string, AttributeValue>): Promise<void> {
+  const client = new DynamoDBClient({ endpoint: db.endpoint, region: REGION, credentials: roleCredentials('test') });
+  try {
+    await client.send(new PutItemCommand({ TableName: tableName, Item: item }));
   } finally {
     client.destroy();
   }
@@ -200,14 +226,14 @@ beforeAll(async () => {
     return f ? `arn:aws:iam::${ACCOUNT}:role/${renderValue(f.roleName, where)}` : (roles.get(key) ?? 'unknown');
   };
   kms.authorize((key, action, context) => !keyPolicyDenies(data, action, { context, principalArn: principalArn(key) }, where));
-  const table = data.Resources[logicalIdOf(data, 'AWS::DynamoDB::Table')]!.Properties as {
-    TableName?: string;
-    TimeToLiveSpecification: { AttributeName: string; Enabled: boolean };
-  };
+  const ids = tablesOf(data);
+  const table = data.Resources[ids.tokens]!.Properties as TableProperties;
   tableName = table.TableName ?? `TokenBrokerData-${STAGE}-tokens`;
-  ttlAttribute = table.TimeToLiveSpecification.AttributeName;
+  ttlAttribute = table.TimeToLiveSpecification!.AttributeName;
+  marksName = (data.Resources[ids.marks]!.Properties as TableProperties).TableName!;
   const raw = new DynamoDBClient({ endpoint: db.endpoint, region: REGION, credentials: roleCredentials('test') });
   await ensureTable(raw, tableName);
+  await ensureTable(raw, marksName);
   raw.destroy();
   [httpA, httpB, prewarm, rotation] = await Promise.all([instance('Http'), instance('Http'), instance('Prewarm'), instance('Rotation')]);
 }, 240_000);
@@ -287,6 +313,14 @@ describe('the deployed bundles', () => {
     // A new Lambda environment serves the new token from the table.
     const fresh = answer(await (await instance('Http')).invoke<APIGatewayProxyResult>(tokenRequest('e2e-jwt')));
     expect(vendor.exchanges('jwt')).toBe(exchanges + 1);
+    expect(fresh.connection).toBe('e2e-jwt');
+    expect(fingerprintOf(fresh.access_token)).toBe(after?.fingerprint?.S);
+    // The rotation retired the old token in the marks' table: put back into the token table (a writer of it, or a
+    // restore), it is refused by another new environment, which mints anew rather than serve it.
+    await putItem(before!);
+    const rolledBack = answer(await (await instance('Http')).invoke<APIGatewayProxyResult>(tokenRequest('e2e-jwt')));
+    expect(fingerprintOf(rolledBack.access_token)).not.toBe(before?.fingerprint?.S);
+    expect(vendor.exchanges('jwt')).toBe(exchanges + 2);
 
     const v3 = rotateAtVendorAndInSecretsManager('broker/e2e-jwt', 'e2e-rotated-secret-v3');
     const rotated = await rotation.invoke<{ connections: Record<string, unknown> }>(cloudTrailServiceEvent('RotationSucceeded', sm.arnOf('broker/e2e-jwt')));

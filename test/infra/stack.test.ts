@@ -198,6 +198,40 @@ describe('stateful stack', () => {
     }
   });
 
+  it("keeps the retired marks in a table of their own whose item writes are denied to every principal but the broker's roles", () => {
+    // Whoever can write the token table (or restore it) must not lower a mark: the Deny holds whatever IAM grants.
+    const tables = Object.values(resources(main.data, 'AWS::DynamoDB::Table'));
+    const marks = tables.find((t) => t.Properties.TableName === 'token-broker-test-marks');
+    expect(marks).toBeDefined();
+    expect(marks!.DeletionPolicy).toBe('Retain');
+    expect(marks!.Properties).toMatchObject({
+      BillingMode: 'PAY_PER_REQUEST',
+      DeletionProtectionEnabled: true,
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
+    });
+    // No TTL: a mark must outlive every token it retires.
+    expect(marks!.Properties.TimeToLiveSpecification).toBeUndefined();
+    const statements = marks!.Properties.ResourcePolicy.PolicyDocument.Statement as Statement[];
+    expect(statements).toHaveLength(1);
+    const deny = statements[0]!;
+    expect(deny).toMatchObject({ Sid: 'OnlyTheBrokerFunctionsWriteMarks', Effect: 'Deny', Principal: { AWS: '*' } });
+    expect(renderArn(deny.Resource)).toBe(`arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/token-broker-test-marks`);
+    for (const action of ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:PartiQLInsert', 'dynamodb:PartiQLUpdate', 'dynamodb:PartiQLDelete']) {
+      expect(actionsOf(deny).some((a) => iamMatches(a, action)), action).toBe(true);
+    }
+    const arns = (deny.Condition as { ArnNotLike: { 'aws:PrincipalArn': unknown[] } }).ArnNotLike['aws:PrincipalArn'].map(renderArn);
+    expect(arns).toEqual(['http', 'prewarm', 'rotation'].map((fn) => `arn:aws:iam::${ACCOUNT}:role/token-broker-test-${REGION}-${fn}`));
+    // Reads stay with IAM: the functions read and raise marks, and no statement lets anyone else write.
+    expect(statements.filter((st) => st.Effect === 'Allow')).toEqual([]);
+  });
+
+  it('gives every function the retired marks: its table in the environment, read and raise on it only', () => {
+    for (const [, fn] of functionsOf(main.broker)) {
+      expect(Object.keys(fn.Properties.Environment.Variables)).toContain('BROKER_MARKS_TABLE');
+    }
+  });
+
   it("names exactly the three functions' roles as the key's policy expects, so its Deny does not lock the broker out", () => {
     const functionRoles = functionsOf(main.broker).map(([, fn]) => fn.Properties.Role['Fn::GetAtt'][0] as string);
     const roles = resources(main.broker, 'AWS::IAM::Role');
@@ -400,14 +434,17 @@ describe('least privilege, derived from the connections file', () => {
   });
 
   for (const role of ['HttpServiceRole', 'PrewarmServiceRole', 'RotationServiceRole']) {
-    it(`${role}: item actions on the table only, the keys only with their conditions, exactly the configured secrets`, () => {
+    it(`${role}: item actions on the tables only (read and raise on the marks), the keys only with their conditions, exactly the configured secrets`, () => {
       const roleId = Object.keys(resources(main.broker, 'AWS::IAM::Role')).find((id) => id.startsWith(role))!;
       const statements = statementsOfRole(main.broker, roleId);
       const dynamo = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
-      expect(dynamo).toHaveLength(1);
-      expect(actionsOf(dynamo[0]!).sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
-      expect(JSON.stringify(dynamo[0]!.Resource)).toContain('Table');
-      expect(JSON.stringify(dynamo[0]!.Resource)).not.toContain('*');
+      expect(dynamo).toHaveLength(2);
+      const [tokens, marks] = dynamo.sort((a, b) => actionsOf(b).length - actionsOf(a).length);
+      expect(actionsOf(tokens!).sort()).toEqual(['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+      expect(JSON.stringify(tokens!.Resource)).toContain('TokenStoreTable');
+      expect(actionsOf(marks!).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+      expect(JSON.stringify(marks!.Resource)).toContain('TokenStoreMarks');
+      for (const s of dynamo) expect(JSON.stringify(s.Resource)).not.toContain('*');
 
       const kms = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
       expect(kms).toHaveLength(3);
@@ -597,7 +634,7 @@ describe('alarms and dashboard', () => {
     expect(alarms().map((a) => a.Properties.AlarmName).sort()).toEqual(
       [
         'Cooldowns', 'DeadLetters', 'DecryptionFailures', 'ExchangeFailures', 'HttpErrors', 'HttpThrottles', 'InternalErrors',
-        'PrewarmErrors', 'PrewarmThrottles', 'RotationErrors', 'RotationThrottles', 'StoreDegraded',
+        'PrewarmErrors', 'PrewarmThrottles', 'RetiredMarkReads', 'RetiredMarks', 'RotationErrors', 'RotationThrottles', 'StoreDegraded',
       ].map((n) => `token-broker-test-${n}`),
     );
     for (const a of alarms()) {

@@ -5,7 +5,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { UNHURRIED_BUDGET } from '../../lib/adapters/aws';
 import { UNHURRIED_REQUEST_BUDGET } from '../../lib/budget';
-import { DynamoTokenStore, createDynamoClient, ensureTable } from '../../lib/adapters/dynamodb';
+import { DynamoTokenStore, createDynamoClient } from '../../lib/adapters/dynamodb';
+import { ensureTable } from '../../lib/adapters/dynamodb-setup';
+import { DynamoRetiredMarks } from '../../lib/adapters/dynamodb-marks';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';
 import type { Broker, BrokerOptions } from '../../lib/broker';
 import type { Clock } from '../../lib/clock';
@@ -15,7 +17,7 @@ import { LocalKeyRing } from '../../lib/crypto';
 import { nodeHttpClient, type HttpClient } from '../../lib/http';
 import { startDynalite, type RunningDynalite } from '../../lib/local/dynalite';
 import { SandboxVendor, type SandboxOptions } from '../../lib/local/sandbox-vendor';
-import type { ConnectionCatalog, KeyRing, Logger, Metrics, TokenStore } from '../../lib/ports';
+import type { ConnectionCatalog, KeyRing, Logger, Metrics, RetiredMarks, TokenStore } from '../../lib/ports';
 import { registerSecretValue } from './secrets-registry';
 
 /** Metrics that remember what was counted, for assertions. */
@@ -48,10 +50,21 @@ export async function startTable(db: RunningDynalite, name = `t${Math.random().t
   return { name, doc: DynamoDBDocumentClient.from(client), store: new DynamoTokenStore(client, name, UNHURRIED_BUDGET.totalMs) };
 }
 
+/** The retired marks' table on the same dynalite. */
+export async function startMarks(db: RunningDynalite, name: string): Promise<{ name: string; store: RetiredMarks }> {
+  const raw = new DynamoDBClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS });
+  await ensureTable(raw, name);
+  raw.destroy();
+  const client = createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: LOCAL_CREDS }, UNHURRIED_BUDGET);
+  return { name, store: new DynamoRetiredMarks(client, name, UNHURRIED_BUDGET.totalMs) };
+}
+
 export interface World {
   db: RunningDynalite;
   vendor: SandboxVendor;
   table: { name: string; doc: DynamoDBDocumentClient; store: TokenStore };
+  /** The retired marks, in a table of their own (as in AWS), shared by every broker of the world. */
+  marks: { name: string; store: RetiredMarks };
   config: BrokerConfig;
   secretsPath: string;
   keyRing: LocalKeyRing;
@@ -63,6 +76,8 @@ export interface World {
     logger?: Logger;
     random?: () => number;
     store?: TokenStore;
+    /** The retired marks (default: the world's table of them). */
+    marks?: RetiredMarks;
     config?: BrokerConfig;
     /** Where connections are looked up (default: the config's). */
     connections?: ConnectionCatalog;
@@ -87,6 +102,7 @@ export async function startWorld(
   const db = await startDynalite();
   const vendor = await SandboxVendor.start({ clock, ...vendorOptions });
   const table = await startTable(db);
+  const marks = await startMarks(db, `${table.name}-marks`);
   const dir = mkdtempSync(join(tmpdir(), 'broker-test-'));
   const secretsPath = join(dir, 'secrets.json');
   const writeSecrets = (s: Record<string, unknown>) => {
@@ -100,6 +116,7 @@ export async function startWorld(
     db,
     vendor,
     table,
+    marks,
     config,
     secretsPath,
     keyRing,
@@ -109,6 +126,7 @@ export async function startWorld(
         config: o.config ?? config,
         ...(o.connections ? { connections: o.connections } : {}),
         store: o.store ?? table.store,
+        marks: o.marks ?? marks.store,
         secrets: new FileSecretSource(secretsPath),
         keyRing: o.keyRing ?? keyRing,
         clock: o.clock ?? clock,

@@ -99,7 +99,7 @@ export function describeTokenStoreContract(name: string, open: () => Promise<Tok
       const store = await open();
       await store.acquireLease('c', claim('a'));
       await store.putToken(token(NOW + 5_000), 'a');
-      expect(await store.deleteToken('c', { fingerprint: `fp-${NOW + 5_000}` })).toBe(true);
+      expect(await store.deleteToken('c', { fingerprint: `fp-${NOW + 5_000}` })).toBe(NOW + 5_000);
       const record = await store.read('c');
       expect(record.token).toBeUndefined();
       expect(record.mintedAt).toBe(NOW + 5_000);
@@ -107,17 +107,17 @@ export function describeTokenStoreContract(name: string, open: () => Promise<Tok
       expect(await store.putToken(token(NOW + 4_000), 'b')).toBe(false);
     });
 
-    it('deletes a token only when it still matches: fingerprint, age, or another secret version', async () => {
+    it('deletes a token only when it still matches (fingerprint, age, or another secret version), answering its mint time', async () => {
       const store = await open();
       await store.acquireLease('c', claim('a'));
       await store.putToken(token(NOW, { secretVersion: 'v1' }), 'a');
-      expect(await store.deleteToken('c', { fingerprint: 'other' })).toBe(false);
-      expect(await store.deleteToken('c', { fingerprint: `fp-${NOW}`, mintedBefore: NOW })).toBe(false);
-      expect(await store.deleteToken('c', { notSecretVersion: 'v1' })).toBe(false);
+      expect(await store.deleteToken('c', { fingerprint: 'other' })).toBeUndefined();
+      expect(await store.deleteToken('c', { fingerprint: `fp-${NOW}`, mintedBefore: NOW })).toBeUndefined();
+      expect(await store.deleteToken('c', { notSecretVersion: 'v1' })).toBeUndefined();
       expect((await store.read('c')).token?.mintedAt).toBe(NOW);
-      expect(await store.deleteToken('c', { notSecretVersion: 'v2' })).toBe(true);
-      expect(await store.deleteToken('c', { notSecretVersion: 'v2' })).toBe(false);
-      expect(await store.deleteToken('c', { fingerprint: `fp-${NOW}` })).toBe(false);
+      expect(await store.deleteToken('c', { notSecretVersion: 'v2' })).toBe(NOW);
+      expect(await store.deleteToken('c', { notSecretVersion: 'v2' })).toBeUndefined();
+      expect(await store.deleteToken('c', { fingerprint: `fp-${NOW}` })).toBeUndefined();
     });
 
     it('records a failure as codes and numbers, and honours its cooldown within the ceiling only', async () => {

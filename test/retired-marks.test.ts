@@ -1,0 +1,279 @@
+import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../lib/clock';
+import { StoreUnavailableError } from '../lib/errors';
+import { LEASE_DEFAULTS } from '../lib/lease';
+import type { RetiredMarks } from '../lib/ports';
+import { MARK_KEPT_MS, MARK_RECHECK_MS, MARK_RETRY_MS, markKey } from '../lib/retired';
+import { vendorConnectionInput, secretFor } from './support/connections';
+import { RecordingMetrics, startWorld, type World } from './support/harness';
+
+// Issue 22, rollback to a fresh instance: whoever can write the token table (or restore it from a backup) puts back
+// the item of a token retired for cause. An instance that saw the newer token refuses it by its own high-water mark;
+// a fresh one, which saw nothing, must refuse it too: the retired marks, in a table the token table's writers cannot
+// write (infra: its resource policy), tell it. Each test copies the item out before the token is retired and puts it
+// back after, exactly as it was.
+
+const CALLER = 'arn:aws:iam::111111111111:role/caller';
+const ADMIN = 'arn:aws:iam::111111111111:role/admin';
+const T0 = '2026-12-08T10:00:00.000Z';
+
+let world: World | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+async function worldOf(clock: ManualClock): Promise<World> {
+  world = await startWorld(
+    clock,
+    (v) => [vendorConnectionInput(v, 'jwt', { id: 'jwt', callers: [CALLER], maxTtl: 3600 })],
+    { lifetime: 3600 },
+    (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt') }),
+  );
+  return world;
+}
+
+type Item = Record<string, unknown>;
+
+/** A logger that keeps level and message (never a field's value: the tests look at what was said, not at secrets). */
+function recordingLogger() {
+  const lines: { level: string; message: string }[] = [];
+  const at = (level: string) => (message: string) => void lines.push({ level, message });
+  return { lines, logger: { info: at('info'), warn: at('warn'), error: at('error') } };
+}
+
+async function copyOut(w: World): Promise<Item> {
+  const out = await w.table.doc.send(new GetCommand({ TableName: w.table.name, Key: { pk: 'token#jwt' }, ConsistentRead: true }));
+  expect(out.Item?.ct).toBeDefined();
+  return out.Item!;
+}
+
+async function putBack(w: World, item: Item): Promise<void> {
+  await w.table.doc.send(new PutCommand({ TableName: w.table.name, Item: item }));
+}
+
+/** The world's marks, with some of their calls replaced. */
+function marksWith(w: World, over: Partial<RetiredMarks>): RetiredMarks {
+  return {
+    readAll: (call) => w.marks.store.readAll(call),
+    raise: (k, m, call) => w.marks.store.raise(k, m, call),
+    prune: (m, call) => w.marks.store.prune(m, call),
+    ...over,
+  };
+}
+
+/** A broker with the admin's ARN in its config: the harness's config names none. */
+function adminBroker(w: World, opts: Parameters<World['broker']>[0] = {}) {
+  return w.broker({ config: { ...w.config, admins: [ADMIN] }, ...opts });
+}
+
+describe('a token retired for cause and put back into the table', () => {
+  it('after an invalidation, is not served by a fresh instance', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    const item = await copyOut(w);
+    clock.advance(60_000);
+    expect(await w.broker().invalidate(CALLER, 'jwt', first.accessToken)).toBe(true);
+    await putBack(w, item);
+    const metrics = new RecordingMetrics();
+    const fresh = await w.broker({ metrics }).getToken(CALLER, 'jwt');
+    expect(fresh.fingerprint).not.toBe(first.fingerprint);
+    expect(fresh.source).toBe('vendor');
+    expect(metrics.get('StaleTokensRefused')).toBeGreaterThan(0);
+  });
+
+  it('after a rotation evicted it, is not served by a fresh instance', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    const item = await copyOut(w);
+    const rotated = { ...secretFor(w.vendor, 'jwt') };
+    w.writeSecrets({ 'broker/jwt-test': { ...rotated, unused: 'a new version' } });
+    clock.advance(60_000);
+    const rotation = w.broker();
+    const outcome = await rotation.rotate(rotation.config.byId.get('jwt')!);
+    expect(outcome.evicted).toBe(true);
+    await putBack(w, item);
+    const fresh = await w.broker().getToken(CALLER, 'jwt');
+    expect(fresh.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it('after its connection changed (its tokens evicted), is not served by a fresh instance', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    const item = await copyOut(w);
+    clock.advance(1_000);
+    expect(await w.broker().evictTokens('jwt')).toBe(true);
+    await putBack(w, item);
+    const fresh = await w.broker().getToken(CALLER, 'jwt');
+    expect(fresh.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it("after an admin's refresh replaced it, is not served by a fresh instance", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    const item = await copyOut(w);
+    clock.advance(5_000);
+    const refreshed = await adminBroker(w).refresh(ADMIN, 'jwt');
+    expect(refreshed.fingerprint).not.toBe(first.fingerprint);
+    await putBack(w, item);
+    const fresh = await w.broker().getToken(CALLER, 'jwt');
+    expect(fresh.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it('is refused by a warm instance that had served it, once it reads the marks again (within 5 minutes)', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const warm = w.broker();
+    const first = await warm.getToken(CALLER, 'jwt');
+    const item = await copyOut(w);
+    clock.advance(60_000);
+    expect(await w.broker().invalidate(CALLER, 'jwt', first.accessToken)).toBe(true);
+    await putBack(w, item);
+    clock.advance(MARK_RECHECK_MS);
+    const again = await warm.getToken(CALLER, 'jwt');
+    expect(again.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it('a token replaced as usual (not retired) stays servable: the marks move only for cause', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    await w.broker().getToken(CALLER, 'jwt');
+    expect(await w.marks.store.readAll()).toEqual(new Map());
+  });
+});
+
+describe('the retired marks themselves', () => {
+  it('are raised to the retired token\'s mint time, and never lowered', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    const mintedAt = (await w.table.store.read('jwt')).token!.mintedAt;
+    clock.advance(60_000);
+    await w.broker().invalidate(CALLER, 'jwt', first.accessToken);
+    expect(await w.marks.store.readAll()).toEqual(new Map([[markKey('jwt'), mintedAt]]));
+    await w.marks.store.raise(markKey('jwt'), mintedAt - 5_000);
+    expect((await w.marks.store.readAll()).get(markKey('jwt'))).toBe(mintedAt);
+  });
+
+  it('a forged mint time far in the future raises the mark no further than now plus the clocks\' skew', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    await w.table.doc.send(
+      new PutCommand({ TableName: w.table.name, Item: { ...(await copyOut(w)), mintedAt: 9e15 } }),
+    );
+    const broker = w.broker();
+    expect(await broker.invalidate(CALLER, 'jwt', first.accessToken)).toBe(true);
+    const mark = (await w.marks.store.readAll()).get(markKey('jwt'))!;
+    expect(mark).toBeLessThanOrEqual(clock.now() + LEASE_DEFAULTS.clockSkewMs);
+    expect(mark).toBeGreaterThan(clock.now());
+    // The next genuine tokens are served, by a fresh instance too, once the clocks' skew has passed.
+    clock.advance(LEASE_DEFAULTS.clockSkewMs + 1);
+    const next = await w.broker().getToken(CALLER, 'jwt');
+    expect(next.fingerprint).not.toBe(first.fingerprint);
+    const again = await w.broker().getToken(CALLER, 'jwt');
+    expect(again.source).toBe('table');
+    expect(again.fingerprint).toBe(next.fingerprint);
+  });
+
+  it('that cannot be read do not take the tokens down: served, counted, logged, read again after 10 s', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    let reads = 0;
+    let down = true;
+    const failing = marksWith(w, {
+      readAll: async (call) => {
+        reads++;
+        if (down) throw new StoreUnavailableError('the retired marks failed to read (ServiceUnavailable)');
+        return w.marks.store.readAll(call);
+      },
+    });
+    const metrics = new RecordingMetrics();
+    const { lines, logger } = recordingLogger();
+    // Memory kept for 1 ms only: every request below looks at the table, and so at the marks when they are due.
+    const b = w.broker({ marks: failing, metrics, logger, options: { memoryTtlMs: 1 } });
+    const served = await b.getToken(CALLER, 'jwt');
+    expect(served.fingerprint).toBe(first.fingerprint);
+    expect(served.source).toBe('table');
+    expect(metrics.get('RetiredMarkReadFailures')).toBe(1);
+    expect(lines).toContainEqual({ level: 'warn', message: 'the retired marks could not be read; serving without them for now' });
+    // Within the retry interval, no read; after it, one, which succeeds and holds for 5 minutes.
+    clock.advance(MARK_RETRY_MS - 1);
+    await b.getToken(CALLER, 'jwt');
+    expect(reads).toBe(1);
+    down = false;
+    clock.advance(1);
+    await b.getToken(CALLER, 'jwt');
+    expect(reads).toBe(2);
+    clock.advance(MARK_RECHECK_MS - 1);
+    await b.getToken(CALLER, 'jwt');
+    expect(reads).toBe(2);
+    expect(metrics.get('RetiredMarkReadFailures')).toBe(1);
+  });
+
+  it('that cannot be raised leave the invalidation done: counted and logged as an error', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    clock.advance(60_000);
+    const metrics = new RecordingMetrics();
+    const { lines, logger } = recordingLogger();
+    const failing = marksWith(w, {
+      raise: () => Promise.reject(new StoreUnavailableError('the retired marks failed to raise (ServiceUnavailable)')),
+    });
+    expect(await w.broker({ marks: failing, metrics, logger }).invalidate(CALLER, 'jwt', first.accessToken)).toBe(true);
+    expect((await w.table.store.read('jwt')).token).toBeUndefined();
+    expect(metrics.get('RetiredMarkWriteFailures')).toBe(1);
+    expect(lines.some((l) => l.level === 'error' && l.message.includes('mark could not be raised'))).toBe(true);
+  });
+
+  it('are read once for every connection: one read per instance every 5 minutes, shared by concurrent requests', async () => {
+    const clock = new ManualClock(T0);
+    world = await startWorld(
+      clock,
+      (v) => [
+        vendorConnectionInput(v, 'jwt', { id: 'jwt', callers: [CALLER], maxTtl: 3600 }),
+        vendorConnectionInput(v, 'digitaleo', { id: 'digitaleo', callers: [CALLER], maxTtl: 3600 }),
+      ],
+      { lifetime: 3600 },
+      (v) => ({ 'broker/jwt-test': secretFor(v, 'jwt'), 'broker/digitaleo-test': secretFor(v, 'digitaleo') }),
+    );
+    const w = world;
+    await Promise.all([w.broker().getToken(CALLER, 'jwt'), w.broker().getToken(CALLER, 'digitaleo')]);
+    let reads = 0;
+    const counting = marksWith(w, { readAll: (call) => (reads++, w.marks.store.readAll(call)) });
+    const b = w.broker({ marks: counting, options: { memoryTtlMs: 1 } });
+    await Promise.all([b.getToken(CALLER, 'jwt'), b.getToken(CALLER, 'digitaleo'), b.getToken(CALLER, 'jwt')]);
+    expect(reads).toBe(1);
+    clock.advance(MARK_RECHECK_MS - 1);
+    await Promise.all([b.getToken(CALLER, 'jwt'), b.getToken(CALLER, 'digitaleo')]);
+    expect(reads).toBe(1);
+    clock.advance(1);
+    await b.getToken(CALLER, 'digitaleo');
+    expect(reads).toBe(2);
+  });
+
+  it('older than a data key may be opened are pruned by the next reader, unless raised meanwhile', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const old = clock.now() - MARK_KEPT_MS - 1;
+    await w.marks.store.raise(markKey('gone'), old);
+    await w.marks.store.raise(markKey('kept'), clock.now() - 1_000);
+    // The marks are read before a token from the table is trusted (a first mint trusts none).
+    await w.broker().getToken(CALLER, 'jwt');
+    expect((await w.marks.store.readAll()).size).toBe(2);
+    await w.broker().getToken(CALLER, 'jwt');
+    const left = await w.marks.store.readAll();
+    expect([...left.keys()]).toEqual([markKey('kept')]);
+    // A prune that finds a mark raised since it was read leaves it.
+    await w.marks.store.raise(markKey('gone'), old);
+    await w.marks.store.prune(new Map([[markKey('gone'), old - 1]]));
+    expect((await w.marks.store.readAll()).get(markKey('gone'))).toBe(old);
+  });
+});
