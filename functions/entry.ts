@@ -1,15 +1,15 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import type { EmfMetrics } from '../lib/adapters/emf';
 import { publishMetrics } from './observability';
 import { lambdaRuntime, type RuntimeOptions } from './runtime';
 
 // What every trigger's file shares: the Powertools middleware around its handler, and Lambda's entry point that
 // builds the broker once per instance, on the first invocation (tests import the files without an AWS runtime).
 
-export function withPowertools<E, R>(fn: (event: E, context: Context) => Promise<R>, deps: { logger: Logger; metrics: Metrics }) {
+export function withPowertools<E, R>(fn: (event: E, context: Context) => Promise<R>, deps: { logger: Logger; metrics: EmfMetrics }) {
   return middy<E, R, Error, Context>(fn).use(injectLambdaContext(deps.logger, { resetKeys: true })).use(publishMetrics(deps.metrics));
 }
 

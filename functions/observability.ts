@@ -1,4 +1,4 @@
-import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { EmfMetrics } from '../lib/adapters/emf';
 import type { MiddlewareObj } from '@middy/core';
 
 /**
@@ -6,11 +6,10 @@ import type { MiddlewareObj } from '@middy/core';
  * some: most metrics carry their own dimensions and go out at once (metricsPort), so on a warm request the store is
  * usually empty, and logMetrics would then log "No application metrics to publish", one log line per request.
  */
-export function publishMetrics(metrics: Metrics): MiddlewareObj {
+export function publishMetrics(metrics: EmfMetrics): MiddlewareObj {
   const publish = () => {
     if (metrics.hasStoredMetrics()) return void metrics.publishStoredMetrics();
     metrics.clearDimensions();
-    metrics.clearMetadata();
   };
   return { after: publish, onError: publish };
 }

@@ -38,6 +38,14 @@ describe("the functions' bundles", () => {
     }
   });
 
+  it("no function carries Powertools' Metrics: lib/adapters/emf.ts writes the EMF documents", async () => {
+    for (const entry of ['functions/http.ts', 'functions/prewarm.ts', 'functions/rotation.ts']) {
+      const modules = [...(await modulesOf(entry)).keys()];
+      expect(modules).toContain('lib/adapters/emf.ts');
+      expect(modules.filter((m) => m.includes('@aws-lambda-powertools/metrics'))).toEqual([]);
+    }
+  });
+
   it("the http function carries no answer schema (openapi.ts's alone) and not all of zod's util namespace", async () => {
     const bytes = await modulesOf('functions/http.ts');
     const modules = [...bytes.keys()];
