@@ -234,7 +234,7 @@ function statusAnswer(s: ConnectionStatus) {
 }
 
 /**
- * The request handler without middleware: what the local server and the tests call through middy too. Every
+ * The request handler without middleware: what the local server and the tests call through the middleware too. Every
  * request on a connection leaves one audit line, the one with a `status`: who (`caller`) in which request (API
  * Gateway's `requestId`), which connection, what happened (a fingerprint, never a token) and the `status`; a refusal or a
  * failure is that request's audit line. The token's is counted into TokensServed by a metric filter. Who and which

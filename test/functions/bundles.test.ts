@@ -38,11 +38,12 @@ describe("the functions' bundles", () => {
     }
   });
 
-  it("no function carries Powertools' Metrics: lib/adapters/emf.ts writes the EMF documents", async () => {
+  it("no function carries Powertools' Metrics nor middy: lib/adapters/emf.ts writes the EMF documents, functions/entry.ts runs the middleware", async () => {
     for (const entry of ['functions/http.ts', 'functions/prewarm.ts', 'functions/rotation.ts']) {
       const modules = [...(await modulesOf(entry)).keys()];
       expect(modules).toContain('lib/adapters/emf.ts');
-      expect(modules.filter((m) => m.includes('@aws-lambda-powertools/metrics'))).toEqual([]);
+      expect(modules).toContain('functions/entry.ts');
+      expect(modules.filter((m) => /@aws-lambda-powertools\/metrics|@middy\//.test(m))).toEqual([]);
     }
   });
 
