@@ -1,5 +1,4 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import type { Broker, ConnectionStatus, IssuedToken } from '../lib/broker';
@@ -18,6 +17,7 @@ import {
 } from '../lib/errors';
 import { fingerprint } from '../lib/fingerprint';
 import { canUse, isAdmin, principalArn } from '../lib/policy';
+import type { EmfMetrics } from '../lib/adapters/emf';
 import { loggerPort, requestLogKeys } from '../lib/adapters/powertools';
 import { readHealth } from '../lib/console/health';
 import { ServedCounter } from '../lib/console/served';
@@ -44,7 +44,7 @@ import {
 export interface HttpDeps {
   broker: Broker;
   logger: Logger;
-  metrics: Metrics;
+  metrics: EmfMetrics;
   /**
    * Where connections come from (the file, and the table) and the admin's changes to registered ones. Without it,
    * the broker's own file is the only source and changes answer 503.
@@ -234,7 +234,7 @@ function statusAnswer(s: ConnectionStatus) {
 }
 
 /**
- * The request handler without middleware: what the local server and the tests call through middy too. Every
+ * The request handler without middleware: what the local server and the tests call through the middleware too. Every
  * request on a connection leaves one audit line, the one with a `status`: who (`caller`) in which request (API
  * Gateway's `requestId`), which connection, what happened (a fingerprint, never a token) and the `status`; a refusal or a
  * failure is that request's audit line. The token's is counted into TokensServed by a metric filter. Who and which

@@ -1,16 +1,31 @@
-import type { Metrics } from '@aws-lambda-powertools/metrics';
-import type { MiddlewareObj } from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { EmfMetrics } from '../lib/adapters/emf';
+
+/** What a middleware sees of an invocation: middy's request, the shape Powertools' logger middleware takes. */
+export interface MiddlewareRequest {
+  event: unknown;
+  context: Context;
+  response: unknown;
+  error: Error | null | undefined;
+  internal: Record<string, unknown>;
+}
+
+/** A middleware as middy has them: each step optional, none answering in the handler's place. */
+export interface Middleware {
+  before?: (request: MiddlewareRequest) => unknown;
+  after?: (request: MiddlewareRequest) => unknown;
+  onError?: (request: MiddlewareRequest) => unknown;
+}
 
 /**
  * Publishes a request's stored metrics after the handler, like Powertools' logMetrics, but only when there are
  * some: most metrics carry their own dimensions and go out at once (metricsPort), so on a warm request the store is
  * usually empty, and logMetrics would then log "No application metrics to publish", one log line per request.
  */
-export function publishMetrics(metrics: Metrics): MiddlewareObj {
+export function publishMetrics(metrics: EmfMetrics): Middleware {
   const publish = () => {
     if (metrics.hasStoredMetrics()) return void metrics.publishStoredMetrics();
     metrics.clearDimensions();
-    metrics.clearMetadata();
   };
   return { after: publish, onError: publish };
 }

@@ -11,7 +11,7 @@ import { startWorld, type World } from './support/harness';
 
 // The hot paths, each beside its yardstick (their distributions; npm run bench judges the DynamoDB pair again
 // from interleaved rounds and writes the verdicts to BENCHMARKS.md):
-//   warm hit in memory through the whole handler  vs  a bare middy-free handler answering JSON
+//   warm hit in memory through the whole handler  vs  a bare handler answering JSON, without middleware
 //   warm hit from DynamoDB (GetItem + decrypt)    vs  one raw GetItem of the same item on the same table
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';

@@ -1,5 +1,4 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { makePrewarmHandler } from '../../functions/prewarm';
 import { makeRotationHandler } from '../../functions/rotation';
@@ -10,6 +9,7 @@ import { isBrokerError } from '../../lib/errors';
 import type { Clock, Metrics as MetricsPort, TokenSource, TokenStore } from '../../lib/ports';
 import { CachedSecretSource } from '../../lib/secrets';
 import { Covers, ServiceAlone, idealContinuousTokens, idealOnDemandTokens, usableSeconds } from './ideal';
+import { EmfMetrics } from '../../lib/adapters/emf';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { MemoryRetiredMarks } from '../../lib/adapters/memory-marks';
 import { EVENTUAL_READ_LAG_MS, HANDLER_OVERHEAD_MS, IDLE_REAP_MS, LATENCY, MAX_ENVIRONMENT_LIFE_MS } from './latency';
@@ -156,7 +156,7 @@ function silentLogger() {
 
 function quietMetrics() {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
-  return new Metrics({ namespace: 'TokenBrokerFleet', serviceName: 'token-broker' });
+  return new EmfMetrics({ namespace: 'TokenBrokerFleet', serviceName: 'token-broker' });
 }
 
 function brokerConfig(workload: Workload): BrokerConfig {

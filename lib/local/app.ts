@@ -3,8 +3,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { EmfMetrics } from '../adapters/emf';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../adapters/powertools';
 import { DynamoConnectionRegistry } from '../adapters/connections-table';
 import { UNHURRIED_BUDGET } from '../adapters/aws';
@@ -55,7 +55,7 @@ export interface DemoInfo {
 export type HandlerFactory = (deps: {
   broker: Broker;
   logger: Logger;
-  metrics: Metrics;
+  metrics: EmfMetrics;
   connections: { catalog: ConnectionCatalog; changes: ConnectionChanges };
   store?: RecordScan & ServedCounts;
   clock?: Clock;

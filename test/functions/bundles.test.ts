@@ -38,6 +38,15 @@ describe("the functions' bundles", () => {
     }
   });
 
+  it("no function carries Powertools' Metrics nor middy: lib/adapters/emf.ts writes the EMF documents, functions/entry.ts runs the middleware", async () => {
+    for (const entry of ['functions/http.ts', 'functions/prewarm.ts', 'functions/rotation.ts']) {
+      const modules = [...(await modulesOf(entry)).keys()];
+      expect(modules).toContain('lib/adapters/emf.ts');
+      expect(modules).toContain('functions/entry.ts');
+      expect(modules.filter((m) => /@aws-lambda-powertools\/metrics|@middy\//.test(m))).toEqual([]);
+    }
+  });
+
   it("the http function carries no answer schema (openapi.ts's alone) and not all of zod's util namespace", async () => {
     const bytes = await modulesOf('functions/http.ts');
     const modules = [...bytes.keys()];
