@@ -1,8 +1,8 @@
-import { Broker } from '../lib/broker';
+import { createBroker } from '../lib/compose';
 import { ManualClock } from '../lib/clock';
 import { parseConfig } from '../lib/config';
 import { METRICS_FROM_HTTP_LOG } from '../lib/contract';
-import { LocalKeyRing, TokenCipher } from '../lib/crypto';
+import { LocalKeyRing } from '../lib/crypto';
 import type { HttpClient, HttpResponse } from '../lib/http';
 import type { SecretSource, TokenStore } from '../lib/ports';
 import { makeHandler, type HttpDeps } from '../functions/http';
@@ -133,11 +133,11 @@ export function lambdaFormDeps(store: TokenStore, clock: ManualClock): HttpDeps 
     });
   const logger = createLogger();
   const metrics = createMetrics();
-  const broker = new Broker({
+  const broker = createBroker({
     config,
     store,
     secrets,
-    cipher: new TokenCipher(new LocalKeyRing(), clock),
+    keyRing: new LocalKeyRing(),
     clock,
     http: vendor,
     logger: loggerPort(logger),

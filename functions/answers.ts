@@ -48,7 +48,11 @@ export const TokenAnswer = z.object({
 });
 
 export const InvalidateAnswer = z.object({ invalidated: z.boolean() });
-export const RefreshAnswer = z.object({ connection: z.string(), expires_at: z.string() });
+export const RefreshAnswer = z.object({
+  connection: z.string(),
+  expires_at: described(z.string(), "ISO 8601: when the new token itself expires (the vendor's lifetime)"),
+  max_ttl: described(integer(), "Seconds: the most callers are handed it for at a time (the connection's maxTtl), after which they ask again"),
+});
 export const VerifyAnswer = z.object({ connection: z.string(), versionStage: z.string(), expires_in: integer() });
 
 const instant = () => described(z.string(), 'ISO 8601');

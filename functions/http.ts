@@ -292,7 +292,8 @@ export function makeRequestHandler(deps: HttpDeps) {
           case 'refresh': {
             const token = await broker.refresh(caller.arn, id);
             logger.info('refreshed by an admin', { ...audited, fingerprint: token.fingerprint, status: 200 });
-            return json(200, { connection: id, expires_at: iso(token.expiresAt) });
+            // The token's own expiry, and the cap on what callers are handed of it (they ask again after that).
+            return json(200, { connection: id, expires_at: iso(token.tokenExpiresAt), max_ttl: token.maxTtl });
           }
           case 'status': {
             const status = await broker.status(caller.arn, id);

@@ -132,8 +132,9 @@ export class Admin {
     const fresh: Want = (t) => t.mintedAt >= started && t.fingerprint !== previous?.fingerprint;
     const served = await mint(parts, connection, fresh, { wait: true, ignoreCooldown: true, freshSecret: true, budget });
     if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`);
-    // The token it replaces is retired: an admin refreshes a token that must not be served again, put back or not.
-    if (previous && previous.mintedAt < served.held.mintedAt) await parts.retired.retire(connection.id, previous.mintedAt);
+    // Every token before the new one is retired: an admin refreshes a token that must not be served again, put back
+    // or not, and this holds even when the first read (the previous token) failed.
+    await parts.retired.retire(connection.id, served.held.mintedAt - 1);
     return issue(parts, connection, served.held, served.source);
   }
 

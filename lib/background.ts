@@ -59,10 +59,6 @@ export class Background {
     return token.lifetime * 1000 <= due ? left <= interval : left <= due;
   }
 
-  /**
-   * A connection's secret changed: evict tokens minted with another version of it (everywhere: the table, and this
-   * instance's memory; other instances' memory lapses within 30 s) and mint one with the new version. Idempotent.
-   */
   /** A connection was deleted or changed: its token, whatever it was minted with, is evicted and retired. */
   async evictAll(id: string): Promise<boolean> {
     const retired = await this.parts.store.deleteToken(id, { notSecretVersion: ANY_VERSION });
@@ -71,6 +67,12 @@ export class Background {
     return true;
   }
 
+  /**
+   * A connection's secret changed: evict tokens minted with another version of it (everywhere: the table, and this
+   * instance's memory; other instances' memory lapses within 30 s) and mint one with the new version. Idempotent.
+   * Every token minted before the new version's is retired, the evicted one and any the ordinary path had already
+   * replaced (a cold instance that read the new secret before this rotation ran): put back, none is served again.
+   */
   async rotate(connection: Connection): Promise<{ evicted: boolean; minted: boolean; secretVersion: string }> {
     const { parts } = this;
     const secret = await secretOf(parts, connection, { forceRefresh: true });
@@ -83,10 +85,12 @@ export class Background {
     const evicted = retired !== undefined;
     const current = (await parts.store.read(id)).token;
     if (current?.secretVersion === secret.versionId && current.expiresAt > parts.clock.now()) {
+      await parts.retired.retire(id, current.mintedAt - 1);
       return { evicted, minted: false, secretVersion: secret.versionId };
     }
     parts.cooldowns.end(id);
     const served = await mint(parts, connection, (t) => t.secretVersion === secret.versionId, { wait: true, ignoreCooldown: true });
+    if (served) await parts.retired.retire(id, served.held.mintedAt - 1);
     return { evicted, minted: served?.source === 'vendor', secretVersion: secret.versionId };
   }
 }

@@ -20,7 +20,7 @@ export interface BrokerParts {
    * Absent, only this instance remembers what it retired (tests of other behaviour).
    */
   marks?: RetiredMarks;
-  /** Where the vendor credentials come from; read through a per-instance cache (5 min). */
+  /** Where the vendor credentials come from; read through a per-instance cache (lib/secrets.ts: up to four hours). */
   secrets: SecretSource;
   /** KMS in AWS, a local key otherwise: the data keys of the token cipher. */
   keyRing: KeyRing;

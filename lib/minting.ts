@@ -94,7 +94,10 @@ export class LeasedMint {
     let minted: Minted;
     try {
       if (plan.forced && current) forcedMintBound(parts, connection, current, plan.forced.minTtl);
-      const read = { forceRefresh: plan.freshSecret ?? false, storedVersion: lease.record.token?.secretVersion };
+      // A token evicted (the item keeps its mint time, not its token) may have gone with its secret: a rotation this
+      // instance's copy of the secret has not seen. Read it afresh then, as when the stored token names another version.
+      const evicted = lease.record.token === undefined && lease.record.mintedAt !== undefined;
+      const read = { forceRefresh: plan.freshSecret ?? evicted, storedVersion: lease.record.token?.secretVersion };
       minted = await exchangeSecret(parts, connection, read, current);
     } catch (err) {
       throw await this.fail(err);

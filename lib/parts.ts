@@ -68,6 +68,10 @@ export interface IssuedToken {
   expiresIn: number;
   /** Epoch ms: now + expiresIn. */
   expiresAt: number;
+  /** Epoch ms: when the token itself expires (the vendor stops accepting it), past what a caller is handed. */
+  tokenExpiresAt: number;
+  /** The connection's maxTtl: the most a caller is handed at a time (expiresIn's cap). */
+  maxTtl: number;
   fingerprint: string;
   source: TokenSource;
 }

@@ -167,6 +167,8 @@ export function issue(parts: Parts, connection: Connection, held: HeldToken, sou
     tokenType: held.tokenType,
     expiresIn,
     expiresAt: now + expiresIn * 1000,
+    tokenExpiresAt: held.expiresAt,
+    maxTtl: connection.maxTtl,
     fingerprint: held.fingerprint,
     source,
   };

@@ -103,7 +103,12 @@ describe('token-broker CLI: answers', { timeout: 90_000 }, () => {
   it('refresh and verify: for admins', async () => {
     const refresh = await cli(['refresh', 'jwt', '--json'], { as: ADMIN });
     expect(refresh).toMatchObject({ code: 0, stderr: '' });
-    expect(JSON.parse(refresh.stdout)).toMatchObject({ connection: 'jwt', expires_at: expect.any(String) as unknown });
+    const answer = JSON.parse(refresh.stdout) as { connection: string; expires_at: string; max_ttl: number };
+    expect(answer).toMatchObject({ connection: 'jwt', max_ttl: 900 });
+    // The token's own expiry (the status route's), not what a caller is handed of it (at most max_ttl).
+    const [status] = JSON.parse((await cli(['status', 'jwt', '--json'], { as: ADMIN })).stdout) as { token?: { expires_at: string } }[];
+    expect(answer.expires_at).toBe(status?.token?.expires_at);
+    expect(Date.parse(answer.expires_at) - Date.now()).toBeGreaterThan(900_000);
     const verify = await cli(['verify', 'jwt', '--stage', 'AWSCURRENT'], { as: ADMIN });
     expect(verify).toMatchObject({ code: 0, stderr: '' });
     expect(verify.stdout).toContain('verified jwt: the vendor accepts the AWSCURRENT secret');
@@ -133,7 +138,7 @@ describe('token-broker CLI: status', { timeout: 90_000 }, () => {
     const [jwt] = JSON.parse(json.stdout) as { connection: string; token: { fingerprint: string } }[];
     expect(jwt).toMatchObject({ connection: 'jwt', static: false, token: { fingerprint: expect.stringMatching(/^[0-9a-f]{12}$/) as unknown } });
     for (const out of [table.stdout, json.stdout, JSON.stringify(all)]) {
-      expect(out).not.toContain(token.access_token);
+      expect(out.includes(token.access_token)).toBe(false);
       for (const value of Object.values(secretFor(files.vendor, 'jwt'))) expect(out).not.toContain(value);
     }
     const caller = await cli(['status'], { as: CALLER });
@@ -254,6 +259,6 @@ describe('token-broker CLI, as a new user tries it', () => {
   it("refresh says the cap callers are handed beside the token's own expiry", async () => {
     const run = await inProcess(['refresh', 'jwt'], { as: ADMIN });
     expect(run).toMatchObject({ code: 0, stderr: '' });
-    expect(run.stdout).toMatch(/the new token itself expires at \d{4}-\d\d-\d\dT\S+; callers are handed it for at most the connection's maxTtl/);
+    expect(run.stdout).toMatch(/the new token itself expires at \d{4}-\d\d-\d\dT\S+; callers are handed it for at most 900 s at a time \(the connection's maxTtl\)/);
   });
 });

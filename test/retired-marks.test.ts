@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../lib/clock';
 import { StoreUnavailableError } from '../lib/errors';
 import { LEASE_DEFAULTS } from '../lib/lease';
-import type { RetiredMarks } from '../lib/ports';
+import type { ReadOptions, RetiredMarks, TokenStore } from '../lib/ports';
 import { MARK_KEPT_MS, MARK_RECHECK_MS, MARK_RETRY_MS, markKey } from '../lib/retired';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
@@ -144,6 +144,64 @@ describe('a token retired for cause and put back into the table', () => {
     const w = await worldOf(clock);
     await w.broker().getToken(CALLER, 'jwt');
     expect(await w.marks.store.readAll()).toEqual(new Map());
+  });
+  it("after a rotation that found the new secret's token already in place (the ordinary path replaced it first), is not served", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    const item = await copyOut(w);
+    w.writeSecrets({ 'broker/jwt-test': { ...secretFor(w.vendor, 'jwt'), unused: 'a new version' } });
+    clock.advance(11_000);
+    // A cold instance reads the new secret and replaces the token on its own (a min_ttl the first cannot cover).
+    const replaced = await w.broker().getToken(CALLER, 'jwt', 3585);
+    expect(replaced.fingerprint).not.toBe(first.fingerprint);
+    const rotation = w.broker();
+    expect(await rotation.rotate(rotation.config.byId.get('jwt')!)).toMatchObject({ evicted: false, minted: false });
+    await putBack(w, item);
+    const fresh = await w.broker().getToken(CALLER, 'jwt');
+    expect(fresh.fingerprint).not.toBe(first.fingerprint);
+  });
+
+  it("after an admin's refresh whose first look at the table failed, is not served", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    const item = await copyOut(w);
+    clock.advance(5_000);
+    let failed = false;
+    const table = w.table.store;
+    const flaky: TokenStore = Object.assign(Object.create(table) as TokenStore, {
+      read: (c: string, call?: ReadOptions) => {
+        if (failed) return table.read(c, call);
+        failed = true;
+        return Promise.reject(new StoreUnavailableError('the token table failed to read a token (simulated)'));
+      },
+    });
+    const refreshed = await adminBroker(w, { store: flaky }).refresh(ADMIN, 'jwt');
+    expect(failed).toBe(true);
+    expect(refreshed.fingerprint).not.toBe(first.fingerprint);
+    await putBack(w, item);
+    expect((await w.broker().getToken(CALLER, 'jwt')).fingerprint).not.toBe(first.fingerprint);
+  });
+});
+
+describe('a mint after an eviction', () => {
+  it("reads the secret afresh: an instance's copy from before a rotation never mints again once the token was evicted", async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    // This instance keeps its copy of the secret (hours), and its token only 1 ms.
+    const old = w.broker({ options: { memoryTtlMs: 1 } });
+    await old.getToken(CALLER, 'jwt');
+    w.writeSecrets({ 'broker/jwt-test': { ...secretFor(w.vendor, 'jwt'), unused: 'a new version' } });
+    clock.advance(11_000);
+    const rotation = w.broker();
+    expect(await rotation.rotate(rotation.config.byId.get('jwt')!)).toMatchObject({ evicted: true, minted: true });
+    const rotated = (await w.table.store.read('jwt')).token!;
+    clock.advance(11_000);
+    expect(await w.broker().evictTokens('jwt')).toBe(true);
+    const minted = await old.getToken(CALLER, 'jwt');
+    expect(minted.source).toBe('vendor');
+    expect((await w.table.store.read('jwt')).token?.secretVersion).toBe(rotated.secretVersion);
   });
 });
 

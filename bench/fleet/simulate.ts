@@ -4,7 +4,7 @@ import { makePrewarmHandler } from '../../functions/prewarm';
 import { makeRotationHandler } from '../../functions/rotation';
 import { Broker, BROKER_DEFAULTS } from '../../lib/broker';
 import { parseConfig, type BrokerConfig } from '../../lib/config';
-import { TokenCipher } from '../../lib/crypto';
+import { createBroker } from '../../lib/compose';
 import { isBrokerError } from '../../lib/errors';
 import type { Clock, Metrics as MetricsPort, TokenSource, TokenStore } from '../../lib/ports';
 import { CachedSecretSource } from '../../lib/secrets';
@@ -237,12 +237,12 @@ export async function simulateFleet(opts: FleetOptions = {}): Promise<FleetResul
     timing: () => undefined,
   };
   const newBroker = (name: string, cached = new CachedSecretSource(secrets, clock)) =>
-    new Broker({
+    createBroker({
       config,
       store,
       marks,
       secrets: cached,
-      cipher: new TokenCipher(keyRing, clock),
+      keyRing,
       clock,
       http: vendors.http,
       random: brokerRandom,

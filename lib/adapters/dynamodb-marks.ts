@@ -1,4 +1,4 @@
-import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand, type AttributeValue, type DynamoDBClient, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { TABLE_KEY } from '../contract';
 import type { RetiredMarks, StoreCallOptions } from '../ports';
 import { DYNAMODB_BUDGET } from './aws';
@@ -12,6 +12,8 @@ import { isConditionFailure, tableCall } from './dynamodb';
 // a mark raised a moment ago counts.
 
 const KEY = { [TABLE_KEY]: { S: 'retired' } };
+/** How its errors name it. */
+const MARKS = 'the retired marks table';
 /** The item's own attribute, not a mark. */
 const isMark = (name: string) => name !== TABLE_KEY;
 
@@ -23,8 +25,12 @@ export class DynamoRetiredMarks implements RetiredMarks {
   ) {}
 
   async readAll(call?: StoreCallOptions): Promise<Map<string, number>> {
-    const out = await tableCall('read the retired marks', this.totalMs, call, (abortSignal) =>
-      this.client.send(new GetItemCommand({ TableName: this.table, Key: KEY, ConsistentRead: true }), { abortSignal }),
+    const out = await tableCall(
+      'read the retired marks',
+      this.totalMs,
+      call,
+      (abortSignal) => this.client.send(new GetItemCommand({ TableName: this.table, Key: KEY, ConsistentRead: true }), { abortSignal }),
+      MARKS,
     );
     const marks = new Map<string, number>();
     for (const [name, v] of Object.entries(out.Item ?? {})) {
@@ -34,27 +40,17 @@ export class DynamoRetiredMarks implements RetiredMarks {
     return marks;
   }
 
+  /** Raises one mark; a mark already as high fails the condition, and stays. */
   async raise(key: string, mintedAt: number, call?: StoreCallOptions): Promise<void> {
-    try {
-      await tableCall('raise a retired mark', this.totalMs, call, (abortSignal) =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: KEY,
-            UpdateExpression: 'SET #m = :m',
-            ConditionExpression: 'attribute_not_exists(#m) OR #m < :m',
-            ExpressionAttributeNames: { '#m': key },
-            ExpressionAttributeValues: { ':m': { N: String(mintedAt) } },
-          }),
-          { abortSignal },
-        ),
-      );
-    } catch (err) {
-      // The mark is already as high: nothing to raise.
-      if (!isConditionFailure(err)) throw err;
-    }
+    await this.update('raise a retired mark', call, {
+      UpdateExpression: 'SET #m = :m',
+      ConditionExpression: 'attribute_not_exists(#m) OR #m < :m',
+      ExpressionAttributeNames: { '#m': key },
+      ExpressionAttributeValues: { ':m': { N: String(mintedAt) } },
+    });
   }
 
+  /** Removes the marks given, all or none: if one was raised since it was read, the next reader prunes again. */
   async prune(marks: ReadonlyMap<string, number>, call?: StoreCallOptions): Promise<void> {
     const entries = [...marks].filter(([key]) => isMark(key));
     if (entries.length === 0) return;
@@ -64,22 +60,25 @@ export class DynamoRetiredMarks implements RetiredMarks {
       names[`#m${i}`] = key;
       values[`:m${i}`] = { N: String(mark) };
     });
+    await this.update('prune the retired marks', call, {
+      UpdateExpression: `REMOVE ${entries.map((_e, i) => `#m${i}`).join(', ')}`,
+      ConditionExpression: entries.map((_e, i) => `#m${i} = :m${i}`).join(' AND '),
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: values,
+    });
+  }
+
+  /** A conditional UpdateItem of the marks' item: a condition that does not hold leaves it as it is. */
+  private async update(what: string, call: StoreCallOptions | undefined, input: Omit<UpdateItemCommandInput, 'TableName' | 'Key'>): Promise<void> {
     try {
-      await tableCall('prune the retired marks', this.totalMs, call, (abortSignal) =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.table,
-            Key: KEY,
-            UpdateExpression: `REMOVE ${entries.map((_e, i) => `#m${i}`).join(', ')}`,
-            ConditionExpression: entries.map((_e, i) => `#m${i} = :m${i}`).join(' AND '),
-            ExpressionAttributeNames: names,
-            ExpressionAttributeValues: values,
-          }),
-          { abortSignal },
-        ),
+      await tableCall(
+        what,
+        this.totalMs,
+        call,
+        (abortSignal) => this.client.send(new UpdateItemCommand({ TableName: this.table, Key: KEY, ...input }), { abortSignal }),
+        MARKS,
       );
     } catch (err) {
-      // One of them was raised meanwhile: the next reader prunes what is still stale.
       if (!isConditionFailure(err)) throw err;
     }
   }

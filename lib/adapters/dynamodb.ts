@@ -133,14 +133,20 @@ function recordOf(connection: string, item: Record<string, AttributeValue> | und
  * One table call within `totalMs` (the adapter's own budget) or the caller's (what is left of a request's),
  * whichever is shorter. A failed condition passes through; anything else is a table that is down.
  */
-export async function tableCall<T>(what: string, totalMs: number, call: StoreCallOptions | undefined, fn: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+export async function tableCall<T>(
+  what: string,
+  totalMs: number,
+  call: StoreCallOptions | undefined,
+  fn: (abortSignal: AbortSignal) => Promise<T>,
+  table = 'the token table',
+): Promise<T> {
   checkTimeLeft(call, what);
   try {
     return await withinDeadline(`DynamoDB (${what})`, Math.min(totalMs, call?.timeoutMs ?? Infinity), fn);
   } catch (err) {
     if (isConditionFailure(err)) throw err;
     const name = (err as { name?: string }).name ?? 'error';
-    throw new StoreUnavailableError(`the token table failed to ${what} (${name})`, { cause: err });
+    throw new StoreUnavailableError(`${table} failed to ${what} (${name})`, { cause: err });
   }
 }
 

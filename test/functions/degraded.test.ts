@@ -9,10 +9,10 @@ import { DYNAMODB_BUDGET } from '../../lib/adapters/aws';
 import { DynamoTokenStore, createDynamoClient } from '../../lib/adapters/dynamodb';
 import { ensureTable } from '../../lib/adapters/dynamodb-setup';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';
-import { Broker } from '../../lib/broker';
+import { createBroker } from '../../lib/compose';
 import { ManualClock } from '../../lib/clock';
 import { parseConfig } from '../../lib/config';
-import { LocalKeyRing, TokenCipher } from '../../lib/crypto';
+import { LocalKeyRing } from '../../lib/crypto';
 import { nodeHttpClient } from '../../lib/http';
 import { SandboxVendor } from '../../lib/local/sandbox-vendor';
 import { CachedSecretSource } from '../../lib/secrets';
@@ -60,11 +60,11 @@ async function hungTableWorld() {
     // The production client and budget: this is what a Lambda instance has.
     const client = createDynamoClient({ endpoint: db.endpoint, region: 'us-east-1', credentials: creds });
     cleanups.push(() => client.destroy());
-    const broker = new Broker({
+    const broker = createBroker({
       config,
       store: new DynamoTokenStore(client, 'tokens'),
       secrets: new CachedSecretSource(new FileSecretSource(secretsPath), clock),
-      cipher: new TokenCipher(keyRing, clock),
+      keyRing,
       clock,
       http: nodeHttpClient,
       metrics,

@@ -4,10 +4,9 @@ import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { makePrewarmHandler } from '../../functions/prewarm';
 import { FileSecretSource } from '../../lib/adapters/file-secrets';
 import { SecretsManagerSource } from '../../lib/adapters/secrets-manager';
-import { Broker } from '../../lib/broker';
+import { createBroker } from '../../lib/compose';
 import { BrokerError } from '../../lib/errors';
 import { ManualClock } from '../../lib/clock';
-import { TokenCipher } from '../../lib/crypto';
 import { nodeHttpClient } from '../../lib/http';
 import { CachedSecretSource } from '../../lib/secrets';
 import type { TokenSource, TokenStore } from '../../lib/ports';
@@ -321,7 +320,7 @@ describe('a secret changed without any event', () => {
     sm.put('broker/jwt-test', secretFor(w.vendor, 'jwt'), 'v1');
     registerSecretValue(ROTATED);
     const secrets = new CachedSecretSource(source, clock);
-    const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
+    const broker = createBroker({ config: w.config, store: w.table.store, marks: w.marks.store, secrets, keyRing: w.keyRing, clock, http: nodeHttpClient });
     const prewarm = makePrewarmHandler({ broker, logger: createLogger(), metrics: createMetrics(), secrets, store: w.table.store });
     const operations = () => sm.calls.map((c) => c.operation);
 
@@ -357,7 +356,7 @@ describe('a secret changed without any event', () => {
     }, { lifetime: 3600 });
     const w = world;
     const secrets = new CachedSecretSource(source, clock);
-    const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
+    const broker = createBroker({ config: w.config, store: w.table.store, marks: w.marks.store, secrets, keyRing: w.keyRing, clock, http: nodeHttpClient });
     const prewarm = makePrewarmHandler({ broker, logger: createLogger(), metrics: createMetrics(), secrets, store: w.table.store });
     // One token of each spelling, then each of those secrets gets a new version (no event).
     for (const id of ['c00', 'c01', 'c02', 'c03']) await broker.getToken(CALLER, id);
@@ -383,7 +382,7 @@ describe('a secret changed without any event', () => {
     const w = world;
     for (const id of ['a', 'b', 'c']) sm.put(`broker/${id}`, secretFor(w.vendor, 'jwt'), `${id}-v1`);
     const secrets = new CachedSecretSource(source, clock);
-    const broker = new Broker({ config: w.config, store: w.table.store, secrets, cipher: new TokenCipher(w.keyRing, clock), clock, http: nodeHttpClient });
+    const broker = createBroker({ config: w.config, store: w.table.store, marks: w.marks.store, secrets, keyRing: w.keyRing, clock, http: nodeHttpClient });
     const logger = createLogger();
     const warn = vi.spyOn(logger, 'warn');
     const prewarm = makePrewarmHandler({ broker, logger, metrics: createMetrics(), secrets, store: w.table.store });

@@ -323,7 +323,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         print(
           r,
           `refreshed ${r.connection}: the new token itself expires at ${r.expires_at}; callers are handed it for at ` +
-            "most the connection's maxTtl (900 s unless configured), then ask again",
+            `most ${r.max_ttl} s at a time (the connection's maxTtl), then ask again`,
         );
         return EXIT.ok;
       }
@@ -349,7 +349,8 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         const failed = results.filter((r): r is { id: string; err: unknown } => 'err' in r);
         for (const f of failed) io.stderr(`token-broker: ${f.id}: ${describe(f.err, 'status')}`);
         const ok = results.flatMap((r) => ('s' in r ? [r.s] : []));
-        print(ok, ok.length === 0 ? '(none)' : table([STATUS_HEADER, ...ok.map(statusRow)]));
+        // Nothing on stdout when every one failed: a script's $(...) captures no stand-in for an answer.
+        if (ok.length > 0) print(ok, table([STATUS_HEADER, ...ok.map(statusRow)]));
         return failed.length > 0 ? exitCodeOf(failed[0]!.err) : EXIT.ok;
       }
     }
