@@ -61,7 +61,11 @@ export async function verifySigV4(
   const [, accessKeyId, scopeDate, region, service, signedList, signature] = m as unknown as string[];
   const key = callers.get(accessKeyId!);
   if (!key) return fail('unknown access key');
-  if (region !== opts.region || service !== (opts.service ?? 'execute-api')) return fail('wrong credential scope');
+  // As API Gateway answers it (its words, which the client recognises): the region is the one thing a caller may be told.
+  if (region !== opts.region) {
+    throw new UnauthenticatedError(`Credential should be scoped to a valid region, not '${region}'.`, { context: { reason: 'wrong region' } });
+  }
+  if (service !== (opts.service ?? 'execute-api')) return fail('wrong credential scope');
   const amzDate = one(req.headers['x-amz-date']);
   const signedAt = parseAmzDate(amzDate);
   if (signedAt === undefined || amzDate?.slice(0, 8) !== scopeDate) return fail('missing or inconsistent x-amz-date');

@@ -215,6 +215,18 @@ describe('token-broker CLI, as a new user tries it', () => {
     expect(forbidden.stderr).toMatch(/\[request id [\w-]+\]/);
   });
 
+  it('a signature for another region than the broker\'s says so, in local mode as API Gateway says it', async () => {
+    const run = await inProcess(['token', 'jwt', '--region', 'eu-central-1']);
+    expect(run).toMatchObject({ code: 3, stdout: '' });
+    expect(run.stderr).toContain("signed for region eu-central-1, which is not the broker's");
+  });
+
+  it('status of connections that all fail prints nothing on stdout, only the errors', async () => {
+    const run = await inProcess(['status', 'jwt', 'digitaleo']);
+    expect(run).toMatchObject({ code: 3, stdout: '' });
+    expect(run.stderr).toContain('jwt: ');
+  });
+
   it('an admin-only command run by a caller says an admin is needed', async () => {
     for (const args of [['refresh', 'jwt'], ['verify', 'jwt'], ['status', 'jwt'], ['connections', '--admin']]) {
       const run = await inProcess(args);
