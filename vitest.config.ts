@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     setupFiles: ['test/support/setup.ts'],
-    // Powertools' logger and the EMF writer (lib/adapters/emf.ts) log through console (captured by setup.ts), EMF off.
+    // The logger (lib/adapters/log.ts) and the EMF writer (lib/adapters/emf.ts) log through console (captured by setup.ts), EMF off.
     env: { POWERTOOLS_DEV: 'true', POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'DEBUG' },
     benchmark: { include: ['test/**/*.bench.ts'] },
     testTimeout: 20_000,

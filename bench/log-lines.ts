@@ -6,12 +6,13 @@ import { LocalKeyRing } from '../lib/crypto';
 import type { HttpClient, HttpResponse } from '../lib/http';
 import type { SecretSource, TokenStore } from '../lib/ports';
 import { makeHandler, type HttpDeps } from '../functions/http';
+import type { JsonLogger } from '../lib/adapters/log';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../lib/adapters/powertools';
 import { LAMBDA_LOG_LEVELS, accessLogFormat } from '../infra/observability';
 import { lambdaContext, restEvent } from '../test/support/events';
 
 // The bytes CloudWatch Logs ingests per token request, each part rendered as AWS writes it: the http function's
-// own lines (the real handler, Powertools in its Lambda form, stdout captured), Lambda's platform lines at the
+// own lines (the real handler, the logger in its Lambda form, stdout captured), Lambda's platform lines at the
 // stack's system log level, and API Gateway's access log line in the stack's format with realistic values.
 
 const LEVELS = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'] as const;
@@ -92,9 +93,9 @@ export function renderAccessLogLine(values: Record<string, string> = ACCESS_LOG_
 export const accessLogBytesPerRequest = () => Buffer.byteLength(renderAccessLogLine());
 
 /**
- * Runs `work` with Powertools in its Lambda form (JSON lines and EMF on stdout, log level INFO) and returns every
- * line written to stdout or stderr meanwhile (in Lambda both go to the function's log group). `deps` is built
- * inside, as Powertools reads its environment when constructed.
+ * Runs `work` with the logger and the EMF writer in their Lambda form (JSON lines and EMF on stdout, log level
+ * INFO) and returns every line written to stdout or stderr meanwhile (in Lambda both go to the function's log
+ * group). `deps` is built inside, as the logger reads its environment when constructed.
  */
 export async function printedInLambdaForm<T>(work: () => Promise<T>): Promise<{ result: T; lines: string[] }> {
   const keys = ['POWERTOOLS_METRICS_DISABLED', 'POWERTOOLS_DEV', 'POWERTOOLS_LOG_LEVEL'] as const;
@@ -119,19 +120,23 @@ export async function printedInLambdaForm<T>(work: () => Promise<T>): Promise<{ 
   }
 }
 
-/** The http function's dependencies as Lambda wires them (functions/runtime.ts), over the given store and vendor. */
-export function lambdaFormDeps(store: TokenStore, clock: ManualClock): HttpDeps {
+/** The vendor the measurement mints from: a 1,000-character token, good for an hour. */
+const tokenVendor: HttpClient = () =>
+  Promise.resolve<HttpResponse>({
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(JSON.stringify({ access_token: 'x'.repeat(1000), token_type: 'Bearer', expires_in: 3600 })),
+  });
+
+/**
+ * The http function's dependencies as Lambda wires them (functions/runtime.ts), over the given store and vendor;
+ * `logger` and `vendor` stand in for its own (a test prints the same requests through another logger).
+ */
+export function lambdaFormDeps(store: TokenStore, clock: ManualClock, { logger = createLogger(), vendor = tokenVendor }: { logger?: JsonLogger; vendor?: HttpClient } = {}): HttpDeps {
   const config = parseConfig({
     connections: [{ id: 'logs', dialect: 'oauth2', tokenUrl: 'https://vendor.example/oauth/token', secretId: 'broker/logs', callers: ['arn:aws:iam::111111111111:role/campaigns-api'] }],
   });
   const secrets: SecretSource = { getSecret: () => Promise.resolve({ value: { client_id: 'c', client_secret: 'log-measure-secret' }, versionId: 'v1' }) };
-  const vendor: HttpClient = () =>
-    Promise.resolve<HttpResponse>({
-      status: 200,
-      headers: { 'content-type': 'application/json' },
-      body: Buffer.from(JSON.stringify({ access_token: 'x'.repeat(1000), token_type: 'Bearer', expires_in: 3600 })),
-    });
-  const logger = createLogger();
   const metrics = createMetrics();
   const broker = createBroker({
     config,

@@ -1,12 +1,11 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import type { Context } from 'aws-lambda';
 import type { EmfMetrics } from '../lib/adapters/emf';
-import { publishMetrics, type Middleware, type MiddlewareRequest } from './observability';
+import type { JsonLogger } from '../lib/adapters/log';
+import { logContext, publishMetrics, type Middleware, type MiddlewareRequest } from './observability';
 import { lambdaRuntime, type RuntimeOptions } from './runtime';
 
-// What every trigger's file shares: the Powertools middleware around its handler, and Lambda's entry point that
-// builds the broker once per instance, on the first invocation (tests import the files without an AWS runtime).
+// What every trigger's file shares: the logging and metrics middleware around its handler, and Lambda's entry point
+// that builds the broker once per instance, on the first invocation (tests import the files without an AWS runtime).
 
 /** How long before Lambda's deadline the handler is given up, so that the middleware still runs (middy's default). */
 const TIMEOUT_EARLY_MS = 5;
@@ -22,8 +21,8 @@ function timedOut(): Error {
  * The handler inside its middleware, run as middy ran it (middy's 2.5 KB of bundle were for features the functions
  * do not use: streamed answers, early answers, hooks): each `before` in order, the handler, then each `after` in the
  * reverse order; when any of them throws, each `onError` in the reverse order, and the error thrown on. With Lambda's context, the handler is given up
- * TIMEOUT_EARLY_MS before the deadline (it fails with a TimeoutError), so the logger's keys are still reset and the
- * request's metrics still published.
+ * TIMEOUT_EARLY_MS before the deadline (it fails with a TimeoutError), so that the request's metrics are still
+ * published.
  */
 export function withMiddleware<E, R>(fn: (event: E, context: Context) => Promise<R>, middleware: Middleware[]) {
   const reversed = [...middleware].reverse();
@@ -57,8 +56,8 @@ export function withMiddleware<E, R>(fn: (event: E, context: Context) => Promise
   };
 }
 
-export function withPowertools<E, R>(fn: (event: E, context: Context) => Promise<R>, deps: { logger: Logger; metrics: EmfMetrics }) {
-  return withMiddleware(fn, [injectLambdaContext(deps.logger, { resetKeys: true }), publishMetrics(deps.metrics)]);
+export function withPowertools<E, R>(fn: (event: E, context: Context) => Promise<R>, deps: { logger: JsonLogger; metrics: EmfMetrics }) {
+  return withMiddleware(fn, [logContext(deps.logger), publishMetrics(deps.metrics)]);
 }
 
 export function lambdaEntry<E, R>(make: (runtime: ReturnType<typeof lambdaRuntime>) => (event: E, context: Context) => Promise<R>, options: RuntimeOptions = {}) {

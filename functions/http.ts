@@ -1,4 +1,3 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type * as z from 'zod/mini';
 import type { Broker, ConnectionStatus, IssuedToken } from '../lib/broker';
@@ -18,6 +17,7 @@ import {
 import { fingerprint } from '../lib/fingerprint';
 import { canUse, isAdmin, principalArn } from '../lib/policy';
 import type { EmfMetrics } from '../lib/adapters/emf';
+import type { JsonLogger } from '../lib/adapters/log';
 import { loggerPort, requestLogKeys } from '../lib/adapters/powertools';
 import { readHealth } from '../lib/console/health';
 import { ServedCounter } from '../lib/console/served';
@@ -43,7 +43,7 @@ import {
 
 export interface HttpDeps {
   broker: Broker;
-  logger: Logger;
+  logger: JsonLogger;
   metrics: EmfMetrics;
   /**
    * Where connections come from (the file, and the table) and the admin's changes to registered ones. Without it,
@@ -344,7 +344,7 @@ async function connectionRoute(
   arn: string,
   id: string,
   changes: ConnectionChanges | undefined,
-  logger: Logger,
+  logger: JsonLogger,
   audited: Record<string, unknown> | undefined,
 ): Promise<APIGatewayProxyResult> {
   if (!changes) throw new DependencyUnavailableError('this broker has no table of registered connections');

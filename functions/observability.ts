@@ -1,7 +1,8 @@
 import type { Context } from 'aws-lambda';
 import type { EmfMetrics } from '../lib/adapters/emf';
+import type { JsonLogger } from '../lib/adapters/log';
 
-/** What a middleware sees of an invocation: middy's request, the shape Powertools' logger middleware takes. */
+/** What a middleware sees of an invocation: middy's request. */
 export interface MiddlewareRequest {
   event: unknown;
   context: Context;
@@ -28,4 +29,13 @@ export function publishMetrics(metrics: EmfMetrics): Middleware {
     metrics.clearDimensions();
   };
   return { after: publish, onError: publish };
+}
+
+/**
+ * Gives the logger the invocation's context before the handler, as Powertools' injectLambdaContext did: the request
+ * id for the warnings and errors that follow, cold_start on an on-demand instance's first invocation. (Its reset of
+ * the keys appended during a request had nothing to reset: no line's keys are appended to the logger.)
+ */
+export function logContext(logger: JsonLogger): Middleware {
+  return { before: ({ context }) => logger.addContext(context) };
 }

@@ -1,6 +1,6 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { MetricUnit, type EmfMetrics } from '../lib/adapters/emf';
+import type { JsonLogger } from '../lib/adapters/log';
 import type { Broker } from '../lib/broker';
 import type { Connection } from '../lib/config';
 import type { ConnectionCatalog } from '../lib/connections';
@@ -18,7 +18,7 @@ import { lambdaEntry, withPowertools } from './entry';
 
 export interface PrewarmDeps {
   broker: Broker;
-  logger: Logger;
+  logger: JsonLogger;
   metrics: EmfMetrics;
   /**
    * Where the current secret versions are read and the stored tokens' versions compared: the broker's own cached

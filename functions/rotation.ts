@@ -1,5 +1,5 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type EmfMetrics } from '../lib/adapters/emf';
+import type { JsonLogger } from '../lib/adapters/log';
 import type { Broker } from '../lib/broker';
 import { systemClock, type Clock } from '../lib/clock';
 import type { ConnectionCatalog } from '../lib/connections';
@@ -19,7 +19,7 @@ import { lambdaEntry, withPowertools } from './entry';
 
 export interface RotationDeps {
   broker: Broker;
-  logger: Logger;
+  logger: JsonLogger;
   metrics: EmfMetrics;
   /** The registered connections (issue 19): listed once per catalog window, not once per event. */
   connections?: { catalog: Pick<ConnectionCatalog, 'allRegistered'> };

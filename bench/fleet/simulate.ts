@@ -1,4 +1,3 @@
-import { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { makePrewarmHandler } from '../../functions/prewarm';
 import { makeRotationHandler } from '../../functions/rotation';
@@ -10,6 +9,7 @@ import type { Clock, Metrics as MetricsPort, TokenSource, TokenStore } from '../
 import { CachedSecretSource } from '../../lib/secrets';
 import { Covers, ServiceAlone, idealContinuousTokens, idealOnDemandTokens, usableSeconds } from './ideal';
 import { EmfMetrics } from '../../lib/adapters/emf';
+import { JsonLogger } from '../../lib/adapters/log';
 import { MemoryTokenStore } from '../../lib/adapters/memory-store';
 import { MemoryRetiredMarks } from '../../lib/adapters/memory-marks';
 import { EVENTUAL_READ_LAG_MS, HANDLER_OVERHEAD_MS, IDLE_REAP_MS, LATENCY, MAX_ENVIRONMENT_LIFE_MS } from './latency';
@@ -151,7 +151,7 @@ async function settle(activity: { n: number }): Promise<void> {
 }
 
 function silentLogger() {
-  return new Logger({ serviceName: 'token-broker', logLevel: 'SILENT' });
+  return new JsonLogger({ serviceName: 'token-broker', logLevel: 'SILENT' });
 }
 
 function quietMetrics() {

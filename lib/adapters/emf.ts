@@ -32,7 +32,8 @@ function envFlag(key: string): boolean | undefined {
   throw new Error(`Environment variable ${key} must be a boolean`);
 }
 
-function devMode(): boolean {
+/** Powertools' development mode (POWERTOOLS_DEV, read as Powertools reads it): console, for a person to read. */
+export function devMode(): boolean {
   try {
     return envFlag('POWERTOOLS_DEV') ?? false;
   } catch {

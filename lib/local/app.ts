@@ -2,9 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { EmfMetrics } from '../adapters/emf';
+import type { JsonLogger } from '../adapters/log';
 import { createLogger, createMetrics, loggerPort, metricsPort } from '../adapters/powertools';
 import { DynamoConnectionRegistry } from '../adapters/connections-table';
 import { UNHURRIED_BUDGET } from '../adapters/aws';
@@ -54,7 +54,7 @@ export interface DemoInfo {
 /** The HTTP handler Lambda runs, made for this broker (functions/http.ts's makeHandler; lib/ does not import it). */
 export type HandlerFactory = (deps: {
   broker: Broker;
-  logger: Logger;
+  logger: JsonLogger;
   metrics: EmfMetrics;
   connections: { catalog: ConnectionCatalog; changes: ConnectionChanges };
   store?: RecordScan & ServedCounts;

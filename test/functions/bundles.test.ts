@@ -47,6 +47,14 @@ describe("the functions' bundles", () => {
     }
   });
 
+  it("no function carries Powertools at all, nor the runtime's invoke store it brought: lib/adapters/log.ts writes the log lines", async () => {
+    for (const entry of ['functions/http.ts', 'functions/prewarm.ts', 'functions/rotation.ts']) {
+      const modules = [...(await modulesOf(entry)).keys()];
+      expect(modules).toContain('lib/adapters/log.ts');
+      expect(modules.filter((m) => /@aws-lambda-powertools\/|@aws\/lambda-invoke-store/.test(m))).toEqual([]);
+    }
+  });
+
   it("the http function carries no answer schema (openapi.ts's alone) and not all of zod's util namespace", async () => {
     const bytes = await modulesOf('functions/http.ts');
     const modules = [...bytes.keys()];

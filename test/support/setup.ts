@@ -4,7 +4,7 @@ import { afterAll, vi } from 'vitest';
 import { BrokerError } from '../../lib/errors';
 import { knownSecrets, leaks } from './secrets-registry';
 
-// Runs in every test file: whatever the code logs (Powertools writes through console when POWERTOOLS_DEV is set)
+// Runs in every test file: whatever the code logs (the logger writes through console when POWERTOOLS_DEV is set)
 // and every error it makes are captured instead of printed, and at the end searched for every secret, password
 // and token literal the file used or saw issued, in every spelling a vendor's echo could carry.
 
