@@ -111,7 +111,7 @@ function vitestBenches() {
   const mem = get('handler: token from memory');
   const bare = get('bare handler');
   note({
-    what: 'warm hit in memory, through the whole handler (middleware, Powertools, routing, validation, audit line)',
+    what: 'warm hit in memory, through the whole handler (middleware, logger, metrics, routing, validation, audit line)',
     value: `${fmt(mem.mean * 1000, 1)} µs (±${fmt(mem.rme, 1)}%)`,
     yardstick: `bare handler ${fmt(bare.mean * 1000, 2)} µs`,
     ratio: `${fmt(mem.mean / bare.mean, 0)}×`,
