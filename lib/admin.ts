@@ -4,7 +4,7 @@ import { BrokerError, ConfigurationError, ForbiddenError, InvalidRequestError, R
 import { mintToken, readCredentials, type TokenSet } from './exchange';
 import { fingerprint } from './fingerprint';
 import { MAX_LIFETIME_SECONDS } from './token-response';
-import { mint, unavailable } from './minting';
+import { mint, retireBefore, unavailable } from './minting';
 import type { IssuedToken, Parts, Want } from './parts';
 import { canUse, isAdmin } from './policy';
 import type { StoredToken } from './ports';
@@ -134,7 +134,7 @@ export class Admin {
     if (!served) throw new VendorTimeoutError(`${connection.id}: no token could be obtained in time`);
     // Every token before the new one is retired: an admin refreshes a token that must not be served again, put back
     // or not, and this holds even when the first read (the previous token) failed.
-    await parts.retired.retire(connection.id, served.held.mintedAt - 1);
+    await retireBefore(parts, connection, served.held);
     return issue(parts, connection, served.held, served.source);
   }
 

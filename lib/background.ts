@@ -1,5 +1,5 @@
 import type { Connection } from './config';
-import { mint } from './minting';
+import { mint, retireBefore } from './minting';
 import { PREWARM_HOLD_MARGIN_MS, type Parts } from './parts';
 import type { ConnectionRecord } from './ports';
 import { secretOf } from './secret-exchange';
@@ -90,7 +90,7 @@ export class Background {
     }
     parts.cooldowns.end(id);
     const served = await mint(parts, connection, (t) => t.secretVersion === secret.versionId, { wait: true, ignoreCooldown: true });
-    if (served) await parts.retired.retire(id, served.held.mintedAt - 1);
+    if (served) await retireBefore(parts, connection, served.held);
     return { evicted, minted: served?.source === 'vendor', secretVersion: secret.versionId };
   }
 }

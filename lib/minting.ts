@@ -97,7 +97,7 @@ export class LeasedMint {
       // A token evicted (the item keeps its mint time, not its token) may have gone with its secret: a rotation this
       // instance's copy of the secret has not seen. Read it afresh then, as when the stored token names another version.
       const evicted = lease.record.token === undefined && lease.record.mintedAt !== undefined;
-      const read = { forceRefresh: plan.freshSecret ?? evicted, storedVersion: lease.record.token?.secretVersion };
+      const read = { forceRefresh: plan.freshSecret ?? false, preferFresh: evicted, storedVersion: lease.record.token?.secretVersion };
       minted = await exchangeSecret(parts, connection, read, current);
     } catch (err) {
       throw await this.fail(err);
@@ -230,6 +230,20 @@ export async function openStored(parts: Parts, stored: StoredToken | undefined):
   }
   parts.instance.noteNewest(held);
   return held;
+}
+
+/**
+ * After a rotation's or an admin's refresh's mint: every token minted before the new one is retired. Up to just
+ * before the new token when the table holds it; when it does not (KMS or the table could not take it, or the lease
+ * was lost), no further than the table's own high-water mark, which every later mint stays above, so that no genuine
+ * later token from an instance whose clock lags a little falls under the mark.
+ */
+export async function retireBefore(parts: Parts, connection: Connection, held: HeldToken): Promise<void> {
+  const highWater = await parts.store.read(connection.id).then(
+    (r) => r.mintedAt,
+    () => undefined,
+  );
+  await parts.retired.retire(connection.id, Math.min(held.mintedAt - 1, highWater ?? held.mintedAt - 1));
 }
 
 /**

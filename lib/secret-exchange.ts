@@ -1,5 +1,5 @@
 import type { Connection } from './config';
-import { BrokerError, ConfigurationError, VendorRejectedCredentialsError } from './errors';
+import { BrokerError, ConfigurationError, DependencyUnavailableError, VendorRejectedCredentialsError } from './errors';
 import { mintToken, readCredentials, type ExchangeOptions, type TokenSet } from './exchange';
 import { fingerprint } from './fingerprint';
 import type { Parts, Served } from './parts';
@@ -21,6 +21,21 @@ export async function secretOf(parts: Parts, connection: Connection, opts: Secre
       throw new ConfigurationError(`${connection.id}: ${err.message}`, { context: { connection: connection.id }, cause: err });
     }
     throw err;
+  }
+}
+
+/**
+ * The secret read afresh, or this instance's copy when Secrets Manager cannot answer: after an eviction the fresh
+ * read is a precaution (a rotation this copy has not seen), and it must not make the connection depend on Secrets
+ * Manager being up where the copy would have served (nor send it a read per request while it struggles).
+ */
+async function preferFresh(parts: Parts, connection: Connection): Promise<SecretValue> {
+  try {
+    return await secretOf(parts, connection, { forceRefresh: true });
+  } catch (err) {
+    if (!(err instanceof DependencyUnavailableError)) throw err;
+    parts.log.warn('the secret could not be read afresh after an eviction; using this instance\'s copy', { connection: connection.id });
+    return secretOf(parts, connection, {});
   }
 }
 
@@ -58,11 +73,11 @@ export function toHeld(parts: Parts, connection: Connection, minted: Minted, min
 export async function exchangeSecret(
   parts: Parts,
   connection: Connection,
-  read: { forceRefresh?: boolean; storedVersion?: string | undefined },
+  read: { forceRefresh?: boolean; preferFresh?: boolean; storedVersion?: string | undefined },
   current?: HeldToken,
 ): Promise<Minted> {
   const started = performance.now();
-  let secret = await secretOf(parts, connection, { forceRefresh: read.forceRefresh ?? false });
+  let secret = read.preferFresh && !read.forceRefresh ? await preferFresh(parts, connection) : await secretOf(parts, connection, { forceRefresh: read.forceRefresh ?? false });
   // The table's token was minted with another version than this instance's copy: the secret changed meanwhile.
   if (!read.forceRefresh && read.storedVersion !== undefined && read.storedVersion !== secret.versionId) {
     secret = await secretOf(parts, connection, { forceRefresh: true });

@@ -46,7 +46,7 @@ function parseAmzDate(v: string | undefined): number | undefined {
   return Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
 }
 
-/** Returns the caller's access key id and ARN, or throws UnauthenticatedError (never saying which check failed). */
+/** Returns the caller's access key id and ARN, or throws UnauthenticatedError (saying which check failed only for the region, as API Gateway does). */
 export async function verifySigV4(
   req: SignedRequest,
   callers: ReadonlyMap<string, CallerKey>,
@@ -59,12 +59,13 @@ export async function verifySigV4(
   const m = AUTH.exec(one(req.headers.authorization) ?? '');
   if (!m) return fail('no or malformed Authorization header');
   const [, accessKeyId, scopeDate, region, service, signedList, signature] = m as unknown as string[];
-  const key = callers.get(accessKeyId!);
-  if (!key) return fail('unknown access key');
-  // As API Gateway answers it (its words, which the client recognises): the region is the one thing a caller may be told.
+  // As API Gateway answers it (its words, which the client recognises), before the key is looked at: the region is the
+  // one thing a caller may be told, and the answer is the same whether the key exists or not.
   if (region !== opts.region) {
     throw new UnauthenticatedError(`Credential should be scoped to a valid region, not '${region}'.`, { context: { reason: 'wrong region' } });
   }
+  const key = callers.get(accessKeyId!);
+  if (!key) return fail('unknown access key');
   if (service !== (opts.service ?? 'execute-api')) return fail('wrong credential scope');
   const amzDate = one(req.headers['x-amz-date']);
   const signedAt = parseAmzDate(amzDate);

@@ -219,6 +219,9 @@ describe('token-broker CLI, as a new user tries it', () => {
     const run = await inProcess(['token', 'jwt', '--region', 'eu-central-1']);
     expect(run).toMatchObject({ code: 3, stdout: '' });
     expect(run.stderr).toContain("signed for region eu-central-1, which is not the broker's");
+    // The same words for a key the broker does not know: the answer says nothing of which keys exist.
+    const unknown = await inProcess(['token', 'jwt', '--region', 'eu-central-1'], { as: { ...CALLER, accessKeyId: 'AKIAUNKNOWNKEY000001' } });
+    expect(unknown.stderr).toContain("signed for region eu-central-1, which is not the broker's");
   });
 
   it('status of connections that all fail prints nothing on stdout, only the errors', async () => {

@@ -1,9 +1,13 @@
 import { GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../lib/clock';
-import { StoreUnavailableError } from '../lib/errors';
+import { DependencyUnavailableError, StoreUnavailableError } from '../lib/errors';
 import { LEASE_DEFAULTS } from '../lib/lease';
-import type { ReadOptions, RetiredMarks, TokenStore } from '../lib/ports';
+import { FileSecretSource } from '../lib/adapters/file-secrets';
+import { UNHURRIED_REQUEST_BUDGET } from '../lib/budget';
+import { createBroker } from '../lib/compose';
+import { nodeHttpClient } from '../lib/http';
+import type { KeyRing, ReadOptions, RetiredMarks, SecretSource, TokenStore } from '../lib/ports';
 import { MARK_KEPT_MS, MARK_RECHECK_MS, MARK_RETRY_MS, markKey } from '../lib/retired';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
@@ -202,6 +206,58 @@ describe('a mint after an eviction', () => {
     const minted = await old.getToken(CALLER, 'jwt');
     expect(minted.source).toBe('vendor');
     expect((await w.table.store.read('jwt')).token?.secretVersion).toBe(rotated.secretVersion);
+  });
+  it('reads the secret afresh, and when Secrets Manager cannot answer that read, mints with the copy it holds', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const file = new FileSecretSource(w.secretsPath);
+    let down = false;
+    let reads = 0;
+    const flaky: SecretSource = {
+      getSecret: (id, o) => {
+        reads++;
+        return down ? Promise.reject(new DependencyUnavailableError('Secrets Manager is throttling (simulated)')) : file.getSecret(id, o);
+      },
+    };
+    const b = createBroker({ config: w.config, store: w.table.store, marks: w.marks.store, secrets: flaky, keyRing: w.keyRing, clock, http: nodeHttpClient, options: { ...UNHURRIED_REQUEST_BUDGET, memoryTtlMs: 1 } });
+    const first = await b.getToken(CALLER, 'jwt');
+    clock.advance(11_000);
+    expect(await w.broker().invalidate(CALLER, 'jwt', first.accessToken)).toBe(true);
+    down = true;
+    const before = reads;
+    const minted = await b.getToken(CALLER, 'jwt');
+    expect(minted.source).toBe('vendor');
+    expect(minted.fingerprint).not.toBe(first.fingerprint);
+    // One fresh read tried; the copy served.
+    expect(reads).toBe(before + 1);
+  });
+});
+
+describe('a rotation or refresh whose new token the table did not take', () => {
+  it('retires no further than the table keeps: a later genuine token from an instance whose clock lags is served', async () => {
+    const clock = new ManualClock(T0);
+    const w = await worldOf(clock);
+    const first = await w.broker().getToken(CALLER, 'jwt');
+    w.writeSecrets({ 'broker/jwt-test': { ...secretFor(w.vendor, 'jwt'), unused: 'a new version' } });
+    clock.advance(60_000);
+    // KMS cannot make a data key for the rotation's instance: its new token is handed out, not stored.
+    const noKeys: KeyRing = {
+      generateDataKey: () => Promise.reject(new DependencyUnavailableError('KMS is throttling (simulated)')),
+      decryptDataKey: (e, c) => w.keyRing.decryptDataKey(e, c),
+    };
+    const rotation = w.broker({ keyRing: noKeys });
+    expect(await rotation.rotate(rotation.config.byId.get('jwt')!)).toMatchObject({ evicted: true, minted: true });
+    expect((await w.table.store.read('jwt')).token).toBeUndefined();
+    const mark = (await w.marks.store.readAll()).get(markKey('jwt'))!;
+    expect(mark).toBeLessThan(clock.now() - 1);
+    // An instance whose clock is 2 s behind mints the next token and stores it; a fresh instance serves it.
+    const lagging = new ManualClock(clock.now() - 2_000);
+    const next = await w.broker({ clock: lagging }).getToken(CALLER, 'jwt');
+    expect(next.fingerprint).not.toBe(first.fingerprint);
+    const metrics = new RecordingMetrics();
+    const served = await w.broker({ metrics }).getToken(CALLER, 'jwt');
+    expect(served).toMatchObject({ source: 'table', fingerprint: next.fingerprint });
+    expect(metrics.get('StaleTokensRefused')).toBe(0);
   });
 });
 

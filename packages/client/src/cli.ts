@@ -323,7 +323,7 @@ export async function runCli(argv: string[], io: CliIo = processIo): Promise<num
         print(
           r,
           `refreshed ${r.connection}: the new token itself expires at ${r.expires_at}; callers are handed it for at ` +
-            `most ${r.max_ttl} s at a time (the connection's maxTtl), then ask again`,
+            `most ${r.max_ttl === undefined ? "the connection's maxTtl" : `${r.max_ttl} s at a time (the connection's maxTtl)`}, then ask again`,
         );
         return EXIT.ok;
       }

@@ -73,8 +73,8 @@ export interface RefreshResult {
   connection: string;
   /** ISO 8601: when the new token itself expires. */
   expires_at: string;
-  /** Seconds: the most callers are handed it for at a time (the connection's maxTtl). */
-  max_ttl: number;
+  /** Seconds: the most callers are handed it for at a time (the connection's maxTtl); absent from older brokers. */
+  max_ttl?: number;
 }
 
 export interface VerifyResult {
