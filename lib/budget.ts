@@ -129,6 +129,11 @@ export class RequestBudget {
     return this.slow ? Math.min(leaseDeadline, this.started + this.opts.tableBudgetMs) : leaseDeadline;
   }
 
+  /** Milliseconds until the answer's deadline (answerByMs from the request's start). */
+  untilAnswer(): number {
+    return this.started + this.opts.answerByMs - this.clock.now();
+  }
+
   /** Runs one table call with what is left of the budget, noting how the table answered. */
   call<T>(run: (call: StoreCallOptions) => Promise<T>): Promise<T> {
     return this.timed(run, this.opts.tableBudgetMs - this.spent());

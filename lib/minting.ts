@@ -1,3 +1,4 @@
+import type { RequestBudget } from './budget';
 import type { Connection } from './config';
 import { DecryptionError, openToken, sealToken } from './crypto';
 import { BrokerError, ConfigurationError, DependencyUnavailableError, StoreUnavailableError, VendorProtocolError, VendorTimeoutError } from './errors';
@@ -45,10 +46,10 @@ async function mintUnderLease(parts: Parts, connection: Connection, want: Want, 
       if (!refused) return leased.mint(want);
       // Not this request's mint after all (the lease came too late, or was slow): give it back for the next instance.
       await leased.release();
-      return (await storedThatWillDo(parts, attempt.record.token, want)) ?? degraded(parts, connection, want, refused);
+      return (await storedThatWillDo(parts, attempt.record.token, want, budget)) ?? degraded(parts, connection, want, refused);
     }
     const cooldown = plan.ignoreCooldown ? undefined : cooldowns.adopt(id, attempt.record.failure);
-    const stored = await storedThatWillDo(parts, attempt.record.token, want);
+    const stored = await storedThatWillDo(parts, attempt.record.token, want, budget);
     if (stored) return stored;
     if (cooldown) throw cooldowns.error(cooldown);
     if (!plan.wait) return undefined;
@@ -66,8 +67,8 @@ async function mintUnderLease(parts: Parts, connection: Connection, want: Want, 
 }
 
 /** The stored token, opened and remembered, when it will do. */
-async function storedThatWillDo(parts: Parts, stored: StoredToken | undefined, want: Want): Promise<Served | undefined> {
-  const current = await openStored(parts, stored);
+async function storedThatWillDo(parts: Parts, stored: StoredToken | undefined, want: Want, budget?: RequestBudget): Promise<Served | undefined> {
+  const current = await openStored(parts, stored, budget);
   if (!current || !want(current)) return undefined;
   parts.instance.remember(current);
   return { held: current, source: 'table' };
@@ -85,7 +86,7 @@ export class LeasedMint {
   /** A token that will do: the one another instance stored between our look and our lease, or a new one. */
   async mint(want: Want): Promise<Served> {
     const { parts, connection, lease, plan } = this;
-    const current = await openStored(parts, lease.record.token);
+    const current = await openStored(parts, lease.record.token, plan.budget);
     if (current && want(current)) {
       await this.release();
       parts.instance.remember(current);
@@ -210,10 +211,11 @@ function tooLarge(connection: Connection): VendorProtocolError {
  * Decrypts a stored token. Treated as absent: a ciphertext that does not belong to its item, and an authentic
  * item older than one this instance has already seen or retired for cause fleet-wide (an old item put back).
  */
-export async function openStored(parts: Parts, stored: StoredToken | undefined): Promise<HeldToken | undefined> {
+export async function openStored(parts: Parts, stored: StoredToken | undefined, budget?: RequestBudget): Promise<HeldToken | undefined> {
   if (!stored) return undefined;
-  // A fresh instance has seen no newer token: the connection's retired mark tells it which ones not to serve.
-  await parts.retired.check(stored.connection);
+  // A fresh instance has seen no newer token: the connection's retired mark tells it which ones not to serve (read
+  // within the request's answer deadline, like the table's own calls).
+  await parts.retired.check(stored.connection, budget?.untilAnswer());
   if (parts.instance.isStale(stored)) {
     parts.metrics.count('StaleTokensRefused', 1);
     parts.log.warn('the table holds a token older than one already seen; ignoring it', { connection: stored.connection });

@@ -43,20 +43,24 @@ export class Retirements {
     private readonly deps: { clock: Clock; instance: Instance; log: Logger; metrics: Metrics; skewMs: number },
   ) {}
 
-  /** Before a token from the table is trusted: its connection's mark is known to this instance (noted in it). */
-  async check(connection: string): Promise<void> {
+  /**
+   * Before a token from the table is trusted: its connection's mark is known to this instance (noted in it). The read
+   * takes at most MARK_READ_MS, and no more than `withinMs` (what is left until the request's answer is due): with no
+   * time left it is not made, and counts as a failed read (the token is served; the marks are read again soon).
+   */
+  async check(connection: string, withinMs = Infinity): Promise<void> {
     if (this.due <= this.deps.clock.now()) {
-      this.reading ??= this.read().finally(() => (this.reading = undefined));
+      this.reading ??= this.read(Math.min(MARK_READ_MS, withinMs)).finally(() => (this.reading = undefined));
       await this.reading;
     }
     const mark = this.marks.get(markKey(connection));
     if (mark !== undefined) this.deps.instance.noteNewest({ connection, mintedAt: mark + 1 });
   }
 
-  private async read(): Promise<void> {
+  private async read(timeoutMs: number): Promise<void> {
     const { clock, log, metrics } = this.deps;
     try {
-      this.marks = await this.port.readAll({ timeoutMs: MARK_READ_MS });
+      this.marks = await this.port.readAll({ timeoutMs });
       this.due = clock.now() + MARK_RECHECK_MS;
     } catch (err) {
       // Served meanwhile: a table of marks that is down must not take the tokens down with it (the alarm says so).

@@ -113,8 +113,8 @@ export class TokenPath {
     const seen = (await read(consistent)).token;
     // Older than one this instance has seen: from a replica, more likely one behind than a token put back; the
     // item as it is decides (openStored refuses a token put back).
-    if (!consistent && seen && parts.instance.isStale(seen)) return { current: await openStored(parts, (await read(true)).token), consistent: true };
-    return { current: await openStored(parts, seen), consistent };
+    if (!consistent && seen && parts.instance.isStale(seen)) return { current: await openStored(parts, (await read(true)).token, budget), consistent: true };
+    return { current: await openStored(parts, seen, budget), consistent };
   }
 
   /** Whether a token that does not do would get this request refused: too short-lived, or too young to replace. */

@@ -8,7 +8,9 @@ import { UNHURRIED_REQUEST_BUDGET } from '../lib/budget';
 import { createBroker } from '../lib/compose';
 import { nodeHttpClient } from '../lib/http';
 import type { KeyRing, ReadOptions, RetiredMarks, SecretSource, TokenStore } from '../lib/ports';
-import { MARK_KEPT_MS, MARK_RECHECK_MS, MARK_RETRY_MS, markKey } from '../lib/retired';
+import { MARK_KEPT_MS, MARK_READ_MS, MARK_RECHECK_MS, MARK_RETRY_MS, Retirements, markKey } from '../lib/retired';
+import { Instance } from '../lib/instance';
+import { MemoryRetiredMarks } from '../lib/adapters/memory-marks';
 import { vendorConnectionInput, secretFor } from './support/connections';
 import { RecordingMetrics, startWorld, type World } from './support/harness';
 
@@ -389,5 +391,29 @@ describe('the retired marks themselves', () => {
     await w.marks.store.raise(markKey('gone'), old);
     await w.marks.store.prune(new Map([[markKey('gone'), old - 1]]));
     expect((await w.marks.store.readAll()).get(markKey('gone'))).toBe(old);
+  });
+});
+
+describe("the marks' read within a request", () => {
+  it("takes no longer than what is left until the request's answer is due, and with nothing left is not made", async () => {
+    const clock = new ManualClock(T0);
+    const asked: (number | undefined)[] = [];
+    const inner = new MemoryRetiredMarks();
+    const port: RetiredMarks = {
+      readAll: (call) => (asked.push(call?.timeoutMs), inner.readAll(call)),
+      raise: (k, m, call) => inner.raise(k, m, call),
+      prune: (m, call) => inner.prune(m, call),
+    };
+    const metrics = new RecordingMetrics();
+    const noop = () => undefined;
+    const retired = new Retirements(port, { clock, instance: new Instance(clock, 5_000), log: { info: noop, warn: noop, error: noop }, metrics, skewMs: 5_000 });
+    await retired.check('jwt', 120);
+    expect(asked).toEqual([120]);
+    clock.advance(MARK_RECHECK_MS);
+    await retired.check('jwt');
+    expect(asked).toEqual([120, MARK_READ_MS]);
+    clock.advance(MARK_RECHECK_MS);
+    await retired.check('jwt', 0);
+    expect(metrics.get('RetiredMarkReadFailures')).toBe(1);
   });
 });
