@@ -215,7 +215,7 @@ export async function openStored(parts: Parts, stored: StoredToken | undefined, 
   if (!stored) return undefined;
   // A fresh instance has seen no newer token: the connection's retired mark tells it which ones not to serve (read
   // within the request's answer deadline, like the table's own calls).
-  await parts.retired.check(stored.connection, budget?.untilAnswer());
+  await parts.retired.check(stored.connection, budget);
   if (parts.instance.isStale(stored)) {
     parts.metrics.count('StaleTokensRefused', 1);
     parts.log.warn('the table holds a token older than one already seen; ignoring it', { connection: stored.connection });

@@ -1,3 +1,4 @@
+import type { RequestBudget } from './budget';
 import type { Clock } from './clock';
 import { ENVELOPE_MAX_AGE_MS } from './crypto';
 import { fingerprint } from './fingerprint';
@@ -44,23 +45,26 @@ export class Retirements {
   ) {}
 
   /**
-   * Before a token from the table is trusted: its connection's mark is known to this instance (noted in it). The read
-   * takes at most MARK_READ_MS, and no more than `withinMs` (what is left until the request's answer is due): with no
-   * time left it is not made, and counts as a failed read (the token is served; the marks are read again soon).
+   * Before a token from the table is trusted: its connection's mark is known to this instance (noted in it). Within a
+   * request the read is one of its table calls (the marks are DynamoDB too): it counts in the request's budget (a slow
+   * one makes the request slow, so no mint starts late), and takes at most MARK_READ_MS, never past the answer's
+   * deadline. With no time left it is not made, and counts as a failed read (the token is served; read again soon).
    */
-  async check(connection: string, withinMs = Infinity): Promise<void> {
+  async check(connection: string, budget?: RequestBudget): Promise<void> {
     if (this.due <= this.deps.clock.now()) {
-      this.reading ??= this.read(Math.min(MARK_READ_MS, withinMs)).finally(() => (this.reading = undefined));
+      const read = (timeoutMs: number) => this.port.readAll({ timeoutMs: Math.min(MARK_READ_MS, timeoutMs) });
+      const within = budget ? () => budget.call((call) => read(Math.min(call.timeoutMs ?? Infinity, budget.untilAnswer()))) : () => read(Infinity);
+      this.reading ??= this.read(within).finally(() => (this.reading = undefined));
       await this.reading;
     }
     const mark = this.marks.get(markKey(connection));
     if (mark !== undefined) this.deps.instance.noteNewest({ connection, mintedAt: mark + 1 });
   }
 
-  private async read(timeoutMs: number): Promise<void> {
+  private async read(readAll: () => Promise<Map<string, number>>): Promise<void> {
     const { clock, log, metrics } = this.deps;
     try {
-      this.marks = await this.port.readAll({ timeoutMs });
+      this.marks = await readAll();
       this.due = clock.now() + MARK_RECHECK_MS;
     } catch (err) {
       // Served meanwhile: a table of marks that is down must not take the tokens down with it (the alarm says so).

@@ -4,7 +4,7 @@ import { ManualClock } from '../lib/clock';
 import { DependencyUnavailableError, StoreUnavailableError } from '../lib/errors';
 import { LEASE_DEFAULTS } from '../lib/lease';
 import { FileSecretSource } from '../lib/adapters/file-secrets';
-import { UNHURRIED_REQUEST_BUDGET } from '../lib/budget';
+import { BUDGET_DEFAULTS, RequestBudget, TableHealth, UNHURRIED_REQUEST_BUDGET } from '../lib/budget';
 import { createBroker } from '../lib/compose';
 import { nodeHttpClient } from '../lib/http';
 import type { KeyRing, ReadOptions, RetiredMarks, SecretSource, TokenStore } from '../lib/ports';
@@ -395,7 +395,7 @@ describe('the retired marks themselves', () => {
 });
 
 describe("the marks' read within a request", () => {
-  it("takes no longer than what is left until the request's answer is due, and with nothing left is not made", async () => {
+  it("takes no longer than what is left until the request's answer is due, and with nothing left is refused", async () => {
     const clock = new ManualClock(T0);
     const asked: (number | undefined)[] = [];
     const inner = new MemoryRetiredMarks();
@@ -407,13 +407,40 @@ describe("the marks' read within a request", () => {
     const metrics = new RecordingMetrics();
     const noop = () => undefined;
     const retired = new Retirements(port, { clock, instance: new Instance(clock, 5_000), log: { info: noop, warn: noop, error: noop }, metrics, skewMs: 5_000 });
-    await retired.check('jwt', 120);
+    const health = new TableHealth(clock, BUDGET_DEFAULTS);
+    const request = () => new RequestBudget(clock, BUDGET_DEFAULTS, health);
+    // 120 ms before the answer is due: the read gets those 120 ms.
+    const late = request();
+    clock.advance(BUDGET_DEFAULTS.answerByMs - 120);
+    await retired.check('jwt', late);
     expect(asked).toEqual([120]);
     clock.advance(MARK_RECHECK_MS);
-    await retired.check('jwt');
+    await retired.check('jwt', request());
     expect(asked).toEqual([120, MARK_READ_MS]);
+    // Past the deadline: asked with no time, which the adapters refuse without a call (checkTimeLeft), a failed read.
     clock.advance(MARK_RECHECK_MS);
-    await retired.check('jwt', 0);
+    const over = request();
+    clock.advance(BUDGET_DEFAULTS.answerByMs);
+    await retired.check('jwt', over);
+    expect(asked).toEqual([120, MARK_READ_MS, 0]);
     expect(metrics.get('RetiredMarkReadFailures')).toBe(1);
+  });
+
+  it('counts in the request budget: a slow read of the marks makes the request slow, as a slow table call does', async () => {
+    const clock = new ManualClock(T0);
+    const inner = new MemoryRetiredMarks();
+    const slow: RetiredMarks = {
+      readAll: async (call) => {
+        clock.advance(BUDGET_DEFAULTS.slowTableCallMs + 50);
+        return inner.readAll(call);
+      },
+      raise: (k, m, call) => inner.raise(k, m, call),
+      prune: (m, call) => inner.prune(m, call),
+    };
+    const noop = () => undefined;
+    const retired = new Retirements(slow, { clock, instance: new Instance(clock, 5_000), log: { info: noop, warn: noop, error: noop }, metrics: new RecordingMetrics(), skewMs: 5_000 });
+    const budget = new RequestBudget(clock, BUDGET_DEFAULTS, new TableHealth(clock, BUDGET_DEFAULTS));
+    await retired.check('jwt', budget);
+    expect(budget.tableSlow).toBe(true);
   });
 });
