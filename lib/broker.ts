@@ -8,8 +8,8 @@ import { FileConnections } from './adapters/file-connections';
 import { Instance } from './instance';
 import { Lease } from './lease';
 import { BROKER_DEFAULTS, type BrokerDeps, type IssuedToken, type Parts } from './parts';
-import { noLogger, noMetrics, type ConnectionRecord, type RetiredMarks } from './ports';
-import { Retirements } from './retired';
+import { noLogger, noMetrics, type ConnectionRecord } from './ports';
+import { NO_SHARED_MARKS, Retirements } from './retired';
 import { TokenPath } from './token-path';
 
 // The broker as its front ends see it (functions/, lib/local/, bench/): one object with the use cases' methods.
@@ -26,9 +26,6 @@ export { BROKER_DEFAULTS, PREWARM_HOLD_MARGIN_MS } from './parts';
 export type { BrokerDeps, BrokerOptions, IssuedToken, RefreshAhead } from './parts';
 export type { ConnectionStatus } from './admin';
 export type { PrewarmOutcome } from './background';
-
-/** No table of marks: what this instance retires, only it remembers (tests of other behaviour). */
-const NO_SHARED_MARKS: RetiredMarks = { readAll: () => Promise.resolve(new Map()), raise: () => Promise.resolve(), prune: () => Promise.resolve() };
 
 export class Broker {
   readonly config: BrokerConfig;

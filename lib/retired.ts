@@ -32,6 +32,9 @@ export function markKey(connection: string): string {
   return fingerprint(connection);
 }
 
+/** No table of marks: what an instance retires, only it remembers (tests of other behaviour). */
+export const NO_SHARED_MARKS: RetiredMarks = { readAll: () => Promise.resolve(new Map()), raise: () => Promise.resolve(), prune: () => Promise.resolve() };
+
 export class Retirements {
   private marks = new Map<string, number>();
   /** When the marks are next read. */

@@ -1,15 +1,13 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryTokenStore } from '../lib/adapters/memory-store';
 import { ManualClock } from '../lib/clock';
-import type { ReadOptions, RetiredMarks, TokenStore } from '../lib/ports';
+import type { ReadOptions, TokenStore } from '../lib/ports';
+import { NO_SHARED_MARKS } from '../lib/retired';
 import { secretFor, vendorConnectionInput } from './support/connections';
 import { startWorld, type World } from './support/harness';
 
 // The token path's first look at the table is eventually consistent (half DynamoDB's price); everything that decides
 // a mint reads consistently (docs/token-lifecycle.md, "Eventually consistent first looks").
-
-/** No table of marks: the consistent second read alone. */
-const NO_MARKS: RetiredMarks = { readAll: () => Promise.resolve(new Map()), raise: () => Promise.resolve(), prune: () => Promise.resolve() };
 
 const CALLER = 'arn:aws:iam::111111111111:role/caller';
 const INVALIDATOR = 'arn:aws:iam::111111111111:role/invalidator';
@@ -134,7 +132,7 @@ describe('a replica a second behind (eventually consistent reads answer the reco
     // 288 s (plus the 10 s margin): the first token does not cover it and is too young to replace; the newer one does.
     // Without the retired marks (which refuse the first token outright, below), the second, consistent read decides.
     const { store, calls } = recording(table);
-    const served = await w.broker({ store, config, marks: NO_MARKS }).getToken(CALLER, 'jwt', 288);
+    const served = await w.broker({ store, config, marks: NO_SHARED_MARKS }).getToken(CALLER, 'jwt', 288);
     expect(served.fingerprint).toBe(newest.fingerprint);
     expect(calls).toEqual([{ method: 'read', consistent: false }, { method: 'read', consistent: true }]);
     expect(w.vendor.received()).toBe(2);

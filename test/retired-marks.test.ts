@@ -394,6 +394,12 @@ describe('the retired marks themselves', () => {
   });
 });
 
+/** The core's use of the marks alone, on a port, with the clocks' usual 5 s skew. */
+function retirementsOn(port: RetiredMarks, clock: ManualClock, metrics: RecordingMetrics): Retirements {
+  const noop = () => undefined;
+  return new Retirements(port, { clock, instance: new Instance(clock, 5_000), log: { info: noop, warn: noop, error: noop }, metrics, skewMs: 5_000 });
+}
+
 describe("the marks' read within a request", () => {
   it("takes no longer than what is left until the request's answer is due, and with nothing left is refused", async () => {
     const clock = new ManualClock(T0);
@@ -405,8 +411,7 @@ describe("the marks' read within a request", () => {
       prune: (m, call) => inner.prune(m, call),
     };
     const metrics = new RecordingMetrics();
-    const noop = () => undefined;
-    const retired = new Retirements(port, { clock, instance: new Instance(clock, 5_000), log: { info: noop, warn: noop, error: noop }, metrics, skewMs: 5_000 });
+    const retired = retirementsOn(port, clock, metrics);
     const health = new TableHealth(clock, BUDGET_DEFAULTS);
     const request = () => new RequestBudget(clock, BUDGET_DEFAULTS, health);
     // 120 ms before the answer is due: the read gets those 120 ms.
@@ -437,8 +442,7 @@ describe("the marks' read within a request", () => {
       raise: (k, m, call) => inner.raise(k, m, call),
       prune: (m, call) => inner.prune(m, call),
     };
-    const noop = () => undefined;
-    const retired = new Retirements(slow, { clock, instance: new Instance(clock, 5_000), log: { info: noop, warn: noop, error: noop }, metrics: new RecordingMetrics(), skewMs: 5_000 });
+    const retired = retirementsOn(slow, clock, new RecordingMetrics());
     const budget = new RequestBudget(clock, BUDGET_DEFAULTS, new TableHealth(clock, BUDGET_DEFAULTS));
     await retired.check('jwt', budget);
     expect(budget.tableSlow).toBe(true);
